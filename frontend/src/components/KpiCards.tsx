@@ -1,0 +1,38 @@
+import type { Kpi } from "@/lib/api";
+import { kpiView } from "@/lib/format";
+
+export function KpiCards({ kpis, loading }: { kpis: Kpi[] | null; loading?: boolean }) {
+  if (!kpis) {
+    return (
+      <div className="kpis">
+        {[0, 1, 2].map((i) => (
+          <div key={i} className="panel kpi">
+            <div className="skeleton" style={{ height: 70 }} />
+          </div>
+        ))}
+      </div>
+    );
+  }
+  return (
+    <div className="kpis" data-testid="kpis" aria-busy={loading || undefined}>
+      {kpis.map((k) => {
+        const v = kpiView(k);
+        return (
+          <div key={k.name} className="panel kpi" data-testid={`kpi-${k.name}`}>
+            <div className="label">{v.label}</div>
+            <div className="value" data-testid="kpi-value">
+              {v.value}
+            </div>
+            <div className="prev">
+              <span className={`change ${v.change.trend}`} data-testid="kpi-change">
+                {v.change.trend === "up" ? "▲ " : v.change.trend === "down" ? "▼ " : ""}
+                {v.change.text}
+              </span>
+              {v.change.trend !== "none" && <>vs {v.previous}</>}
+            </div>
+          </div>
+        );
+      })}
+    </div>
+  );
+}
