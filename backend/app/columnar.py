@@ -1,0 +1,5 @@
+"""In-memory column cache for dashboard queries (placeholder until built)."""
+
+
+def build_columnar(ds, settings):
+    return None

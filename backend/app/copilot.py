@@ -1,0 +1,293 @@
+"""The copilot: question -> prompt -> model -> guarded SQL -> rows + chart."""
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sqlite3
+import time
+from dataclasses import dataclass, field
+
+import anyio
+
+from .core.config import Settings
+from .core.database import list_tables, quote_ident
+from .dataset import Dataset
+from .llm import LLMBadOutput, LLMError, LLMTimeout, OllamaClient
+from .sql_guard import ExecutionError, GuardError, check_sql, execute_guarded
+
+log = logging.getLogger("munero.copilot")
+
+CHART_TYPES = ("bar", "line", "pie", "scatter", "table", "kpi")
+MAX_HISTORY = 6
+SAMPLE_VALUE_CHARS = 60
+
+SYSTEM_PROMPT = (
+    "You are an expert data analyst who writes SQLite queries. "
+    "Given the database schema and the question, write ONE SQLite SELECT query that answers it, "
+    "using only the tables and columns in the schema, and choose how to chart the result. "
+    "Answer with JSON only: {\"sql\": \"...\", \"chart_type\": \"bar|line|pie|scatter|table|kpi\", "
+    "\"x\": \"<result column for the x axis or categories>\", \"y\": \"<result column with the values>\", "
+    "\"title\": \"<short title>\"}. Give result columns short aliases. Dialect: SQLite."
+)
+
+
+def schema_prompt(conn: sqlite3.Connection, max_chars: int = 24000) -> str:
+    """CREATE TABLE statements each followed by 3 example rows (the format Qwen2.5-Coder was evaluated with)."""
+    parts = []
+    rows = conn.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type IN ('table','view') AND name NOT LIKE 'sqlite_%' AND sql IS NOT NULL ORDER BY type, name"
+    ).fetchall()
+    for name, sql in rows:
+        block = sql.strip() + ";"
+        try:
+            cur = conn.execute(f"SELECT * FROM {quote_ident(name)} LIMIT 3")
+            cols = [d[0] for d in cur.description]
+            sample = cur.fetchall()
+        except sqlite3.DatabaseError:
+            sample, cols = [], []
+        if sample:
+            lines = ["\t".join(cols)]
+            for r in sample:
+                lines.append("\t".join(_cell(v) for v in r))
+            block += f"\n/*\n3 example rows:\nSELECT * FROM {quote_ident(name)} LIMIT 3;\n" + "\n".join(lines) + "\n*/"
+        parts.append(block)
+    text = "\n\n".join(parts)
+    if len(text) > max_chars:
+        # Too big for the context: keep the DDL, drop the examples.
+        text = "\n\n".join(sql.strip() + ";" for _n, sql in rows)[:max_chars]
+    return text
+
+
+def _cell(v) -> str:
+    if v is None:
+        return "NULL"
+    if isinstance(v, bytes):
+        return f"<{len(v)} bytes>"
+    s = str(v).replace("\n", " ").replace("\t", " ")
+    return s if len(s) <= SAMPLE_VALUE_CHARS else s[:SAMPLE_VALUE_CHARS] + "..."
+
+
+def build_messages(schema: str, question: str, history: list[dict] | None) -> list[dict]:
+    msgs = [{"role": "system", "content": SYSTEM_PROMPT}]
+    for turn in (history or [])[-MAX_HISTORY:]:
+        role = turn.get("role")
+        content = str(turn.get("content") or "")
+        if role in ("user", "assistant") and content:
+            msgs.append({"role": role, "content": content[:4000]})
+    msgs.append({
+        "role": "user",
+        "content": f"{schema}\n\n-- Using valid SQLite, answer the following question for the tables provided above.\n-- Question: {question}\n",
+    })
+    return msgs
+
+
+def correction_message(error: str) -> dict:
+    return {
+        "role": "user",
+        "content": f"The query failed with this SQLite error: {error}\nFix the query and answer with the same JSON format.",
+    }
+
+
+def parse_answer(content: str) -> dict:
+    text = content.strip()
+    text = re.sub(r"^```(?:json)?\s*|\s*```$", "", text)
+    try:
+        data = json.loads(text)
+    except ValueError:
+        m = re.search(r"\{.*\}", text, re.S)
+        if not m:
+            raise LLMBadOutput("the model's answer is not the expected JSON") from None
+        try:
+            data = json.loads(m.group(0))
+        except ValueError:
+            raise LLMBadOutput("the model's answer is not the expected JSON") from None
+    if not isinstance(data, dict) or not isinstance(data.get("sql"), str) or not data["sql"].strip():
+        raise LLMBadOutput("the model's answer has no SQL")
+    return data
+
+
+# ---------------------------------------------------------------------------------------------
+# Chart choice
+
+_TIME_NAME = re.compile(r"(date|day|week|month|year|quarter|period|time)", re.I)
+_TIME_VALUE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?|-W\d{2}|-Q[1-4])?([ T].*)?$")
+
+
+def _kind(name: str, values: list) -> str:
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return "empty"
+    if all(isinstance(v, str) and _TIME_VALUE.match(v) for v in vals):
+        return "time"
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals):
+        if _TIME_NAME.search(name) and all(isinstance(v, int) and 1900 <= v <= 2200 for v in vals):
+            return "time"
+        return "number"
+    return "text"
+
+
+def choose_chart(columns: list[str], rows: list[list], model_type=None, x=None, y=None) -> dict:
+    kinds = {c: _kind(c, [r[i] for r in rows]) for i, c in enumerate(columns)}
+    nums = [c for c in columns if kinds[c] == "number"]
+    times = [c for c in columns if kinds[c] == "time"]
+    texts = [c for c in columns if kinds[c] == "text"]
+
+    def valid(t, x, y) -> bool:
+        if t not in CHART_TYPES:
+            return False
+        if t == "table":
+            return True
+        if not rows:
+            return False
+        if t == "kpi":
+            return len(rows) == 1 and y in nums
+        if x not in columns or y not in nums or x == y:
+            return False
+        if t == "line":
+            return kinds[x] in ("time", "number")
+        if t == "bar":
+            return kinds[x] in ("text", "time", "number")
+        if t == "pie":
+            return kinds[x] in ("text",) and len(rows) <= 12 and all((r[columns.index(y)] or 0) >= 0 for r in rows)
+        if t == "scatter":
+            return kinds[x] == "number"
+        return False
+
+    if isinstance(model_type, str):
+        t = model_type.lower().strip()
+        yy = y if y in columns else (nums[0] if t == "kpi" and nums else y)
+        if valid(t, x, yy):
+            return {"type": t, "x": x if t != "kpi" else None, "y": yy if t != "table" else None, "series": None}
+    # Rules
+    if not rows:
+        return {"type": "table", "x": None, "y": None, "series": None}
+    if len(rows) == 1 and nums and len(columns) <= 2:
+        return {"type": "kpi", "x": None, "y": nums[0], "series": None}
+    if times and nums:
+        series = texts[0] if texts else None
+        return {"type": "line", "x": times[0], "y": next(c for c in nums if c != times[0]), "series": series}
+    if texts and nums:
+        return {"type": "bar", "x": texts[0], "y": nums[0], "series": None}
+    if len(nums) >= 2:
+        return {"type": "scatter", "x": nums[0], "y": nums[1], "series": None}
+    return {"type": "table", "x": None, "y": None, "series": None}
+
+
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class ChatResult:
+    sql: str | None = None
+    columns: list[str] = field(default_factory=list)
+    rows: list[list] = field(default_factory=list)
+    truncated: bool = False
+    chart: dict = field(default_factory=lambda: {"type": "table", "x": None, "y": None, "series": None})
+    title: str | None = None
+    error: str | None = None
+
+    def public(self) -> dict:
+        return {
+            "sql": self.sql,
+            "columns": self.columns,
+            "rows": self.rows,
+            "row_count": len(self.rows),
+            "truncated": self.truncated,
+            "chart": self.chart,
+            "title": self.title,
+            "error": self.error,
+        }
+
+
+class Copilot:
+    def __init__(self, settings: Settings, ds: Dataset, llm: OllamaClient):
+        self.s = settings
+        self.ds = ds
+        self.llm = llm
+
+    def _schema(self) -> str:
+        cache = self.ds.__dict__.setdefault("_schema_prompt", None)
+        if cache is None:
+            with self.ds.connection() as conn:
+                cache = schema_prompt(conn)
+            self.ds.__dict__["_schema_prompt"] = cache
+        return cache
+
+    async def answer(self, question: str, history: list[dict] | None) -> ChatResult:
+        schema = await anyio.to_thread.run_sync(self._schema)
+        messages = build_messages(schema, question, history)
+        debug = self.s.debug_log_prompts
+        if debug:
+            log.info("prompt question=%r", question)
+        last_sql = None
+        last_error = None
+        attempts = 1 + self.s.llm_max_corrections
+        for attempt in range(attempts):
+            t0 = time.monotonic()
+            try:
+                ans = await self.llm.chat(messages)
+            except LLMTimeout as exc:
+                return ChatResult(sql=last_sql, error=exc.message)
+            except LLMBadOutput as exc:
+                return ChatResult(sql=last_sql, error=exc.message)
+            log.info("model call attempt=%d took %.0f ms done_reason=%s", attempt + 1, (time.monotonic() - t0) * 1000, ans.done_reason)
+            if debug:
+                log.info("model output=%r", ans.content)
+            if ans.done_reason == "length":
+                return ChatResult(sql=last_sql, error="the model's answer was cut off (too long for its context window); try a simpler question")
+            try:
+                data = parse_answer(ans.content)
+            except LLMBadOutput as exc:
+                last_error = exc.message
+                messages += [{"role": "assistant", "content": ans.content[:4000]},
+                             {"role": "user", "content": "Answer with the JSON object only: {\"sql\", \"chart_type\", \"x\", \"y\", \"title\"}."}]
+                continue
+            sql = data["sql"].strip()
+            last_sql = sql
+            try:
+                checked = check_sql(sql, self.ds.tables, self.s.sql_default_limit)
+                result = await anyio.to_thread.run_sync(
+                    lambda: execute_guarded(self.ds.path, checked.sql, timeout=self.s.sql_timeout,
+                                            max_rows=self.s.sql_max_rows, max_length=self.s.sql_max_length)
+                )
+            except (GuardError, ExecutionError) as exc:
+                last_error = str(exc)
+                log.info("query refused or failed attempt=%d error_class=%s", attempt + 1, type(exc).__name__)
+                if debug:
+                    log.info("failed sql=%r error=%r", sql, last_error)
+                messages += [{"role": "assistant", "content": ans.content[:4000]}, correction_message(last_error)]
+                continue
+            chart = choose_chart(result.columns, result.rows, data.get("chart_type"), data.get("x"), data.get("y"))
+            title = data.get("title") if isinstance(data.get("title"), str) and data.get("title").strip() else None
+            return ChatResult(sql=checked.sql, columns=result.columns, rows=result.rows, truncated=result.truncated,
+                              chart=chart, title=title or _title(question))
+        return ChatResult(
+            sql=last_sql,
+            error=f"no working query after {attempts} attempts; the last error was: {last_error}",
+        )
+
+
+def _title(question: str) -> str:
+    q = question.strip().rstrip("?")
+    return q[:1].upper() + q[1:80]
+
+
+def example_questions(ds: Dataset) -> list[str]:
+    p = ds.profile
+    out = []
+    if p.usable:
+        money = next((m for m in p.measures if m.agg == "sum" and m.format == "currency"), None)
+        mlabel = (money.label if money else "rows").lower()
+        dims = sorted(p.dimensions, key=lambda d: 0 if d.path else 1)
+        for d in dims[:3]:
+            out.append(f"Top 10 {d.label.lower()} by {mlabel}")
+        out.append(f"Monthly {mlabel} over time")
+        out.append(f"How many {p.fact_table} were there per month in the last year?")
+        if money and len(dims) >= 2:
+            out.append(f"Share of {mlabel} by {dims[1].label.lower()}")
+    else:
+        for t in ds.tables[:3]:
+            out.append(f"How many rows are in {t}?")
+    if not out:
+        out.append("Which tables are in the database?")
+    return out

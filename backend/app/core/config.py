@@ -1,0 +1,49 @@
+"""Settings, read from the environment only (nothing is read relative to the code)."""
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=None, case_sensitive=False, extra="ignore")
+
+    db_path: str = "/data/munero.sqlite"
+    ollama_base_url: str = "http://ollama:11434"
+    ollama_model: str = "qwen2.5-coder:3b"
+    cors_origins: str = ""
+    debug: bool = False
+    debug_log_prompts: bool = False
+    # Total time budget (seconds) for one model call.
+    llm_timeout: float = 120.0
+    # Context window sent with every call (the same on every call, so Ollama never reloads the model).
+    llm_num_ctx: int = 8192
+    # Stream the model answer (NDJSON) instead of waiting for a single JSON document.
+    llm_stream: bool = True
+    # Timeout of the /api/tags probe used by /health (must stay well under 2 s).
+    health_probe_timeout: float = 1.2
+    # Seconds a health probe result is reused.
+    health_cache_seconds: float = 5.0
+    app_state_dir: str = "/state"
+    # JSON string or path to a JSON file overriding the detected dataset profile.
+    dataset_profile: str = ""
+    # Copilot query limits.
+    sql_timeout: float = 5.0
+    sql_max_rows: int = 500
+    sql_default_limit: int = 1000
+    sql_max_length: int = 1_000_000
+    llm_max_corrections: int = Field(default=2, ge=0, le=5)
+    # Build the in-memory columnar cache used to answer dashboard queries fast.
+    dashboard_cache: bool = True
+    dashboard_cache_max_rows: int = 20_000_000
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,164 @@
+"""The loaded dataset: the client's file, its profile and the query engines over it.
+
+Reloaded when the file at DB_PATH changes (size or mtime), so replacing the file on a running
+stack is picked up without a restart.
+"""
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from .core.config import Settings
+from .core.database import ConnectionPool, NoDataError, fingerprint, list_tables, open_readonly, quote_ident
+from .profile import Profile, ProfileError, build_profile
+
+log = logging.getLogger("munero.dataset")
+
+
+def iso_week_label(d: str | None) -> str | None:
+    if not d:
+        return None
+    from datetime import date
+
+    try:
+        y, w, _ = date.fromisoformat(d[:10]).isocalendar()
+    except ValueError:
+        return None
+    return f"{y}-W{w:02d}"
+
+
+def _register_functions(conn: sqlite3.Connection) -> None:
+    conn.create_function("munero_iso_week", 1, iso_week_label, deterministic=True)
+
+
+@dataclass
+class Dataset:
+    path: str
+    fp: tuple[int, int]
+    tables: list[str]
+    profile: Profile
+    profile_error: str | None = None
+    pool: ConnectionPool = field(default=None)  # type: ignore[assignment]
+    columnar: object | None = None  # app.columnar.ColumnarStore once built
+    _filters_cache: dict | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @contextmanager
+    def connection(self) -> Iterator[sqlite3.Connection]:
+        conn = self.pool.acquire()
+        try:
+            yield conn
+        finally:
+            self.pool.release(conn)
+
+    def main_table_rows(self) -> tuple[str | None, int | None]:
+        table = self.profile.fact_table
+        if table is None:
+            # The biggest table is the most telling figure we have.
+            best = (None, None)
+            with self.connection() as conn:
+                for t in self.tables:
+                    n = conn.execute(f"SELECT count(*) FROM {quote_ident(t)}").fetchone()[0]
+                    if best[1] is None or n > best[1]:
+                        best = (t, n)
+            return best
+        return table, self.profile.fact_rows
+
+
+class DatasetManager:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._ds: Dataset | None = None
+        self._lock = threading.Lock()
+        self._building: set[tuple] = set()
+
+    def get(self) -> Dataset:
+        """The current dataset; raises NoDataError when there is no usable file."""
+        path = self.settings.db_path
+        try:
+            fp = fingerprint(path)
+        except OSError:
+            self._drop()
+            raise NoDataError(f"no data loaded yet: no database file at {path}") from None
+        ds = self._ds
+        if ds is not None and ds.fp == fp and ds.path == path:
+            return ds
+        with self._lock:
+            ds = self._ds
+            if ds is not None and ds.fp == fp and ds.path == path:
+                return ds
+            ds = self._load(path, fp)
+            old, self._ds = self._ds, ds
+            if old is not None:
+                old.pool.close()
+        self._start_cache_build(ds)
+        return ds
+
+    def _drop(self) -> None:
+        with self._lock:
+            if self._ds is not None:
+                self._ds.pool.close()
+                self._ds = None
+
+    def _load(self, path: str, fp) -> Dataset:
+        t0 = time.monotonic()
+        conn = open_readonly(path)
+        try:
+            tables = list_tables(conn)
+            err = None
+            try:
+                profile = build_profile(conn, self.settings.dataset_profile)
+            except ProfileError as exc:
+                err = str(exc)
+                profile = Profile(source="override", notes=[err])
+            except sqlite3.DatabaseError as exc:
+                raise NoDataError(f"no data loaded yet: {path} could not be read ({type(exc).__name__})") from None
+        finally:
+            conn.close()
+        pool = _FunctionPool(path)
+        log.info("dataset loaded: tables=%d profile_source=%s usable=%s in %.0f ms",
+                 len(tables), profile.source, profile.usable, (time.monotonic() - t0) * 1000)
+        return Dataset(path=path, fp=fp, tables=tables, profile=profile, profile_error=err, pool=pool)
+
+    def _start_cache_build(self, ds: Dataset) -> None:
+        if not self.settings.dashboard_cache or not ds.profile.usable:
+            return
+        key = (ds.path, ds.fp)
+        with self._lock:
+            if key in self._building:
+                return
+            self._building.add(key)
+
+        def run():
+            from .columnar import build_columnar
+
+            try:
+                ds.columnar = build_columnar(ds, self.settings)
+            except Exception as exc:  # the SQL path keeps answering
+                log.warning("dashboard cache not built: %s", type(exc).__name__)
+
+        threading.Thread(target=run, name="dashboard-cache", daemon=True).start()
+
+    def wait_for_cache(self, timeout: float = 120.0) -> bool:
+        ds = self.get()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if ds.columnar is not None:
+                return True
+            time.sleep(0.05)
+        return False
+
+
+class _FunctionPool(ConnectionPool):
+    def acquire(self) -> sqlite3.Connection:
+        conn = super().acquire()
+        _register_functions(conn)
+        return conn
+
+
+__all__ = ["Dataset", "DatasetManager", "NoDataError", "open_readonly"]
