@@ -18,7 +18,7 @@ describe("KpiCards", () => {
     expect(html).toContain("20,000");
     expect(html).toContain("+5.3%");
     expect(html).toContain("vs 19,000");
-    expect(html).toContain("$1,500.50");
+    expect(html).toContain("1,500.50");
     expect(html).toContain("no previous data");
   });
 });

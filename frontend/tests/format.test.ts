@@ -2,9 +2,9 @@ import { describe, expect, it } from "vitest";
 import { formatCell, formatChange, formatCompact, formatDate, formatValue, kpiView } from "@/lib/format";
 
 describe("formatValue", () => {
-  it("formats currency with two decimals and grouping", () => {
-    expect(formatValue(12345.6, "currency")).toBe("$12,345.60");
-    expect(formatValue(-5, "currency")).toBe("-$5.00");
+  it("formats money with two decimals and grouping, without guessing a symbol", () => {
+    expect(formatValue(12345.6, "currency")).toBe("12,345.60");
+    expect(formatValue(-5, "currency")).toBe("-5.00");
   });
   it("formats counts as whole numbers", () => {
     expect(formatValue(20000, "count")).toBe("20,000");
@@ -36,13 +36,13 @@ describe("kpiView", () => {
   it("combines label, value, previous and change", () => {
     expect(
       kpiView({ name: "revenue", label: "Revenue", value: 12345.6, previous: 11000, change_pct: 12.2, format: "currency" }),
-    ).toEqual({ label: "Revenue", value: "$12,345.60", previous: "$11,000.00", change: { text: "+12.2%", trend: "up" } });
+    ).toEqual({ label: "Revenue", value: "12,345.60", previous: "11,000.00", change: { text: "+12.2%", trend: "up" } });
   });
 });
 
 describe("small formatters", () => {
   it("compacts axis values", () => {
-    expect(formatCompact(1_234_567, "currency")).toBe("$1.2M");
+    expect(formatCompact(1_234_567)).toBe("1.2M");
     expect(formatCompact(12_300)).toBe("12.3K");
     expect(formatCompact(null)).toBe("");
   });

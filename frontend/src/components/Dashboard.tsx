@@ -55,7 +55,8 @@ export function Dashboard() {
     Promise.all([api.profile(), api.filters()]).then(
       ([profile, filters]) => {
         setMeta({ profile, filters });
-        setMeasure(profile.measures[0]?.name ?? "");
+        // Money first when there is some: "Amount over time" says more than "Orders over time".
+        setMeasure((profile.measures.find((m) => m.format === "currency") ?? profile.measures[0])?.name ?? "");
         setTopDim(profile.dimensions[0]?.name ?? "");
       },
       (e) => setMetaError(describeError(e)),

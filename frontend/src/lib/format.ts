@@ -2,12 +2,13 @@ import type { Cell, Kpi, MeasureFormat } from "./api";
 
 const nf = (opts: Intl.NumberFormatOptions) => new Intl.NumberFormat("en-US", opts);
 
-const currencyFmt = nf({ style: "currency", currency: "USD", minimumFractionDigits: 2, maximumFractionDigits: 2 });
+// Money is shown without a symbol: the dataset does not say which currency its amounts are in.
+const currencyFmt = nf({ minimumFractionDigits: 2, maximumFractionDigits: 2 });
 const countFmt = nf({ maximumFractionDigits: 0 });
 const numberFmt = nf({ maximumFractionDigits: 2 });
 const compactFmt = nf({ notation: "compact", maximumFractionDigits: 1 });
 
-/** Formats a KPI or measure value for display: "$12,345.60", "20,000", "3.14"; "—" when missing. */
+/** Formats a KPI or measure value for display: "12,345.60", "20,000", "3.14"; "—" when missing. */
 export function formatValue(value: number | null | undefined, format: MeasureFormat = "number"): string {
   if (value === null || value === undefined || Number.isNaN(value)) return "—";
   switch (format) {
@@ -20,11 +21,10 @@ export function formatValue(value: number | null | undefined, format: MeasureFor
   }
 }
 
-/** Short form for chart axes: "$1.2M", "12.3K". */
-export function formatCompact(value: number | null | undefined, format: MeasureFormat = "number"): string {
+/** Short form for chart axes: "1.2M", "12.3K". */
+export function formatCompact(value: number | null | undefined): string {
   if (value === null || value === undefined || Number.isNaN(value)) return "";
-  const s = compactFmt.format(value);
-  return format === "currency" ? (value < 0 ? "-$" + s.slice(1) : "$" + s) : s;
+  return compactFmt.format(value);
 }
 
 export type Trend = "up" | "down" | "flat" | "none";

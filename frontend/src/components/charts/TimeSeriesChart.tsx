@@ -29,7 +29,7 @@ export default function TimeSeriesChart({
           <YAxis
             tick={{ fontSize: 12, fill: "#637083" }}
             width={64}
-            tickFormatter={(v: number) => formatCompact(v, format)}
+            tickFormatter={(v: number) => formatCompact(v)}
           />
           <Tooltip formatter={(v) => [formatValue(Number(v), format), label]} />
           <Area type="monotone" dataKey="value" stroke="#2563eb" strokeWidth={2} fill="url(#tsFill)" isAnimationActive={false} />

@@ -20,7 +20,7 @@ export default function TopBarChart({
       <ResponsiveContainer width="100%" height={height}>
         <BarChart data={data} layout="vertical" margin={{ top: 4, right: 16, bottom: 0, left: 8 }}>
           <CartesianGrid stroke="#eef1f5" horizontal={false} />
-          <XAxis type="number" tick={{ fontSize: 12, fill: "#637083" }} tickFormatter={(v: number) => formatCompact(v, format)} />
+          <XAxis type="number" tick={{ fontSize: 12, fill: "#637083" }} tickFormatter={(v: number) => formatCompact(v)} />
           <YAxis type="category" dataKey="label" width={120} tick={{ fontSize: 12, fill: "#1b2430" }} interval={0} />
           <Tooltip formatter={(v) => [formatValue(Number(v), format), label]} />
           <Bar dataKey="value" fill="#2563eb" radius={[0, 4, 4, 0]} isAnimationActive={false} />

@@ -1,0 +1,154 @@
+// Starts the real pieces for the browser test: the Ollama API stub, the backend on a sample
+// SQLite file, and the built frontend's standalone server. Every process is started in its own
+// process group and killed at the end, also when a step fails.
+import { spawn, spawnSync } from "node:child_process";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, openSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const FRONTEND = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+export const ROOT = resolve(FRONTEND, "..");
+export const RESULTS = join(FRONTEND, "test-results");
+
+const children = [];
+
+export function freePort() {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.unref();
+    s.on("error", rej);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => res(port));
+    });
+  });
+}
+
+/** Starts a long-running process with its output in test-results/logs/<name>.log. */
+export function start(name, cmd, args, opts = {}) {
+  mkdirSync(join(RESULTS, "logs"), { recursive: true });
+  const log = openSync(join(RESULTS, "logs", `${name}.log`), "w");
+  const child = spawn(cmd, args, { ...opts, detached: true, stdio: ["ignore", log, log] });
+  child.name = name;
+  children.push(child);
+  child.on("exit", (code, signal) => {
+    child.exited = { code, signal };
+  });
+  return child;
+}
+
+export function stopAll() {
+  for (const c of children.splice(0)) {
+    if (c.exitCode !== null || c.signalCode !== null) continue;
+    try {
+      process.kill(-c.pid, "SIGTERM");
+    } catch {
+      /* already gone */
+    }
+  }
+}
+
+// Last resort when the runner is interrupted: no stray servers left behind.
+process.on("exit", () => {
+  for (const c of children) {
+    try {
+      process.kill(-c.pid, "SIGKILL");
+    } catch {
+      /* gone */
+    }
+  }
+});
+for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => process.exit(130));
+
+/** Polls url until `ok(status)`; fails early when the process behind it exits. */
+export async function waitFor(url, child, ok = (s) => s === 200, timeoutMs = 120000) {
+  const until = Date.now() + timeoutMs;
+  let last = "";
+  while (Date.now() < until) {
+    if (child?.exited) throw new Error(`${child.name} exited (${JSON.stringify(child.exited)}) before ${url} answered; see test-results/logs/${child.name}.log`);
+    try {
+      const r = await fetch(url, { signal: AbortSignal.timeout(3000) });
+      if (ok(r.status)) return r;
+      last = `status ${r.status}`;
+    } catch (e) {
+      last = String(e?.cause?.code ?? e);
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`${url} did not become ready: ${last}`);
+}
+
+function python() {
+  const venv = join(ROOT, "backend/.venv/bin/python");
+  return existsSync(venv) ? venv : "python3";
+}
+
+/** Brings up stub, backend and frontend; returns their URLs. */
+export async function startStack({ rows = 20000, seed = 7 } = {}) {
+  const standalone = join(FRONTEND, ".next/standalone/server.js");
+  if (!existsSync(standalone)) throw new Error("no production build: run `npx next build` in frontend/ first");
+  // The standalone server serves static assets only from its own folder.
+  cpSync(join(FRONTEND, ".next/static"), join(FRONTEND, ".next/standalone/.next/static"), { recursive: true });
+  cpSync(join(FRONTEND, "public"), join(FRONTEND, ".next/standalone/public"), { recursive: true });
+
+  const uvicorn = join(ROOT, "backend/.venv/bin/uvicorn");
+  if (!existsSync(uvicorn)) throw new Error("backend venv missing: run scripts/test-backend.sh set-up or python3 -m venv backend/.venv && backend/.venv/bin/pip install -r backend/requirements.txt");
+
+  const tmp = mkdtempSync(join(tmpdir(), "munero-e2e-"));
+  const db = join(tmp, "munero.sqlite");
+  const made = spawnSync(python(), [join(ROOT, "backend/scripts/make_sample_db.py"), "--rows", String(rows), "--seed", String(seed), "--out", db], {
+    encoding: "utf8",
+  });
+  if (made.status !== 0) throw new Error(`make_sample_db.py failed: ${made.stderr || made.stdout}`);
+  mkdirSync(join(tmp, "state"));
+
+  const [stubPort, backendPort, webPort] = [await freePort(), await freePort(), await freePort()];
+  // A short delay on model calls keeps the "thinking" state on screen long enough to be seen and cancelled.
+  const stub = start("ollama-stub", "python3", [join(ROOT, "tests/ollama_stub/stub.py"), "--host", "127.0.0.1", "--port", String(stubPort)], {
+    env: { ...process.env, STUB_DELAY_MS: process.env.E2E_STUB_DELAY_MS ?? "1500" },
+  });
+  const stubUrl = `http://127.0.0.1:${stubPort}`;
+  await waitFor(`${stubUrl}/api/version`, stub);
+
+  const backend = start("backend", uvicorn, ["main:app", "--host", "127.0.0.1", "--port", String(backendPort)], {
+    cwd: join(ROOT, "backend"),
+    env: {
+      ...process.env,
+      DB_PATH: db,
+      OLLAMA_BASE_URL: stubUrl,
+      APP_STATE_DIR: join(tmp, "state"),
+    },
+  });
+  const backendUrl = `http://127.0.0.1:${backendPort}`;
+  await waitFor(`${backendUrl}/health`, backend, (s) => s === 200 || s === 503);
+
+  const web = start("frontend", process.execPath, [standalone], {
+    cwd: join(FRONTEND, ".next/standalone"),
+    env: { ...process.env, PORT: String(webPort), HOSTNAME: "127.0.0.1", BACKEND_URL: backendUrl, NODE_ENV: "production", NEXT_TELEMETRY_DISABLED: "1" },
+  });
+  const webUrl = `http://127.0.0.1:${webPort}`;
+  await waitFor(`${webUrl}/`, web);
+
+  return {
+    backendUrl,
+    webUrl,
+    stubUrl,
+    cleanup() {
+      stopAll();
+      rmSync(tmp, { recursive: true, force: true });
+    },
+  };
+}
+
+export const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
