@@ -39,7 +39,7 @@ trixie_download() {
     local pkg=$1 deb
     trixie_update
     (cd "$TRIXIE_DIR/debs" && trixie_apt apt-get -qq download "$pkg" >/dev/null)
-    deb=$(ls -t "$TRIXIE_DIR/debs/${pkg}"_*.deb | head -n1)
+    deb=$(find "$TRIXIE_DIR/debs" -maxdepth 1 -name "${pkg}_*.deb" -printf "%T@ %p\n" | sort -rn | head -n1 | cut -d" " -f2-)
     printf '%s\n' "$deb"
 }
 
