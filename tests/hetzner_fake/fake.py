@@ -335,11 +335,13 @@ def require_field(body, name, kind):
 class State:
     def __init__(self, config):
         self.lock = threading.RLock()
-        self.config = dict(config)
+        self.initial_config = dict(config)
         self.reset()
 
     def reset(self):
+        """Forget every resource, action, fault and logged request; restore the start-up config."""
         with self.lock:
+            self.config = dict(self.initial_config)
             self.servers = {}
             self.ssh_keys = {}
             self.firewalls = {}
@@ -1104,6 +1106,7 @@ class Control:
                     "delay": float(item.get("delay", 0)),
                     "reset_in": int(item.get("reset_in", 1)),
                     "raw_body": item.get("raw_body"),
+                    "json_body": item.get("json_body"),
                     "seen": 0,
                 })
                 if fault["when"] not in ("before", "after"):
@@ -1235,8 +1238,13 @@ class Handler(BaseHTTPRequestHandler):
             self.send(status, out)
             return
 
-        api_path = path[3:] if path == "/v1" or path.startswith("/v1/") else path
-        norm_path = "/v1" + api_path
+        if path == "/v1" or path.startswith("/v1/"):
+            api_path = path[3:]
+        elif self.server.serve_root:
+            api_path = path
+        else:
+            api_path = None
+        norm_path = "/v1" + api_path if api_path is not None else path
         query = parse_qs(url.query, keep_blank_values=True)
         entry = {"method": method, "path": norm_path, "query": query,
                  "body": body if not body_error else raw.decode("utf-8", "replace"),
@@ -1281,6 +1289,8 @@ class Handler(BaseHTTPRequestHandler):
                 headers["RateLimit-Reset"] = str(int(math.ceil(time.time())) + fault["reset_in"])
             if fault["raw_body"] is not None:
                 return status, None, fault["raw_body"]
+            if fault["json_body"] is not None:
+                return status, fault["json_body"], None
             default_codes = {429: ("rate_limit_exceeded", "limit of requests per hour reached"),
                              500: ("service_error", "internal server error (injected)"),
                              502: ("service_error", "bad gateway (injected)"),
@@ -1303,6 +1313,8 @@ class Handler(BaseHTTPRequestHandler):
                                    "message": "limit of %s requests per hour reached" % headers["RateLimit-Limit"],
                                    "details": None}}, None
         try:
+            if api_path is None:
+                raise not_found("route")
             if body_error:
                 raise ApiError(400, "json_error", "invalid JSON in request body: %s" % body_error)
             status, out = Api(state).handle(method, api_path, query, body)
@@ -1313,12 +1325,13 @@ class Handler(BaseHTTPRequestHandler):
         return status, out, None
 
 
-def serve(host, port, config, verbose=False):
+def serve(host, port, config, verbose=False, serve_root=True):
     state = State(config)
     handler = type("BoundHandler", (Handler,), {"state": state})
     httpd = ThreadingHTTPServer((host, port), handler)
     httpd.daemon_threads = True
     httpd.verbose = verbose
+    httpd.serve_root = serve_root
     return httpd, state
 
 
@@ -1333,11 +1346,13 @@ def main(argv=None):
     parser.add_argument("--starting-polls", type=int, default=1,
                         help="reads of a server that stay in 'starting' before it is 'running'")
     parser.add_argument("--rate-limit", type=int, default=3600, help="requests per hour (bucket size)")
+    parser.add_argument("--no-root", action="store_true",
+                        help="serve the API only under /v1 (a request to /servers gets 404)")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     config = {"action_polls": args.action_polls, "action_seconds": args.action_seconds,
               "starting_polls": args.starting_polls, "rate_limit": args.rate_limit}
-    httpd, _ = serve(args.host, args.port, config, args.verbose)
+    httpd, _ = serve(args.host, args.port, config, args.verbose, serve_root=not args.no_root)
     print("LISTENING %d" % httpd.server_address[1], flush=True)
     try:
         httpd.serve_forever()

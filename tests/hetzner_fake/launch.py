@@ -11,9 +11,10 @@ When both answer, prints ONE JSON line on stdout, for example
 and stays in the foreground until SIGTERM/SIGINT, until its parent process dies, or (with
 --exit-on-stdin-eof) until its stdin closes; it then stops the fake and Prism.
 
-`endpoint` is what HCLOUD_ENDPOINT must be set to: Prism's root when the contract check runs
-(Prism serves the API at /servers, not /v1/servers), the fake's /v1 otherwise. `control` is the
-fake's own root, for the /__fake/ control API (never proxied).
+`endpoint` is what HCLOUD_ENDPOINT must be set to: http://127.0.0.1:PORT/v1 in both modes (Prism's
+port when the contract check runs, the fake's otherwise; Prism is given a copy of the spec mounted
+under /v1, see normalized_spec). `control` is the fake's own root, for the /__fake/ control API
+(never proxied).
 
 The contract check needs Prism (scripts/setup/prism.sh installs it) and the spec at
 <repo>/../shared/specs/hcloud-openapi.json (override with --spec or MUNERO_HCLOUD_SPEC). When the
@@ -67,11 +68,15 @@ def free_port():
 
 
 def normalized_spec(spec_path, out_dir):
-    """Write a copy of the spec whose response range keys read 4XX/5XX instead of 4xx/5xx.
+    """Write the copy of the spec that Prism loads, with two mechanical changes:
 
-    The published file spells ranges in lower case; Prism only matches the upper-case form that
-    OpenAPI 3 defines, and would otherwise leave every error response unchecked (a warning only).
-    Nothing else is changed."""
+    1. response range keys read 4XX/5XX instead of 4xx/5xx: the published file spells them in
+       lower case, Prism only matches the upper-case form that OpenAPI 3 defines and would
+       otherwise leave every error response unchecked (a warning only);
+    2. every path is mounted under /v1, as on the real API (https://api.hetzner.cloud/v1), so that
+       the endpoint has the same shape with and without Prism and a client that drops the /v1
+       segment when joining URLs fails here as it would in production.
+    Schemas, parameters and bodies are untouched."""
     with open(spec_path, encoding="utf-8") as fh:
         spec = json.load(fh)
     changed = 0
@@ -84,6 +89,7 @@ def normalized_spec(spec_path, out_dir):
                 if re.fullmatch(r"[1-5]xx", key):
                     responses[key.upper()] = responses.pop(key)
                     changed += 1
+    spec["paths"] = {"/v1" + path: ops for path, ops in spec.get("paths", {}).items()}
     path = os.path.join(out_dir, "hcloud-openapi.prism.json")
     with open(path, "w", encoding="utf-8") as fh:
         json.dump(spec, fh)
@@ -116,7 +122,7 @@ class Launcher:
         a = self.args
         cmd = [sys.executable, os.path.join(HERE, "fake.py"), "--host", "127.0.0.1", "--port", str(a.port),
                "--action-polls", str(a.action_polls), "--action-seconds", str(a.action_seconds),
-               "--starting-polls", str(a.starting_polls), "--rate-limit", str(a.rate_limit)]
+               "--starting-polls", str(a.starting_polls), "--rate-limit", str(a.rate_limit), "--no-root"]
         err = open(self.fake_log, "ab")
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
                                 preexec_fn=die_with_parent)
@@ -134,14 +140,14 @@ class Launcher:
         for _attempt in range(3):
             port = self.args.prism_port or free_port()
             cmd = [PRISM_BIN, "proxy", "-h", "127.0.0.1", "-p", str(port), "--errors", spec,
-                   "http://127.0.0.1:%d/v1" % fake_port]
+                   "http://127.0.0.1:%d" % fake_port]
             proc = subprocess.Popen(cmd, cwd=HERE, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
             threading.Thread(target=self.pump_prism, args=(proc,), daemon=True).start()
             deadline = time.time() + self.args.timeout
             while time.time() < deadline and proc.poll() is None:
                 # Any HTTP answer proves Prism listens; a 200 proves the whole chain works.
-                if http_status("http://127.0.0.1:%d/locations" % port,
+                if http_status("http://127.0.0.1:%d/v1/locations" % port,
                                {"Authorization": "Bearer launcher-probe"}) == 200:
                     self.procs.append(proc)
                     return port
@@ -187,13 +193,15 @@ class Launcher:
                     raise RuntimeError("Prism is not installed in %s: run scripts/setup/prism.sh" % HERE)
                 prism_spec, _ = normalized_spec(spec, self.log_dir)
                 prism_port = self.start_prism(prism_spec, fake_port)
-                info.update({"endpoint": "http://127.0.0.1:%d" % prism_port, "prism": True,
+                info.update({"endpoint": "http://127.0.0.1:%d/v1" % prism_port, "prism": True,
                              "contract_check": "on", "prism_port": prism_port, "spec": spec,
                              "prism_log": self.prism_log, "violations_log": self.violations_log})
         # Forget the start-up probes so that tests see only their own requests.
         http_status(control + "/__fake/requests", method="DELETE")
         sys.stdout.write(json.dumps(info) + "\n")
         sys.stdout.flush()
+        log("ready: HCLOUD_ENDPOINT=%s (contract check %s; control API %s/__fake/)"
+            % (info["endpoint"], info["contract_check"], control))
         return self.wait()
 
     def wait(self):
