@@ -1026,7 +1026,10 @@ class Api:
             name = query.get("name")
             if name:
                 items = [x for x in items if x["name"] == name[-1]]
-            return 200, paginate(items, query, kind)
+            out = paginate(items, query, kind)
+            if kind == "datacenters":
+                out["recommendation"] = DATACENTERS["fsn1"]["id"]
+            return 200, out
         return self.listing(items, query, kind)
 
 

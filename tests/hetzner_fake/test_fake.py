@@ -470,6 +470,44 @@ class ApiBehaviour:
         status, _, out = self.api("GET", "/locations")
         self.assertEqual([l["name"] for l in out["locations"]], ["fsn1", "nbg1", "hel1", "ash", "hil"])
 
+    def test_other_read_and_update_endpoints(self):
+        key = self.make_key()
+        fw = self.make_firewall()
+        created = self.make_server(firewalls=[fw["id"]])
+        sid, aid = created["server"]["id"], created["action"]["id"]
+        checks = [
+            ("/servers?status=initializing&status=running&sort=name:desc&sort=id", "servers", 1),
+            ("/servers/%d/actions" % sid, "actions", 3),
+            ("/servers/%d/actions?status=running" % sid, "actions", None),
+            ("/servers/actions?id=%d" % aid, "actions", 1),
+            ("/firewalls/%d/actions" % fw["id"], "actions", 1),
+            ("/firewalls/actions?id=%d" % created["next_actions"][1]["id"], "actions", 1),
+            ("/datacenters", "datacenters", 5),
+            ("/servers?page=3", "servers", 0),
+        ]
+        for path, key_name, count in checks:
+            status, _, out = self.api("GET", path)
+            self.assertEqual(status, 200, (path, out))
+            if count is not None:
+                self.assertEqual(len(out[key_name]), count, path)
+        for path, key_name in (("/servers/%d/actions/%d" % (sid, aid), "action"),
+                               ("/servers/actions/%d" % aid, "action"),
+                               ("/firewalls/%d/actions/%d" % (fw["id"], created["next_actions"][1]["id"]), "action"),
+                               ("/ssh_keys/%d" % key["id"], "ssh_key"),
+                               ("/images/161547269", "image"), ("/locations/3", "location"),
+                               ("/server_types/25", "server_type"), ("/datacenters/4", "datacenter")):
+            status, _, out = self.api("GET", path)
+            self.assertEqual(status, 200, (path, out))
+            self.assertIn(key_name, out)
+        status, _, out = self.api("GET", "/firewalls/%d/actions/%d" % (fw["id"], aid))
+        self.assert_error(status, out, 404, "not_found")
+        status, _, out = self.api("PUT", "/servers/%d" % sid, {"labels": {"munero-managed": "true"}, "name": "renamed"})
+        self.assertEqual((status, out["server"]["name"], out["server"]["labels"]), (200, "renamed", {"munero-managed": "true"}))
+        status, _, out = self.api("PUT", "/ssh_keys/%d" % key["id"], {"name": "key2", "labels": {}})
+        self.assertEqual((status, out["ssh_key"]["name"]), (200, "key2"))
+        status, _, out = self.api("PUT", "/firewalls/%d" % fw["id"], {"name": "fw2", "labels": {"a": "b"}})
+        self.assertEqual((status, out["firewall"]["name"], out["firewall"]["labels"]), (200, "fw2", {"a": "b"}))
+
     def test_seeded_decoys_and_request_log(self):
         seeded = self.ctl("POST", "seed", {
             "firewalls": [{"name": "decoy-fw", "labels": {"munero-trial": "alpha"}}],
@@ -605,7 +643,7 @@ class LauncherTests(unittest.TestCase):
 
 def main():
     result = unittest.main(exit=False, verbosity=2).result
-    failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
+    failed = len({id(t) for t, _ in result.failures + result.errors} | {id(t) for t in result.unexpectedSuccesses})
     skipped = len(result.skipped)
     passed = result.testsRun - failed - skipped
     print("%d passed, %d failed, %d skipped" % (passed, failed, skipped))
