@@ -146,7 +146,7 @@ def execute_guarded(path: str, sql: str, *, timeout: float = 5.0, max_rows: int 
             if "interrupted" in msg:
                 raise ExecutionError(f"query stopped: it ran longer than {timeout:g} s") from None
             raise ExecutionError(msg) from None
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.Error, sqlite3.Warning) as exc:
             raise ExecutionError(f"{type(exc).__name__}: {exc}") from None
     finally:
         conn.close()

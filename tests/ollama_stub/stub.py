@@ -94,7 +94,7 @@ def _is_id(name: str) -> bool:
 
 
 def _is_date(name: str, ctype: str) -> bool:
-    return "DATE" in ctype or "TIME" in ctype or bool(re.search(r"(date|_at$|time|day)", name, re.I))
+    return "DATE" in ctype or "TIME" in ctype or bool(re.search(r"(date|_at$|time|day|^ts$|_ts$)", name, re.I))
 
 
 def _q(name: str) -> str:
@@ -107,7 +107,7 @@ def build_answer(prompt: str, question: str, bad: bool = False) -> dict:
         return {"sql": "SELECT 1 AS value", "chart_type": "kpi", "x": "", "y": "value", "title": "Value"}
     name, cols = max(tables, key=lambda t: len(t[1]))  # the widest table looks like the fact table
     texts = [c for c, t in cols if not _is_id(c) and not _is_date(c, t) and not any(k in t for k in NUMERIC)]
-    nums = [c for c, t in cols if not _is_id(c) and any(k in t for k in NUMERIC)]
+    nums = [c for c, t in cols if not _is_id(c) and not _is_date(c, t) and any(k in t for k in NUMERIC)]
     dates = [c for c, t in cols if _is_date(c, t) and not any(k in t for k in NUMERIC)]
     value = f"SUM({_q(nums[0])})" if nums else "COUNT(*)"
     vname = "total_" + nums[0] if nums else "row_count"

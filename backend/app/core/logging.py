@@ -22,6 +22,8 @@ def setup_logging(debug: bool) -> None:
     root.setLevel(logging.DEBUG if debug else logging.INFO)
     # uvicorn's access log prints the query string: off.
     logging.getLogger("uvicorn.access").disabled = True
+    # httpx logs every request URL at INFO: keep it quiet.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 class AccessLogMiddleware:
