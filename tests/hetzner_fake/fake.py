@@ -346,6 +346,7 @@ class State:
             self.ssh_keys = {}
             self.firewalls = {}
             self.actions = {}
+            self.releasing = {}  # server id -> delete_server action id, while firewalls hold on
             self.next_id = {"server": 1001, "ssh_key": 3001, "firewall": 2001, "action": 9001, "ip": 4001}
             self.requests = []
             self.faults = []
@@ -581,13 +582,35 @@ class State:
         return server, action, next_actions
 
     def delete_server(self, sid):
+        """The server is gone at once (GET answers 404). Its firewalls let go of it when the
+        delete_server action has finished (config release_on_delete = "after_action", as the real
+        API does: deleting the firewall before that answers 422 resource_in_use) or at once
+        ("immediate")."""
         server = self.servers.pop(sid, None)
         if server is None:
             raise not_found("server")
-        for fw in self.firewalls.values():
-            if sid in fw["_servers"]:
-                fw["_servers"].remove(sid)
-        return self.new_action("delete_server", [{"id": sid, "type": "server"}])
+        action = self.new_action("delete_server", [{"id": sid, "type": "server"}])
+
+        def release(_ok=True, sid=sid):
+            for fw in self.firewalls.values():
+                if sid in fw["_servers"]:
+                    fw["_servers"].remove(sid)
+            self.releasing.pop(sid, None)
+
+        if self.config["release_on_delete"] == "immediate" or action["status"] != "running":
+            release()
+        else:
+            self.releasing[sid] = action["id"]
+            action["_on_success"] = release
+        return action
+
+    def attached_ids(self, fw):
+        """Servers a firewall is directly applied to, including servers being deleted."""
+        return [sid for sid in fw["_servers"] if sid in self.servers or sid in self.releasing]
+
+    def firewall_in_use(self, fw):
+        # A label selector target keeps a firewall in use whatever it matches (as the real API).
+        return bool(self.attached_ids(fw) or fw["_selectors"])
 
     # -- ssh keys --
     def create_ssh_key(self, body):
@@ -619,7 +642,7 @@ class State:
         return ids
 
     def render_firewall(self, fw):
-        applied = [{"type": "server", "server": {"id": sid}} for sid in fw["_servers"] if sid in self.servers]
+        applied = [{"type": "server", "server": {"id": sid}} for sid in self.attached_ids(fw)]
         for selector in fw["_selectors"]:
             terms = parse_selector(selector)
             matched = [sid for sid in sorted(self.servers) if selector_matches(terms, self.servers[sid]["labels"])]
@@ -983,8 +1006,8 @@ class Api:
         if method == "GET":
             return 200, {"firewall": s.render_firewall(fw)}
         if method == "DELETE":
-            if s.firewall_server_ids(fw):
-                raise ApiError(422, "resource_in_use", "firewall is still applied to a resource")
+            if s.firewall_in_use(fw):
+                raise ApiError(422, "resource_in_use", "firewall with ID %d is still in use" % fid)
             del s.firewalls[fid]
             return 204, None
         if method == "PUT":
@@ -1063,6 +1086,8 @@ class Control:
                 for key, value in body.items():
                     if key not in s.config:
                         return 400, {"error": "unknown config key %r" % key}
+                    if key == "release_on_delete" and value not in ("after_action", "immediate"):
+                        return 400, {"error": "release_on_delete must be after_action or immediate"}
                     s.config[key] = type(s.config[key])(value)
                 if "rate_limit" in body:
                     s.tokens = float(s.config["rate_limit"])
@@ -1349,12 +1374,15 @@ def main(argv=None):
     parser.add_argument("--starting-polls", type=int, default=1,
                         help="reads of a server that stay in 'starting' before it is 'running'")
     parser.add_argument("--rate-limit", type=int, default=3600, help="requests per hour (bucket size)")
+    parser.add_argument("--release-on-delete", choices=("after_action", "immediate"), default="after_action",
+                        help="when firewalls let go of a deleted server")
     parser.add_argument("--no-root", action="store_true",
                         help="serve the API only under /v1 (a request to /servers gets 404)")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     config = {"action_polls": args.action_polls, "action_seconds": args.action_seconds,
-              "starting_polls": args.starting_polls, "rate_limit": args.rate_limit}
+              "starting_polls": args.starting_polls, "rate_limit": args.rate_limit,
+              "release_on_delete": args.release_on_delete}
     httpd, _ = serve(args.host, args.port, config, args.verbose, serve_root=not args.no_root)
     print("LISTENING %d" % httpd.server_address[1], flush=True)
     try:

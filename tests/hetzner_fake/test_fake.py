@@ -400,6 +400,34 @@ class ApiBehaviour:
         status, _, _ = self.api("DELETE", "/firewalls/%d" % fw["id"])
         self.assertEqual(status, 204)
 
+    def test_firewall_stays_in_use_until_the_server_delete_finishes(self):
+        self.make_key()
+        fw = self.make_firewall()
+        server = self.make_server(firewalls=[fw["id"]])["server"]
+        status, _, out = self.api("DELETE", "/servers/%d" % server["id"])
+        delete_action = out["action"]["id"]
+        status, _, out = self.api("DELETE", "/firewalls/%d" % fw["id"])
+        self.assert_error(status, out, 422, "resource_in_use")
+        self.assertEqual(out["error"]["message"], "firewall with ID %d is still in use" % fw["id"])
+        self.assertEqual(self.wait_action(delete_action)["status"], "success")
+        status, _, _ = self.api("DELETE", "/firewalls/%d" % fw["id"])
+        self.assertEqual(status, 204)
+
+    def test_firewall_released_at_once_when_configured(self):
+        self.ctl("POST", "config", {"release_on_delete": "immediate"})
+        self.make_key()
+        fw = self.make_firewall()
+        server = self.make_server(firewalls=[fw["id"]])["server"]
+        self.api("DELETE", "/servers/%d" % server["id"])
+        status, _, _ = self.api("DELETE", "/firewalls/%d" % fw["id"])
+        self.assertEqual(status, 204)
+
+    def test_label_selector_target_keeps_a_firewall_in_use(self):
+        fw = self.make_firewall(apply_to=[{"type": "label_selector", "label_selector": {"selector": "nothing-has-this"}}])
+        self.assertEqual(fw["applied_to"][0]["applied_to_resources"], [])
+        status, _, out = self.api("DELETE", "/firewalls/%d" % fw["id"])
+        self.assert_error(status, out, 422, "resource_in_use")
+
     def test_create_firewall_with_apply_to(self):
         self.make_key()
         one = self.make_server(name="one")["server"]
