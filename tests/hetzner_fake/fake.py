@@ -1356,7 +1356,8 @@ class Handler(BaseHTTPRequestHandler):
 def serve(host, port, config, verbose=False, serve_root=True):
     state = State(config)
     handler = type("BoundHandler", (Handler,), {"state": state})
-    httpd = ThreadingHTTPServer((host, port), handler)
+    server_cls = type("Server", (ThreadingHTTPServer,), {"request_queue_size": 128})
+    httpd = server_cls((host, port), handler)
     httpd.daemon_threads = True
     httpd.verbose = verbose
     httpd.serve_root = serve_root
