@@ -1,0 +1,17 @@
+//! One command, one file.
+
+pub mod create;
+pub mod destroy;
+pub mod status;
+pub mod teardown;
+
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+/// Unix seconds as RFC 3339 (UTC).
+pub fn rfc3339(unix: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| unix.to_string())
+}

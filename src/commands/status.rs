@@ -1,0 +1,123 @@
+//! `status [<TRIAL>]` (alias `list`): one row per trial, from local records refreshed from the
+//! provider when credentials exist, plus managed servers that have no local record.
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use munero_provider::ServerInfo;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::cli::StatusArgs;
+use crate::commands::rfc3339;
+use crate::error::usage;
+use crate::output::{table, Report};
+use crate::{providers, validate, Ctx};
+
+#[derive(Debug, Serialize)]
+pub struct Row {
+    pub trial: String,
+    pub provider: String,
+    pub server_type: String,
+    pub ipv4: Option<String>,
+    pub state: String,
+    pub expires: Option<String>,
+    pub expires_unix: Option<i64>,
+    pub expired: bool,
+    pub local_record: bool,
+    pub server_id: Option<String>,
+}
+
+pub async fn run(ctx: &Ctx, args: &StatusArgs) -> Result<Report> {
+    if let Some(t) = &args.trial {
+        validate::trial_name(t)?;
+    }
+    let now = ctx.now.unix_timestamp();
+    let records = ctx.store.list()?;
+    // provider name -> trial -> server (None when listing failed)
+    let mut live: BTreeMap<String, Option<BTreeMap<String, ServerInfo>>> = BTreeMap::new();
+    for p in providers::configured()? {
+        match p.list_managed_servers().await {
+            Ok(servers) => {
+                let m = servers.into_iter().filter_map(|s| s.trial().map(str::to_string).map(|t| (t, s))).collect();
+                live.insert(p.name().to_string(), Some(m));
+            }
+            Err(e) => {
+                ctx.out.progress(format!("warning: could not list {} servers: {e}", p.name()));
+                live.insert(p.name().to_string(), None);
+            }
+        }
+    }
+    let mut rows = Vec::new();
+    for t in &records {
+        let (state, ipv4, stype, sid) = match live.get(&t.provider) {
+            Some(Some(m)) => match m.get(&t.name) {
+                Some(s) => (s.status.clone(), s.ipv4.clone(), s.server_type.clone(), Some(s.id.clone())),
+                None => ("gone".to_string(), None, t.server_type.clone(), None),
+            },
+            Some(None) => (format!("{} (provider unreachable)", t.state), t.ipv4.clone(), t.server_type.clone(), t.resources.server_id.clone()),
+            None => (format!("{} (local record)", t.state), t.ipv4.clone(), t.server_type.clone(), t.resources.server_id.clone()),
+        };
+        rows.push(Row {
+            trial: t.name.clone(),
+            provider: t.provider.clone(),
+            server_type: stype,
+            ipv4,
+            state,
+            expires: Some(t.expires.clone()),
+            expires_unix: Some(t.expires_unix),
+            expired: t.expires_unix < now,
+            local_record: true,
+            server_id: sid,
+        });
+    }
+    for (prov, m) in &live {
+        let Some(m) = m else { continue };
+        for (trial, s) in m {
+            if records.iter().any(|r| &r.name == trial && &r.provider == prov) {
+                continue;
+            }
+            let e = s.expires();
+            rows.push(Row {
+                trial: trial.clone(),
+                provider: prov.clone(),
+                server_type: s.server_type.clone(),
+                ipv4: s.ipv4.clone(),
+                state: format!("{} (no local record)", s.status),
+                expires: e.map(rfc3339),
+                expires_unix: e,
+                expired: e.is_some_and(|e| e < now),
+                local_record: false,
+                server_id: Some(s.id.clone()),
+            });
+        }
+    }
+    if let Some(t) = &args.trial {
+        rows.retain(|r| &r.trial == t);
+        if rows.is_empty() {
+            return Err(usage(format!("no trial named {t}; run `munero-infra status` to list them")));
+        }
+    }
+    rows.sort_by(|a, b| a.trial.cmp(&b.trial).then(a.provider.cmp(&b.provider)));
+    let human = if rows.is_empty() {
+        "No trials.".to_string()
+    } else {
+        table(
+            &["TRIAL", "PROVIDER", "TYPE", "IPV4", "STATE", "EXPIRES"],
+            &rows
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.trial.clone(),
+                        r.provider.clone(),
+                        r.server_type.clone(),
+                        r.ipv4.clone().unwrap_or_else(|| "-".into()),
+                        r.state.clone(),
+                        format!("{}{}", r.expires.clone().unwrap_or_else(|| "-".into()), if r.expired { " (expired)" } else { "" }),
+                    ]
+                })
+                .collect::<Vec<_>>(),
+        )
+    };
+    Ok(Report::new(json!({"ok": true, "command": "status", "trials": rows}), human))
+}

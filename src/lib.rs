@@ -1,0 +1,93 @@
+//! munero-infra: stand up, deploy to and tear down client-trial VMs.
+//!
+//! The binary is thin (`main.rs`); everything testable lives here.
+
+pub mod cli;
+pub mod cloudinit;
+pub mod commands;
+pub mod config;
+pub mod error;
+pub mod keys;
+pub mod output;
+pub mod plan;
+pub mod providers;
+pub mod store;
+pub mod trial;
+pub mod validate;
+
+use std::ffi::OsString;
+
+use clap::Parser;
+use serde_json::json;
+use time::OffsetDateTime;
+
+use crate::cli::{Cli, Command, OutputFormat};
+use crate::config::Config;
+use crate::output::Out;
+use crate::store::Store;
+
+/// What every command gets.
+pub struct Ctx {
+    pub store: Store,
+    pub config: Config,
+    pub out: Out,
+    pub now: OffsetDateTime,
+}
+
+/// Parse, run, print, and return the exit code (0 ok, 1 failure, 2 usage/validation).
+pub fn run_from_args<I: IntoIterator<Item = OsString>>(args: I) -> u8 {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let code = e.exit_code();
+            let _ = e.print();
+            return if code == 0 { 0 } else { 2 };
+        }
+    };
+    init_tracing(cli.verbose);
+    let out = Out::new(cli.output);
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return 1;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(report) => {
+            out.emit(&report);
+            report.exit_code
+        }
+        Err(err) => {
+            let code = error::exit_code_of(&err);
+            eprintln!("error: {err:#}");
+            if out.format == OutputFormat::Json {
+                out.emit(&output::Report::new(json!({"ok": false, "error": format!("{err:#}"), "exit_code": code}), ""));
+            }
+            code
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<output::Report> {
+    let config = Config::load(cli.config.as_deref())?;
+    let store = Store::resolve(cli.state_dir.as_deref())?;
+    let ctx = Ctx { store, config, out: Out::new(cli.output), now: OffsetDateTime::now_utc() };
+    match &cli.command {
+        Command::Create(a) => commands::create::run(&ctx, a).await,
+        Command::Status(a) => commands::status::run(&ctx, a).await,
+        Command::Destroy(a) => commands::destroy::run(&ctx, a).await,
+        Command::Teardown(a) => commands::teardown::run(&ctx, a).await,
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MUNERO_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+}

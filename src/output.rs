@@ -1,0 +1,90 @@
+//! Output: results on stdout (a table, or exactly one JSON document), progress on stderr.
+
+use serde_json::Value;
+
+use crate::cli::OutputFormat;
+
+/// What a command produced: one JSON document and its human rendering.
+#[derive(Debug)]
+pub struct Report {
+    pub json: Value,
+    pub human: String,
+    /// Exit code for a command that finished but partly failed (teardown): 0 or 1.
+    pub exit_code: u8,
+}
+
+impl Report {
+    pub fn new(json: Value, human: impl Into<String>) -> Self {
+        Report { json, human: human.into(), exit_code: 0 }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Out {
+    pub format: OutputFormat,
+}
+
+impl Out {
+    pub fn new(format: OutputFormat) -> Self {
+        Out { format }
+    }
+
+    pub fn is_json(&self) -> bool {
+        self.format == OutputFormat::Json
+    }
+
+    /// A progress line for people, always on stderr.
+    pub fn progress(&self, msg: impl AsRef<str>) {
+        eprintln!("{}", msg.as_ref());
+    }
+
+    /// Print the command's result: one JSON document, or the human text.
+    pub fn emit(&self, report: &Report) {
+        match self.format {
+            OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report.json).unwrap_or_else(|_| "{}".into())),
+            OutputFormat::Table => {
+                if !report.human.is_empty() {
+                    println!("{}", report.human.trim_end());
+                }
+            }
+        }
+    }
+}
+
+/// A plain text table with left-aligned columns.
+pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            if i < widths.len() {
+                widths[i] = widths[i].max(c.chars().count());
+            }
+        }
+    }
+    let line = |cells: Vec<String>| {
+        cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{:<w$}", c, w = widths[i]))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    let mut out = vec![line(headers.iter().map(|h| h.to_string()).collect())];
+    for r in rows {
+        out.push(line(r.clone()));
+    }
+    out.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_aligns_columns() {
+        let t = table(&["TRIAL", "IPV4"], &[vec!["a".into(), "1.2.3.4".into()], vec!["longer".into(), "-".into()]]);
+        assert_eq!(t, "TRIAL   IPV4\na       1.2.3.4\nlonger  -");
+    }
+}

@@ -1,0 +1,66 @@
+//! The trial record: what the provider cannot hold (keys, pinned host key) plus a cache of
+//! what it can (ids, address). Stored as `trial.toml` in the trial's directory.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Trial {
+    pub name: String,
+    pub provider: String,
+    /// What was asked for: cpu, gpu or a provider type.
+    pub size: String,
+    pub gpu: bool,
+    pub server_type: String,
+    pub location: Option<String>,
+    pub image: String,
+    pub docker_source: String,
+    pub created_unix: i64,
+    pub expires_unix: i64,
+    /// The same instant as RFC 3339, for people.
+    pub expires: String,
+    pub domain: Option<String>,
+    pub ssh_from: Vec<String>,
+    pub ssh_user: String,
+    pub ipv4: Option<String>,
+    /// creating | running | failed (last known; `status` refreshes it from the provider).
+    pub state: String,
+    pub resources: Resources,
+    pub keys: Keys,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Resources {
+    pub server_id: Option<String>,
+    pub firewall_id: Option<String>,
+    pub ssh_key_id: Option<String>,
+}
+
+/// Key files are named relative to the trial directory.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Keys {
+    pub ssh_private_key: String,
+    pub ssh_public_key: String,
+    pub ssh_key_fingerprint: String,
+    pub host_private_key: String,
+    pub host_public_key: String,
+    /// Pinned: the only host key the server serves (injected by cloud-init).
+    pub host_key_fingerprint: String,
+}
+
+pub const SSH_KEY_FILE: &str = "id_ed25519";
+pub const HOST_KEY_FILE: &str = "ssh_host_ed25519_key";
+pub const DEPLOY_USER: &str = "deploy";
+
+impl Trial {
+    /// Resource name used for the provider's SSH key and firewall.
+    pub fn resource_name(&self) -> String {
+        resource_name(&self.name)
+    }
+}
+
+pub fn resource_name(trial: &str) -> String {
+    format!("munero-{trial}")
+}

@@ -1,0 +1,195 @@
+//! Input validation: every error names the bad value and the fix (exit 2), before anything
+//! is created.
+
+use std::net::IpAddr;
+use std::sync::OnceLock;
+
+use anyhow::Result;
+use regex::Regex;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::error::usage;
+
+pub const MIN_DAYS: i64 = 1;
+pub const MAX_DAYS: i64 = 90;
+pub const DEFAULT_DAYS: i64 = 14;
+
+pub fn trial_name(name: &str) -> Result<()> {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    let re = RE.get_or_init(|| Regex::new(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$").unwrap());
+    if re.is_match(name) {
+        Ok(())
+    } else {
+        Err(usage(format!(
+            "invalid trial name {name:?}: use 3 to 32 characters, lowercase letters, digits and '-', \
+             starting with a letter and not ending with '-' (e.g. acme-demo)"
+        )))
+    }
+}
+
+/// Parse a CIDR (v4 or v6). A bare address becomes /32 or /128. Host bits must be zero.
+pub fn cidr(s: &str) -> Result<String> {
+    let bad = |why: &str| usage(format!("invalid --ssh-from {s:?}: {why}; give a CIDR such as 203.0.113.7/32 or 2001:db8::/48, or `auto`"));
+    let (addr, len) = match s.split_once('/') {
+        Some((a, l)) => (a, Some(l)),
+        None => (s, None),
+    };
+    let ip: IpAddr = addr.trim().parse().map_err(|_| bad("not an IP address"))?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let len: u32 = match len {
+        None => max,
+        Some(l) => l.parse().map_err(|_| bad("the prefix length is not a number"))?,
+    };
+    if len > max {
+        return Err(bad(&format!("prefix length {len} is larger than {max}")));
+    }
+    let net = network(ip, len);
+    if net != ip {
+        return Err(usage(format!(
+            "invalid --ssh-from {s:?}: host bits are set; did you mean {net}/{len}?"
+        )));
+    }
+    Ok(format!("{ip}/{len}"))
+}
+
+fn network(ip: IpAddr, len: u32) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => {
+            let bits = u32::from(v4);
+            let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+            IpAddr::V4((bits & mask).into())
+        }
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6);
+            let mask = if len == 0 { 0 } else { u128::MAX << (128 - len) };
+            IpAddr::V6((bits & mask).into())
+        }
+    }
+}
+
+pub fn days(n: i64) -> Result<i64> {
+    if (MIN_DAYS..=MAX_DAYS).contains(&n) {
+        Ok(n)
+    } else {
+        Err(usage(format!("invalid --days {n}: a trial lasts {MIN_DAYS} to {MAX_DAYS} days")))
+    }
+}
+
+/// Parse `--expires`: RFC 3339, in the future, at most MAX_DAYS ahead.
+pub fn expires(s: &str, now: OffsetDateTime) -> Result<OffsetDateTime> {
+    let t = OffsetDateTime::parse(s, &Rfc3339)
+        .map_err(|_| usage(format!("invalid --expires {s:?}: use RFC 3339, e.g. 2026-12-31T18:00:00Z")))?;
+    if t <= now {
+        return Err(usage(format!("invalid --expires {s:?}: it is in the past; give a future time")));
+    }
+    if t > now + time::Duration::days(MAX_DAYS) {
+        return Err(usage(format!("invalid --expires {s:?}: more than {MAX_DAYS} days ahead")));
+    }
+    Ok(t)
+}
+
+/// Parse `--at`: RFC 3339, any time.
+pub fn at(s: &str) -> Result<OffsetDateTime> {
+    OffsetDateTime::parse(s, &Rfc3339).map_err(|_| usage(format!("invalid --at {s:?}: use RFC 3339, e.g. 2026-12-31T18:00:00Z")))
+}
+
+pub fn fqdn(s: &str) -> Result<String> {
+    let d = s.trim_end_matches('.').to_ascii_lowercase();
+    let bad = |why: &str| usage(format!("invalid --domain {s:?}: {why}; give a name such as trial.example.com"));
+    if d.len() > 253 {
+        return Err(bad("longer than 253 characters"));
+    }
+    let labels: Vec<&str> = d.split('.').collect();
+    if labels.len() < 2 {
+        return Err(bad("needs at least two labels"));
+    }
+    for l in &labels {
+        if l.is_empty() || l.len() > 63 {
+            return Err(bad("each label must be 1 to 63 characters"));
+        }
+        if !l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') || l.starts_with('-') || l.ends_with('-') {
+            return Err(bad(&format!("label {l:?} may hold only letters, digits and inner '-'")));
+        }
+    }
+    if !labels.last().unwrap().chars().all(|c| c.is_ascii_alphabetic()) {
+        return Err(bad("the top-level label must be letters"));
+    }
+    Ok(d)
+}
+
+/// Simple provider tokens (location, image, server type): letters, digits, '-', '.', '_'.
+pub fn token(flag: &str, s: &str) -> Result<()> {
+    if !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c)) {
+        Ok(())
+    } else {
+        Err(usage(format!("invalid {flag} {s:?}: use letters, digits, '-', '.', '_'")))
+    }
+}
+
+/// Read a PEM CA file: must exist and hold at least one certificate.
+pub fn trusted_ca(path: &std::path::Path) -> Result<String> {
+    let s = std::fs::read_to_string(path)
+        .map_err(|e| usage(format!("invalid --trusted-ca {}: {e}; give a readable PEM file", path.display())))?;
+    if !s.contains("-----BEGIN CERTIFICATE-----") {
+        return Err(usage(format!(
+            "invalid --trusted-ca {}: no PEM certificate in it (expected -----BEGIN CERTIFICATE-----)",
+            path.display()
+        )));
+    }
+    Ok(s.trim().to_string() + "\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trial_names() {
+        for ok in ["acme", "acme-demo", "a1b", "t23456789012345678901234567890xy"] {
+            assert!(trial_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["ab", "Acme", "1acme", "acme-", "acme_demo", "a.b", "", "t234567890123456789012345678901xy"] {
+            let e = trial_name(bad).unwrap_err().to_string();
+            assert!(e.contains(&format!("{bad:?}")), "{e}");
+        }
+    }
+
+    #[test]
+    fn cidrs() {
+        assert_eq!(cidr("203.0.113.7/32").unwrap(), "203.0.113.7/32");
+        assert_eq!(cidr("203.0.113.7").unwrap(), "203.0.113.7/32");
+        assert_eq!(cidr("2001:db8::/48").unwrap(), "2001:db8::/48");
+        assert_eq!(cidr("0.0.0.0/0").unwrap(), "0.0.0.0/0");
+        let e = cidr("203.0.113.7/24").unwrap_err().to_string();
+        assert!(e.contains("203.0.113.0/24"), "{e}");
+        for bad in ["300.1.1.1/32", "10.0.0.0/33", "x", "1.2.3.4/x", "2001:db8::/129"] {
+            let e = cidr(bad).unwrap_err().to_string();
+            assert!(e.contains(bad), "{e}");
+        }
+    }
+
+    #[test]
+    fn days_range() {
+        assert!(days(1).is_ok() && days(90).is_ok() && days(14).is_ok());
+        assert!(days(0).unwrap_err().to_string().contains("--days 0"));
+        assert!(days(91).unwrap_err().to_string().contains("--days 91"));
+    }
+
+    #[test]
+    fn expires_must_be_future_rfc3339() {
+        let now = OffsetDateTime::parse("2026-11-25T00:00:00Z", &Rfc3339).unwrap();
+        assert!(expires("2026-12-01T00:00:00Z", now).is_ok());
+        assert!(expires("2026-11-24T00:00:00Z", now).unwrap_err().to_string().contains("past"));
+        assert!(expires("tomorrow", now).unwrap_err().to_string().contains("\"tomorrow\""));
+        assert!(expires("2027-11-24T00:00:00Z", now).is_err());
+    }
+
+    #[test]
+    fn fqdns() {
+        assert_eq!(fqdn("Trial.Example.com.").unwrap(), "trial.example.com");
+        for bad in ["localhost", "-a.example.com", "a..b.com", "a_b.example.com", "example.123"] {
+            assert!(fqdn(bad).unwrap_err().to_string().contains(bad), "{bad}");
+        }
+    }
+}
