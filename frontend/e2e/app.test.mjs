@@ -30,6 +30,7 @@ async function backendJson(path) {
 }
 
 async function shot(name) {
+  await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path: join(RESULTS, `${name}.png`), fullPage: true });
 }
 
@@ -46,6 +47,13 @@ async function expectKpisMatch(kpis) {
     const d = decimalsFor(k.format);
     assert.equal(parseShown(shown).toFixed(d), Number(k.value).toFixed(d), `${k.name}: page shows ${shown}, backend says ${k.value}`);
   }
+}
+
+/** Waits until the row count card shows the given figures' count (the answer to the latest request). */
+async function waitForRowCount(kpis) {
+  const rows = kpis.find((k) => k.name === "rows");
+  const text = new Intl.NumberFormat("en-US").format(rows.value);
+  await page.getByTestId("kpi-rows").getByTestId("kpi-value").filter({ hasText: new RegExp(`^${text}$`) }).waitFor();
 }
 
 describe("munero frontend in Chromium", () => {
@@ -79,8 +87,8 @@ describe("munero frontend in Chromium", () => {
     await page.goto(stack.webUrl + "/");
     await expectKpisMatch(expected.kpis);
     const status = page.getByTestId("status");
-    await status.getByText("Data loaded").waitFor();
-    await status.getByText("Model ready").waitFor();
+    await status.getByText("Data loaded", { exact: true }).waitFor();
+    await status.getByText("Model ready", { exact: true }).waitFor();
     await page.getByTestId("timeseries").locator(".recharts-area-area").first().waitFor();
     await shot("dashboard");
   });
@@ -92,11 +100,12 @@ describe("munero frontend in Chromium", () => {
     const value = dim.values[0];
     const expected = await backendJson(`/api/dashboard/kpis?filter=${encodeURIComponent(`${dim.name}:${value}`)}`);
     await page.getByTestId(`filter-${dim.name}`).selectOption(value);
-    const rows = expected.kpis.find((k) => k.name === "rows");
-    await page.getByTestId("kpi-rows").getByTestId("kpi-value").filter({ hasText: new Intl.NumberFormat("en-US").format(rows.value) }).waitFor();
+    await waitForRowCount(expected.kpis);
     await expectKpisMatch(expected.kpis);
     await page.getByRole("button", { name: "Reset filters" }).click();
-    await expectKpisMatch((await backendJson("/api/dashboard/kpis")).kpis);
+    const unfiltered = (await backendJson("/api/dashboard/kpis")).kpis;
+    await waitForRowCount(unfiltered);
+    await expectKpisMatch(unfiltered);
   });
 
   test("switching granularity redraws the time series by month and by week", async () => {
@@ -162,5 +171,40 @@ describe("munero frontend in Chromium", () => {
     await page.getByTestId("answer").first().waitFor();
     assert.equal(await page.locator(".turn-q").count(), 2);
     await page.getByTestId("cancelled").waitFor();
+  });
+
+  test("without a database the pages say no data is loaded yet", async () => {
+    const url = await stack.degradedSite("nodata", { withData: false, withModel: false });
+    await page.goto(url + "/");
+    const notice = page.getByTestId("notice");
+    await notice.getByText("No data loaded yet", { exact: true }).waitFor();
+    assert.match(await notice.textContent(), /no data loaded yet: /);
+    const status = page.getByTestId("status");
+    await status.getByText("No data loaded", { exact: true }).waitFor();
+    await status.getByText("Model unavailable", { exact: true }).waitFor();
+    await shot("dashboard-no-data");
+
+    await page.goto(url + "/assistant");
+    await page.getByText("Example questions appear here once data is loaded.").waitFor();
+    await page.getByTestId("question").fill("Revenue by country");
+    await page.getByRole("button", { name: "Ask" }).click();
+    await page.getByTestId("answer-failed").getByText("No data loaded yet", { exact: true }).waitFor();
+  });
+
+  test("with the model server down the assistant says the model is unavailable and the dashboard still works", async () => {
+    const url = await stack.degradedSite("nomodel", { withData: true, withModel: false });
+    await page.goto(url + "/");
+    await page.getByTestId("kpi-rows").waitFor();
+    const status = page.getByTestId("status");
+    await status.getByText("Data loaded", { exact: true }).waitFor();
+    await status.getByText("Model unavailable", { exact: true }).waitFor();
+
+    await page.goto(url + "/assistant");
+    await page.getByTestId("question").fill("Revenue by country");
+    await page.getByRole("button", { name: "Ask" }).click();
+    const failed = page.getByTestId("answer-failed");
+    await failed.getByText("Model unavailable", { exact: true }).waitFor();
+    assert.match(await failed.textContent(), /not reachable|not found|unavailable/i);
+    await shot("assistant-model-down");
   });
 });

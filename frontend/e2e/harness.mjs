@@ -85,6 +85,28 @@ function python() {
   return existsSync(venv) ? venv : "python3";
 }
 
+async function startBackend(name, { db, stateDir, ollamaUrl }) {
+  const port = await freePort();
+  const child = start(name, join(ROOT, "backend/.venv/bin/uvicorn"), ["main:app", "--host", "127.0.0.1", "--port", String(port)], {
+    cwd: join(ROOT, "backend"),
+    env: { ...process.env, DB_PATH: db, OLLAMA_BASE_URL: ollamaUrl, APP_STATE_DIR: stateDir },
+  });
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor(`${url}/health`, child, (s) => s === 200 || s === 503);
+  return url;
+}
+
+async function startFrontend(name, backendUrl) {
+  const port = await freePort();
+  const child = start(name, process.execPath, [join(FRONTEND, ".next/standalone/server.js")], {
+    cwd: join(FRONTEND, ".next/standalone"),
+    env: { ...process.env, PORT: String(port), HOSTNAME: "127.0.0.1", BACKEND_URL: backendUrl, NODE_ENV: "production", NEXT_TELEMETRY_DISABLED: "1" },
+  });
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor(`${url}/`, child);
+  return url;
+}
+
 /** Brings up stub, backend and frontend; returns their URLs. */
 export async function startStack({ rows = 20000, seed = 7 } = {}) {
   const standalone = join(FRONTEND, ".next/standalone/server.js");
@@ -97,6 +119,16 @@ export async function startStack({ rows = 20000, seed = 7 } = {}) {
   if (!existsSync(uvicorn)) throw new Error("backend venv missing: run scripts/test-backend.sh set-up or python3 -m venv backend/.venv && backend/.venv/bin/pip install -r backend/requirements.txt");
 
   const tmp = mkdtempSync(join(tmpdir(), "munero-e2e-"));
+  try {
+    return await bringUp(tmp, rows, seed);
+  } catch (e) {
+    stopAll();
+    rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+async function bringUp(tmp, rows, seed) {
   const db = join(tmp, "munero.sqlite");
   const made = spawnSync(python(), [join(ROOT, "backend/scripts/make_sample_db.py"), "--rows", String(rows), "--seed", String(seed), "--out", db], {
     encoding: "utf8",
@@ -104,7 +136,7 @@ export async function startStack({ rows = 20000, seed = 7 } = {}) {
   if (made.status !== 0) throw new Error(`make_sample_db.py failed: ${made.stderr || made.stdout}`);
   mkdirSync(join(tmp, "state"));
 
-  const [stubPort, backendPort, webPort] = [await freePort(), await freePort(), await freePort()];
+  const stubPort = await freePort();
   // A short delay on model calls keeps the "thinking" state on screen long enough to be seen and cancelled.
   const stub = start("ollama-stub", "python3", [join(ROOT, "tests/ollama_stub/stub.py"), "--host", "127.0.0.1", "--port", String(stubPort)], {
     env: { ...process.env, STUB_DELAY_MS: process.env.E2E_STUB_DELAY_MS ?? "1500" },
@@ -112,29 +144,25 @@ export async function startStack({ rows = 20000, seed = 7 } = {}) {
   const stubUrl = `http://127.0.0.1:${stubPort}`;
   await waitFor(`${stubUrl}/api/version`, stub);
 
-  const backend = start("backend", uvicorn, ["main:app", "--host", "127.0.0.1", "--port", String(backendPort)], {
-    cwd: join(ROOT, "backend"),
-    env: {
-      ...process.env,
-      DB_PATH: db,
-      OLLAMA_BASE_URL: stubUrl,
-      APP_STATE_DIR: join(tmp, "state"),
-    },
-  });
-  const backendUrl = `http://127.0.0.1:${backendPort}`;
-  await waitFor(`${backendUrl}/health`, backend, (s) => s === 200 || s === 503);
-
-  const web = start("frontend", process.execPath, [standalone], {
-    cwd: join(FRONTEND, ".next/standalone"),
-    env: { ...process.env, PORT: String(webPort), HOSTNAME: "127.0.0.1", BACKEND_URL: backendUrl, NODE_ENV: "production", NEXT_TELEMETRY_DISABLED: "1" },
-  });
-  const webUrl = `http://127.0.0.1:${webPort}`;
-  await waitFor(`${webUrl}/`, web);
+  const backendUrl = await startBackend("backend", { db, stateDir: join(tmp, "state"), ollamaUrl: stubUrl });
+  const webUrl = await startFrontend("frontend", backendUrl);
 
   return {
     backendUrl,
     webUrl,
     stubUrl,
+    /** A second backend + frontend pair for failure states: no database and/or no model server. */
+    async degradedSite(name, { withData, withModel }) {
+      const stateDir = join(tmp, `state-${name}`);
+      mkdirSync(stateDir);
+      const deadPort = await freePort(); // nothing listens there
+      const url = await startBackend(`backend-${name}`, {
+        db: withData ? db : join(tmp, "missing.sqlite"),
+        stateDir,
+        ollamaUrl: withModel ? stubUrl : `http://127.0.0.1:${deadPort}`,
+      });
+      return startFrontend(`frontend-${name}`, url);
+    },
     cleanup() {
       stopAll();
       rmSync(tmp, { recursive: true, force: true });

@@ -102,6 +102,11 @@ describe("api client", () => {
     expect(describeError(err, "chat")).toEqual({ title: "Model unavailable", detail: "model qwen2.5-coder:3b is not pulled" });
   });
 
+  it("says no data is loaded when chat fails for want of a database", () => {
+    const err = new ApiError(503, "no data loaded yet: no database file at /data/munero.sqlite");
+    expect(describeError(err, "chat").title).toBe("No data loaded yet");
+  });
+
   it("reports an unreachable server as status 0 and rethrows aborts untouched", async () => {
     const abort = new DOMException("aborted", "AbortError");
     const { client } = stub([new TypeError("fetch failed"), abort]);

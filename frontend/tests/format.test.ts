@@ -13,6 +13,8 @@ describe("formatValue", () => {
   it("formats plain numbers with at most two decimals", () => {
     expect(formatValue(3.14159, "number")).toBe("3.14");
     expect(formatValue(1000, "number")).toBe("1,000");
+    expect(formatValue(0.036804, "number")).toBe("0.0368");
+    expect(formatValue(0, "number")).toBe("0");
   });
   it("shows a dash for missing values", () => {
     expect(formatValue(null, "currency")).toBe("—");

@@ -227,7 +227,7 @@ export function Dashboard() {
       <section className="panel">
         <div className="panel-head">
           <h2>
-            Top 10 {dimLabel ? dimLabel.toLowerCase() : ""} by {measureLabel.toLowerCase()}
+            {measureLabel} by {dimLabel ? dimLabel.toLowerCase() : "dimension"} <span className="muted" style={{ fontWeight: 400 }}>(top 10)</span>
           </h2>
           <label className="field" style={{ flexDirection: "row", alignItems: "center", gap: 8 }}>
             Breakdown by

@@ -19,6 +19,7 @@ export function RowsTable({
 }) {
   const [page, setPage] = useState(0);
   const p = paginate(rows, page, pageSize);
+  const numeric = columns.map((_, i) => rows.some((r) => typeof r[i] === "number"));
   if (rows.length === 0) return <div className="muted">The query returned no rows.</div>;
   return (
     <div data-testid="rows">
@@ -26,8 +27,10 @@ export function RowsTable({
         <table className="rows">
           <thead>
             <tr>
-              {columns.map((c) => (
-                <th key={c}>{c}</th>
+              {columns.map((c, i) => (
+                <th key={c} className={numeric[i] ? "num" : undefined}>
+                  {c}
+                </th>
               ))}
             </tr>
           </thead>

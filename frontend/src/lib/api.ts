@@ -223,8 +223,8 @@ export function describeError(e: unknown, area: "data" | "chat" = "data"): Error
   if (e instanceof ApiError) {
     if (e.status === 0) return { title: "Backend unreachable", detail: e.message };
     if (e.status === 503) {
-      if (area === "chat") return { title: "Model unavailable", detail: e.message };
-      return { title: /no data/i.test(e.message) ? "No data loaded yet" : "Service unavailable", detail: e.message };
+      if (/no data/i.test(e.message)) return { title: "No data loaded yet", detail: e.message };
+      return { title: area === "chat" ? "Model unavailable" : "Service unavailable", detail: e.message };
     }
     if (e.status === 409) return { title: "This dataset cannot be charted yet", detail: e.message };
     if (e.status === 422) return { title: "The request was not accepted", detail: e.message };

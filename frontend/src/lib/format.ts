@@ -6,6 +6,7 @@ const nf = (opts: Intl.NumberFormatOptions) => new Intl.NumberFormat("en-US", op
 const currencyFmt = nf({ minimumFractionDigits: 2, maximumFractionDigits: 2 });
 const countFmt = nf({ maximumFractionDigits: 0 });
 const numberFmt = nf({ maximumFractionDigits: 2 });
+const smallFmt = nf({ maximumSignificantDigits: 3 });
 const compactFmt = nf({ notation: "compact", maximumFractionDigits: 1 });
 
 /** Formats a KPI or measure value for display: "12,345.60", "20,000", "3.14"; "—" when missing. */
@@ -17,7 +18,8 @@ export function formatValue(value: number | null | undefined, format: MeasureFor
     case "count":
       return countFmt.format(value);
     default:
-      return numberFmt.format(value);
+      // Ratios such as an average discount of 0.0368 would all read "0.04" with two decimals.
+      return value !== 0 && Math.abs(value) < 1 ? smallFmt.format(value) : numberFmt.format(value);
   }
 }
 

@@ -32,7 +32,7 @@ export default function TimeSeriesChart({
             tickFormatter={(v: number) => formatCompact(v)}
           />
           <Tooltip formatter={(v) => [formatValue(Number(v), format), label]} />
-          <Area type="monotone" dataKey="value" stroke="#2563eb" strokeWidth={2} fill="url(#tsFill)" isAnimationActive={false} />
+          <Area type={points.length <= 3 ? "linear" : "monotone"} dataKey="value" stroke="#2563eb" strokeWidth={2} fill="url(#tsFill)" dot={points.length <= 31 ? { r: 3 } : false} isAnimationActive={false} />
         </AreaChart>
       </ResponsiveContainer>
     </div>
