@@ -24,6 +24,7 @@ on stderr (and in the JSON line's contract_check field).
 
 import argparse
 import ctypes
+import http.client
 import json
 import os
 import re
@@ -37,14 +38,12 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 DEFAULT_SPEC = os.path.normpath(os.path.join(REPO, "..", "shared", "specs", "hcloud-openapi.json"))
 PRISM_BIN = os.path.join(HERE, "node_modules", ".bin", "prism")
-# Prism lines that mean the contract check failed: a request or response violation, or any
-# request that Prism itself had to terminate.
-VIOLATION_LINE = re.compile(r"Violation:|prism/errors#|sl-violations", re.IGNORECASE)
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -107,10 +106,88 @@ def http_status(url, headers=None, method="GET", timeout=2.0):
         return None
 
 
+HOP_HEADERS = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer",
+               "upgrade", "content-length", "host"}
+
+
+class Recorder(BaseHTTPRequestHandler):
+    """Pass-through in front of Prism that writes every exchange Prism refused or flagged to the
+    violations log with Prism's reasons (Prism's own log names the request but not the reasons)."""
+
+    protocol_version = "HTTP/1.1"
+    upstream_port = None
+    violations_log = None
+    echo = False
+    lock = threading.Lock()
+
+    def log_message(self, fmt, *args):
+        pass
+
+    def do_GET(self):
+        self.forward()
+
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_GET
+
+    def forward(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length > 0 else None
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS}
+        conn = http.client.HTTPConnection("127.0.0.1", self.upstream_port, timeout=300)
+        try:
+            conn.request(self.command, self.path, body=body, headers=headers)
+            resp = conn.getresponse()
+            status, reason, resp_headers, data = resp.status, resp.reason, resp.getheaders(), resp.read()
+        except (OSError, http.client.HTTPException) as err:
+            status, reason = 502, "Bad Gateway"
+            data = json.dumps({"error": {"code": "contract_proxy_error", "message": "Prism did not answer: %s" % err,
+                                         "details": None}}).encode()
+            resp_headers = [("Content-Type", "application/json")]
+        finally:
+            conn.close()
+        # Log before answering, so that a test that reads the log right after its request sees it.
+        self.record(status, dict((k.lower(), v) for k, v in resp_headers), body, data)
+        self.send_response(status, reason)
+        for key, value in resp_headers:
+            if key.lower() not in HOP_HEADERS:
+                self.send_header(key, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def record(self, status, headers, body, data):
+        ctype = headers.get("content-type", "")
+        flagged = headers.get("sl-violations")
+        if not ctype.startswith("application/problem+json") and not flagged:
+            return
+        try:
+            problem = json.loads(data.decode("utf-8"))
+        except ValueError:
+            problem = data.decode("utf-8", "replace")[:2000]
+        if flagged and not ctype.startswith("application/problem+json"):
+            try:
+                problem = {"sl-violations": json.loads(flagged)}
+            except ValueError:
+                problem = {"sl-violations": flagged}
+        entry = {"time": time.time(), "method": self.command, "path": self.path, "status": status,
+                 "request_body": body.decode("utf-8", "replace")[:4000] if body else None, "prism": problem}
+        with self.lock, open(self.violations_log, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(entry) + "\n")
+        if self.echo:
+            reasons = problem.get("validation") if isinstance(problem, dict) else None
+            if isinstance(problem, dict) and "sl-violations" in problem:
+                reasons = problem["sl-violations"]
+            text = "; ".join("%s: %s" % (".".join(map(str, r.get("location", []))), r.get("message"))
+                             for r in reasons or [] if isinstance(r, dict))
+            title = problem.get("title") if isinstance(problem, dict) else problem
+            log("contract: %s %s -> %d %s %s" % (self.command, self.path, status, title, text))
+
+
 class Launcher:
     def __init__(self, args):
         self.args = args
         self.procs = []
+        self.recorder = None
         self.stopping = False
         self.log_dir = args.log_dir or tempfile.mkdtemp(prefix="hcloud-fake-")
         os.makedirs(self.log_dir, exist_ok=True)
@@ -161,8 +238,7 @@ class Launcher:
         raise RuntimeError("Prism could not be started (see %s)" % self.prism_log)
 
     def pump_prism(self, proc):
-        with open(self.prism_log, "a", encoding="utf-8") as out, \
-                open(self.violations_log, "a", encoding="utf-8") as bad:
+        with open(self.prism_log, "a", encoding="utf-8") as out:
             for raw in proc.stdout:
                 line = ANSI.sub("", raw.decode("utf-8", "replace"))
                 # Prism prints one line per operation of the spec at start-up: skip those.
@@ -170,11 +246,16 @@ class Launcher:
                     continue
                 out.write(line)
                 out.flush()
-                if VIOLATION_LINE.search(line):
-                    bad.write(line)
-                    bad.flush()
-                    if self.args.verbose:
-                        log("contract: " + line.strip())
+
+    def start_recorder(self, prism_port):
+        handler = type("BoundRecorder", (Recorder,), {"upstream_port": prism_port,
+                                                      "violations_log": self.violations_log,
+                                                      "echo": not self.args.quiet})
+        server_cls = type("RecorderServer", (ThreadingHTTPServer,), {"request_queue_size": 128,
+                                                                       "daemon_threads": True})
+        self.recorder = server_cls(("127.0.0.1", self.args.recorder_port), handler)
+        threading.Thread(target=self.recorder.serve_forever, daemon=True).start()
+        return self.recorder.server_address[1]
 
     def run(self):
         a = self.args
@@ -194,15 +275,17 @@ class Launcher:
                     raise RuntimeError("Prism is not installed in %s: run scripts/setup/prism.sh" % HERE)
                 prism_spec, _ = normalized_spec(spec, self.log_dir)
                 prism_port = self.start_prism(prism_spec, fake_port)
-                info.update({"endpoint": "http://127.0.0.1:%d/v1" % prism_port, "prism": True,
+                front_port = self.start_recorder(prism_port)
+                info.update({"endpoint": "http://127.0.0.1:%d/v1" % front_port, "prism": True,
                              "contract_check": "on", "prism_port": prism_port, "spec": spec,
                              "prism_log": self.prism_log, "violations_log": self.violations_log})
         # Forget the start-up probes so that tests see only their own requests.
         http_status(control + "/__fake/requests", method="DELETE")
         sys.stdout.write(json.dumps(info) + "\n")
         sys.stdout.flush()
-        log("ready: HCLOUD_ENDPOINT=%s (contract check %s; control API %s/__fake/)"
-            % (info["endpoint"], info["contract_check"], control))
+        if not a.quiet:
+            log("ready: HCLOUD_ENDPOINT=%s (contract check %s; control API %s/__fake/)"
+                % (info["endpoint"], info["contract_check"], control))
         return self.wait()
 
     def wait(self):
@@ -235,6 +318,9 @@ class Launcher:
         self.stopping = True
 
     def cleanup(self):
+        if self.recorder is not None:
+            self.recorder.shutdown()
+            self.recorder.server_close()
         for proc in reversed(self.procs):
             if proc.poll() is None:
                 proc.terminate()
@@ -261,7 +347,9 @@ def parse_args(argv=None):
     p.add_argument("--log-dir", help="where prism.log, violations.log and fake.log go (default: a new temp dir)")
     p.add_argument("--exit-on-stdin-eof", action="store_true",
                    help="stop when stdin closes (give the launcher a pipe as stdin, then drop it)")
-    p.add_argument("--verbose", action="store_true", help="echo contract violations on stderr")
+    p.add_argument("--recorder-port", type=int, default=0,
+                   help="port of the pass-through in front of Prism that logs violations (0 = any free port)")
+    p.add_argument("--quiet", action="store_true", help="no 'ready' line and no contract violations echoed on stderr")
     return p.parse_args(argv)
 
 

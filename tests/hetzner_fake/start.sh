@@ -7,4 +7,4 @@ here="$(cd "$(dirname "$0")" && pwd)"
 if [[ ! -x "$here/node_modules/.bin/prism" ]]; then
   bash "$here/../../scripts/setup/prism.sh"
 fi
-exec python3 "$here/launch.py" --prism --verbose "$@"
+exec python3 "$here/launch.py" --prism "$@"

@@ -99,8 +99,6 @@ class ApiBehaviour:
         self.violations_before = self.violation_lines()
 
     def tearDown(self):
-        if self.via_prism and self.expect_violations:
-            time.sleep(0.5)  # let Prism's log of this test's violations land before the next test starts
         if self.via_prism and not self.expect_violations:
             new = self.violation_lines()[len(self.violations_before):]
             self.assertEqual(new, [], "Prism reported contract violations")
@@ -556,7 +554,7 @@ class ApiBehaviour:
 class DirectTests(ApiBehaviour, unittest.TestCase):
     """The fake alone, as the CLI sees it when the spec is absent."""
 
-    launch_args = ()
+    launch_args = ("--quiet",)
 
     def test_actions_list_needs_ids(self):
         status, _, out = self.api("GET", "/actions")
@@ -570,7 +568,7 @@ class DirectTests(ApiBehaviour, unittest.TestCase):
 class ContractTests(ApiBehaviour, unittest.TestCase):
     """Everything through Prism: requests and responses checked against the published spec."""
 
-    launch_args = ("--prism",)
+    launch_args = ("--prism", "--quiet")
     via_prism = True
 
     @classmethod
@@ -588,6 +586,9 @@ class ContractTests(ApiBehaviour, unittest.TestCase):
         messages = " ".join(v["message"] for v in out["validation"])
         self.assertIn("image", messages)
         self.assertEqual(self.ctl("GET", "requests")["requests"], [])
+        logged = json.loads(self.violation_lines()[-1])
+        self.assertEqual((logged["method"], logged["path"], logged["status"]), ("POST", "/v1/servers", 422))
+        self.assertIn("required property 'image'", json.dumps(logged["prism"]["validation"]))
         status, _, out = self.api("GET", "/actions")  # the id parameter is required by the spec
         self.assertEqual(status, 422, out)
         self.expect_violations = True
@@ -600,7 +601,9 @@ class ContractTests(ApiBehaviour, unittest.TestCase):
         self.assertIn("VIOLATIONS", out["type"])
         self.assertIn("sl-violations", {k.lower() for k in headers.keys()})
         self.assertEqual(len(self.ctl("GET", "requests")["requests"]), 1)
-        self.assertGreater(len(self.violation_lines()), len(self.violations_before))
+        logged = json.loads(self.violation_lines()[-1])
+        self.assertEqual((logged["method"], logged["status"]), ("GET", 500))
+        self.assertIn("response", json.dumps(logged["prism"]["validation"]))
         self.expect_violations = True
 
     def test_error_bodies_are_checked_too(self):
@@ -651,7 +654,7 @@ class LauncherTests(unittest.TestCase):
         self.assertFalse(self._answers(info))
 
     def test_sigterm_stops_the_fake(self):
-        proc = subprocess.Popen([sys.executable, os.path.join(HERE, "launch.py")],
+        proc = subprocess.Popen([sys.executable, os.path.join(HERE, "launch.py"), "--quiet"],
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
         info = json.loads(proc.stdout.readline())
         self.assertTrue(self._answers(info))
