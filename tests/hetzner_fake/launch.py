@@ -107,7 +107,7 @@ def http_status(url, headers=None, method="GET", timeout=2.0):
 
 
 HOP_HEADERS = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer",
-               "upgrade", "content-length", "host"}
+               "upgrade", "content-length", "host", "expect"}
 
 
 class Recorder(BaseHTTPRequestHandler):

@@ -222,6 +222,21 @@ class ApiBehaviour:
             status, _, out = self.api("GET", "/" + kind)
             self.assertEqual((status, out[kind]), (200, []))
 
+    def test_instant_actions_when_configured(self):
+        self.ctl("POST", "config", {"action_polls": 0, "starting_polls": 0})
+        self.make_key()
+        out = self.make_server()
+        self.assertEqual(out["action"]["status"], "success")
+        self.assertEqual(out["server"]["status"], "running")
+        self.assertEqual({a["status"] for a in out["next_actions"]}, {"success"})
+        status, _, out = self.api("DELETE", "/servers/%d" % out["server"]["id"])
+        self.assertEqual(out["action"]["status"], "success")
+
+    def test_reset_restores_start_up_config(self):
+        self.ctl("POST", "config", {"action_polls": 7})
+        self.ctl("POST", "reset", {})
+        self.assertEqual(self.ctl("GET", "config")["action_polls"], 2)
+
     def test_every_response_carries_rate_limit_headers(self):
         for path in ("/locations", "/servers/424242"):
             _, headers, _ = self.api("GET", path)
