@@ -308,10 +308,13 @@ def build_columnar(ds, settings) -> ColumnarStore | None:
     keep = day >= 0  # rows without a parseable date never match a date range
     order = np.argsort(day, kind="stable")
     order = order[keep[order]]
+    def compact(a: np.ndarray, nvalues: int) -> np.ndarray:
+        return a.astype(np.int16) if nvalues < 32000 else a
+
     store = ColumnarStore(
         p,
         day[order],
-        {d.name: codes[j][:n][order] for j, d in enumerate(p.dimensions)},
+        {d.name: compact(codes[j][:n][order], len(dim_maps[j])) for j, d in enumerate(p.dimensions)},
         {d.name: list(dim_maps[j]) for j, d in enumerate(p.dimensions)},
         {c: meas[j][:n][order] for j, c in enumerate(cols)},
         int_cols,

@@ -22,7 +22,9 @@ def client(request, make_client, sample_db, stub, tmp_path):
 
 
 def test_dashboard_test_reports_tables_and_main_table(client):
-    assert client.get("/api/dashboard/test").json() == {"ok": True, "tables": 9, "main_table": "orders", "rows": 20000}
+    t = client.get("/api/dashboard/test").json()
+    assert {k: t[k] for k in ("ok", "tables", "main_table", "rows")} == {"ok": True, "tables": 9, "main_table": "orders", "rows": 20000}
+    assert t["cache"] in ("ready", "off")
 
 
 def test_profile_endpoint_shape(client):
@@ -150,7 +152,7 @@ def test_dataset_without_dates_answers_409_and_explains(make_client, nodate_db):
     assert p["fact_table"] is None and p["notes"]
     r = c.get("/api/dashboard/kpis")
     assert r.status_code == 409 and "date column" in r.json()["detail"]
-    assert c.get("/api/dashboard/test").json() == {"ok": True, "tables": 1, "main_table": "things", "rows": 2}
+    assert c.get("/api/dashboard/test").json() == {"ok": True, "tables": 1, "main_table": "things", "rows": 2, "cache": "off"}
 
 
 def test_override_profile_from_env_setting(make_client, other_db):

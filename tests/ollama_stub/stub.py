@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import re
+import socket
 import sys
 import threading
 import time
@@ -151,6 +152,11 @@ def answer_for(messages: list[dict]) -> tuple[dict | None, str]:
 class Handler(BaseHTTPRequestHandler):
     server_version = "ollama-stub/" + VERSION
     protocol_version = "HTTP/1.1"
+
+    def setup(self):
+        super().setup()
+        # Many small NDJSON writes: without this, Nagle + delayed ACK add ~40 ms per answer.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def log_message(self, fmt, *args):  # quiet unless asked
         if os.environ.get("STUB_VERBOSE"):

@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     llm_max_corrections: int = Field(default=2, ge=0, le=5)
     # Build the in-memory columnar cache used to answer dashboard queries fast.
     dashboard_cache: bool = True
-    dashboard_cache_max_rows: int = 20_000_000
+    dashboard_cache_max_rows: int = 5_000_000
 
     @property
     def cors_origin_list(self) -> list[str]:

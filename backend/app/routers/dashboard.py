@@ -34,7 +34,8 @@ def _call(fn, *args):
 def test(request: Request):
     ds = _dataset(request)
     table, rows = ds.main_table_rows()
-    return {"ok": True, "tables": len(ds.tables), "main_table": table, "rows": rows}
+    cache = "ready" if ds.columnar is not None else ("building" if request.app.state.settings.dashboard_cache and ds.profile.usable else "off")
+    return {"ok": True, "tables": len(ds.tables), "main_table": table, "rows": rows, "cache": cache}
 
 
 @router.get("/profile")
