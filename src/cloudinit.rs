@@ -189,7 +189,7 @@ pub mod tests {
     fn user_data_holds_the_injected_host_key_and_hardening() {
         let i = fixture_input("hetzner", false, "upstream");
         let ud = render(&i).unwrap();
-        assert!(ud.contains("ssh_genkeytypes: []"));
+        assert!(ud.contains("ssh_genkeytypes: [ed25519]"));
         assert!(ud.contains("ssh_deletekeys: true"));
         assert!(ud.contains("ssh_pwauth: false"));
         assert!(ud.contains("disable_root: true"));

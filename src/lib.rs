@@ -36,12 +36,24 @@ pub struct Ctx {
 
 /// Parse, run, print, and return the exit code (0 ok, 1 failure, 2 usage/validation).
 pub fn run_from_args<I: IntoIterator<Item = OsString>>(args: I) -> u8 {
-    let cli = match Cli::try_parse_from(args) {
+    let args: Vec<OsString> = args.into_iter().collect();
+    let cli = match Cli::try_parse_from(&args) {
         Ok(c) => c,
         Err(e) => {
             let code = e.exit_code();
             let _ = e.print();
-            return if code == 0 { 0 } else { 2 };
+            if code == 0 {
+                return 0;
+            }
+            // Even a parse error gives one JSON document when JSON output was asked for.
+            if wants_json(&args) {
+                let msg = e.kind().to_string();
+                let detail = e.to_string();
+                let first = detail.lines().next().unwrap_or(&msg).trim_start_matches("error: ").to_string();
+                Out::new(OutputFormat::Json)
+                    .emit(&output::Report::new(json!({"ok": false, "error": first, "exit_code": 2}), ""));
+            }
+            return 2;
         }
     };
     init_tracing(cli.verbose);
@@ -67,6 +79,11 @@ pub fn run_from_args<I: IntoIterator<Item = OsString>>(args: I) -> u8 {
             code
         }
     }
+}
+
+fn wants_json(args: &[OsString]) -> bool {
+    let a: Vec<String> = args.iter().map(|s| s.to_string_lossy().into_owned()).collect();
+    a.iter().any(|x| x == "--output=json") || a.windows(2).any(|w| w[0] == "--output" && w[1] == "json")
 }
 
 async fn run(cli: Cli) -> anyhow::Result<output::Report> {
