@@ -138,6 +138,21 @@ export function Assistant() {
         <div ref={endRef} />
       </div>
 
+      {turns.length > 0 && examples.length > 0 && (
+        <details>
+          <summary className="muted" style={{ cursor: "pointer", fontSize: "0.85rem" }}>
+            Example questions
+          </summary>
+          <div className="examples" style={{ marginTop: 8 }}>
+            {examples.map((q) => (
+              <button key={q} className="chip" disabled={busy} onClick={() => ask(q)}>
+                {q}
+              </button>
+            ))}
+          </div>
+        </details>
+      )}
+
       <form
         className="composer"
         onSubmit={(e) => {
