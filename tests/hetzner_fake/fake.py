@@ -1123,11 +1123,13 @@ class Control:
             if kind == "http":
                 try:
                     re.compile(item.get("path_regex", ""))
+                    re.compile(item.get("body_regex") or "")
                 except re.error as err:
-                    return 400, {"error": "bad path_regex: %s" % err}
+                    return 400, {"error": "bad regex: %s" % err}
                 fault.update({
                     "method": (item.get("method") or "").upper() or None,
                     "path_regex": item.get("path_regex", ""),
+                    "body_regex": item.get("body_regex"),
                     "status": int(item["status"]) if item.get("status") is not None else None,
                     "after": int(item.get("after", 0)),
                     "when": item.get("when", "before"),
@@ -1289,6 +1291,8 @@ class Handler(BaseHTTPRequestHandler):
                     continue
                 if not re.search(f["path_regex"], norm_path):
                     continue
+                if f["body_regex"] and not re.search(f["body_regex"], raw.decode("utf-8", "replace")):
+                    continue
                 if f["seen"] < f["after"]:
                     f["seen"] += 1
                     continue
@@ -1296,16 +1300,21 @@ class Handler(BaseHTTPRequestHandler):
                 fault = dict(f)
                 break
 
-        if fault and fault["delay"]:
-            time.sleep(fault["delay"])
-
+        delay = fault["delay"] if fault else 0
+        if delay and fault["when"] == "before":
+            time.sleep(delay)  # nothing happens until the delay is over
         with state.lock:
             status, out, raw_out = self.process(method, api_path, query, body, body_error,
                                                 allowed, headers, fault)
             entry["status"] = status
             if fault:
                 entry["fault"] = fault["id"]
-        self.send(status, out, headers, raw_out)
+        if delay and fault["when"] == "after":
+            time.sleep(delay)  # done, but the answer is late (a client timeout loses it)
+        try:
+            self.send(status, out, headers, raw_out)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up waiting
 
     def process(self, method, api_path, query, body, body_error, allowed, headers, fault):
         state = self.state

@@ -362,6 +362,19 @@ class ApiBehaviour:
         status, _, out = self.api("GET", "/servers?label_selector=munero-trial%3Dalpha")
         self.assertEqual([s["name"] for s in out["servers"]], ["ghost"])
 
+    def test_fault_matched_by_body_and_late_answer(self):
+        self.ctl("POST", "faults", {"method": "POST", "path_regex": "^/v1/ssh_keys$", "body_regex": r'"name":\s*"b"',
+                                    "status": 500})
+        status, _, _ = self.api("POST", "/ssh_keys", {"name": "a", "public_key": ed25519_public_key("a")})
+        self.assertEqual(status, 201)
+        status, _, out = self.api("POST", "/ssh_keys", {"name": "b", "public_key": ed25519_public_key("b")})
+        self.assert_error(status, out, 500, "service_error")
+        self.ctl("POST", "faults", {"method": "POST", "path_regex": "^/v1/ssh_keys$", "delay": 0.5,
+                                    "when": "after"})
+        status, _, out = self.api("POST", "/ssh_keys", {"name": "c", "public_key": ed25519_public_key("c")})
+        self.assertEqual((status, out["ssh_key"]["name"]), (201, "c"))
+        self.assertEqual([k["name"] for k in self.ctl("GET", "state")["ssh_keys"]], ["a", "c"])
+
     def test_action_error_fault_fails_the_create_action(self):
         self.ctl("POST", "faults", {"kind": "action_error", "command": "create_server", "code": "no_space",
                                     "message": "no space left in location"})
