@@ -50,7 +50,7 @@ def create_app(settings: Settings | None = None, llm_transport=None) -> FastAPI:
     if settings.cors_origin_list:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origin_list, allow_methods=["GET", "POST"],
                            allow_headers=["*"])
-    app.add_middleware(AccessLogMiddleware)
+    app.add_middleware(AccessLogMiddleware, debug_log_prompts=settings.debug_log_prompts)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError):
@@ -59,15 +59,6 @@ def create_app(settings: Settings | None = None, llm_transport=None) -> FastAPI:
             loc = ".".join(str(x) for x in e.get("loc", ()) if x not in ("body", "query"))
             parts.append(f"{loc}: {e.get('msg')}" if loc else str(e.get("msg")))
         return JSONResponse({"detail": "; ".join(parts) or "invalid request"}, status_code=422)
-
-    @app.exception_handler(Exception)
-    async def _unhandled(request: Request, exc: Exception):
-        # The message may carry data (SQL, values): log the class only unless prompts may be logged.
-        if settings.debug_log_prompts:
-            log.exception("unhandled error on %s %s", request.method, request.url.path)
-        else:
-            log.error("unhandled error on %s %s: %s", request.method, request.url.path, type(exc).__name__)
-        return JSONResponse({"detail": "internal error"}, status_code=500)
 
     app.include_router(health.router)
     app.include_router(dashboard.router)

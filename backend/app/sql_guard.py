@@ -76,12 +76,12 @@ def check_sql(sql: str, known_tables: list[str], default_limit: int = 1000) -> C
             raise GuardError(f"no such table: {name}")
         used.add(known[low])
     limit_added = False
+    out = text
     if tree.args.get("limit") is None:
-        tree = tree.limit(default_limit) if isinstance(tree, exp.Select) else exp.select("*").from_(tree.subquery("q")).limit(default_limit)
+        # Appended to the model's own text (kept as written, so the user sees their query); the
+        # newline ends a trailing `--` comment. A LIMIT after a compound SELECT applies to all of it.
+        out = f"{text}\nLIMIT {int(default_limit)}"
         limit_added = True
-        out = tree.sql(dialect="sqlite")
-    else:
-        out = text
     return CheckedSQL(sql=out, tables=used, limit_added=limit_added)
 
 

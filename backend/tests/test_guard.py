@@ -98,11 +98,18 @@ def test_cte_names_are_not_mistaken_for_missing_tables():
 
 def test_limit_is_added_when_absent_and_kept_when_present():
     added = check_sql("SELECT order_id FROM orders", TABLES, default_limit=1000)
-    assert added.limit_added and added.sql.endswith("LIMIT 1000")
+    assert added.limit_added and added.sql == "SELECT order_id FROM orders\nLIMIT 1000"
     kept = check_sql("SELECT order_id FROM orders LIMIT 5", TABLES)
     assert not kept.limit_added and kept.sql.endswith("LIMIT 5")
     union = check_sql("SELECT name FROM brands UNION SELECT name FROM categories", TABLES)
     assert union.limit_added and union.sql.endswith("LIMIT 1000")
+    commented = check_sql("SELECT order_id FROM orders -- all of them", TABLES)
+    assert commented.sql.endswith("\nLIMIT 1000")
+
+
+def test_added_limit_applies_to_union_and_trailing_comment(sample_db):
+    sql = check_sql("SELECT name FROM brands UNION ALL SELECT name FROM categories -- both", TABLES, default_limit=7).sql
+    assert len(run(sample_db, sql).rows) == 7
 
 
 def test_rows_are_capped_and_flagged_truncated(sample_db):
