@@ -40,7 +40,7 @@ import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+HERE = os.path.dirname(os.path.realpath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 DEFAULT_SPEC = os.path.normpath(os.path.join(REPO, "..", "shared", "specs", "hcloud-openapi.json"))
 PRISM_BIN = os.path.join(HERE, "node_modules", ".bin", "prism")
