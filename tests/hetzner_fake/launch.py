@@ -29,6 +29,7 @@ import json
 import os
 import re
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -189,6 +190,7 @@ class Launcher:
         self.procs = []
         self.recorder = None
         self.stopping = False
+        self.own_log_dir = not args.log_dir
         self.log_dir = args.log_dir or tempfile.mkdtemp(prefix="hcloud-fake-")
         os.makedirs(self.log_dir, exist_ok=True)
         self.prism_log = os.path.join(self.log_dir, "prism.log")
@@ -330,6 +332,16 @@ class Launcher:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        # A temp log dir goes away unless it holds violations (kept, and named, for a post-mortem).
+        if self.own_log_dir and not self.args.keep_logs:
+            try:
+                has_violations = os.path.getsize(self.violations_log) > 0
+            except OSError:
+                has_violations = False
+            if has_violations:
+                log("contract violations were recorded: kept %s" % self.violations_log)
+            else:
+                shutil.rmtree(self.log_dir, ignore_errors=True)
 
 
 def parse_args(argv=None):
@@ -345,6 +357,8 @@ def parse_args(argv=None):
     p.add_argument("--release-on-delete", choices=("after_action", "immediate"), default="after_action")
     p.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for Prism to answer")
     p.add_argument("--log-dir", help="where prism.log, violations.log and fake.log go (default: a new temp dir)")
+    p.add_argument("--keep-logs", action="store_true",
+                   help="keep the temp log dir on exit (by default it is kept only when it holds violations)")
     p.add_argument("--exit-on-stdin-eof", action="store_true",
                    help="stop when stdin closes (give the launcher a pipe as stdin, then drop it)")
     p.add_argument("--recorder-port", type=int, default=0,
