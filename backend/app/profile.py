@@ -218,7 +218,7 @@ def _implicit_fks(conn, table: str, cols: list[ColumnInfo], tables: list[str], p
     return out
 
 
-NAME_LIKE = re.compile(r"(^name$|^title$|^label$|_name$|_title$)", re.I)
+NAME_LIKE = re.compile(r"(^name$|^title$|^label$|[_ ]name$|[_ ]title$)", re.I)
 
 
 def _dim_candidates(conn, table: str, cols: list[ColumnInfo], fk_cols: set[str], sample_from: str, lookup: bool = False) -> list[tuple[str, int]]:
