@@ -27,6 +27,7 @@ import re
 import sys
 import threading
 import time
+import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -440,7 +441,8 @@ class State:
         create = self.actions.get(server["_create_action"])
         if create is not None and create["status"] == "running":
             self.advance_action(create)
-            return
+            if create["status"] == "running":
+                return
         if server["status"] == "starting":
             server["_starting_reads"] += 1
             if server["_starting_reads"] > self.config["starting_polls"]:
@@ -539,6 +541,8 @@ class State:
                 raise invalid_input("firewalls", "firewall %r not found" % (fid,))
             firewall_ids.append(fid)
         public_net = body.get("public_net") or {}
+        if not isinstance(public_net, dict):
+            raise invalid_input("public_net", "public_net must be an object")
         enable_v4 = public_net.get("enable_ipv4", True)
         enable_v6 = public_net.get("enable_ipv6", True)
         if any(s["name"] == name for s in self.servers.values()):
@@ -706,12 +710,14 @@ class State:
         for item in items:
             kind = item.get("type") if isinstance(item, dict) else None
             if kind == "server":
-                sid = (item.get("server") or {}).get("id")
+                target = item.get("server")
+                sid = target.get("id") if isinstance(target, dict) else None
                 if not isinstance(sid, int):
                     raise invalid_input(field, "server.id is required for type server")
                 servers.append(sid)
             elif kind == "label_selector":
-                selector = (item.get("label_selector") or {}).get("selector")
+                target = item.get("label_selector")
+                selector = target.get("selector") if isinstance(target, dict) else None
                 if not isinstance(selector, str):
                     raise invalid_input(field, "label_selector.selector is required for type label_selector")
                 parse_selector(selector)
@@ -1264,7 +1270,13 @@ class Handler(BaseHTTPRequestHandler):
                 if body_error:
                     status, out = 400, {"error": "invalid JSON: %s" % body_error}
                 else:
-                    status, out = Control(state).handle(method, path.rstrip("/"), body)
+                    try:
+                        status, out = Control(state).handle(method, path.rstrip("/"), body)
+                    except ApiError as err:
+                        status, out = err.status, err.body()
+                    except Exception as err:
+                        traceback.print_exc()
+                        status, out = 400, {"error": "bad control request: %s: %s" % (type(err).__name__, err)}
             self.send(status, out)
             return
 
@@ -1357,6 +1369,11 @@ class Handler(BaseHTTPRequestHandler):
             status, out = Api(state).handle(method, api_path, query, body)
         except ApiError as err:
             status, out = err.status, err.body()
+        except Exception as err:  # a bug in the fake: answer (never hang the client) and say so
+            traceback.print_exc()
+            status, out = 500, {"error": {"code": "service_error",
+                                          "message": "hcloud fake failed: %s: %s" % (type(err).__name__, err),
+                                          "details": None}}
         if fault and fault["status"] is not None and fault["when"] == "after":
             return fault_response()
         return status, out, None
