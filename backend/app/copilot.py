@@ -208,8 +208,10 @@ class Copilot:
     def _schema(self) -> str:
         cache = self.ds.__dict__.setdefault("_schema_prompt", None)
         if cache is None:
+            # About 3 characters per token; leave room for instructions, history and the answer.
+            budget = max(4000, (self.s.llm_num_ctx - 2000) * 3)
             with self.ds.connection() as conn:
-                cache = schema_prompt(conn)
+                cache = schema_prompt(conn, max_chars=budget)
             self.ds.__dict__["_schema_prompt"] = cache
         return cache
 

@@ -342,6 +342,7 @@ def detect_profile(conn: sqlite3.Connection) -> Profile:
     sample_fact = f"SELECT * FROM {quote_ident(fact)} LIMIT {SAMPLE_ROWS}"
     dims: list[Dimension] = []
     names: set[str] = set()
+    distinct_of: dict[tuple[str, str], int] = {}
 
     def add_dim(table: str, column: str, path: list[Join]):
         base = column
@@ -353,7 +354,8 @@ def detect_profile(conn: sqlite3.Connection) -> Profile:
         names.add(name)
         dims.append(Dimension(name=name, label=_label(name), table=table, column=column, path=path))
 
-    for col, _d in _dim_candidates(conn, fact, cols_by_table[fact], fact_fk_cols | {dcol.name}, sample_fact):
+    for col, nd in _dim_candidates(conn, fact, cols_by_table[fact], fact_fk_cols | {dcol.name}, sample_fact):
+        distinct_of[(fact, col)] = nd
         add_dim(fact, col, [])
 
     visited = {fact}
@@ -368,9 +370,16 @@ def detect_profile(conn: sqlite3.Connection) -> Profile:
                 p = path + [Join(t, from_col, to_t, to_col)]
                 nxt.append((to_t, p))
                 tfk = {f for f, _, _ in fks[to_t]}
-                for col, _d in _dim_candidates(conn, to_t, cols_by_table[to_t], tfk, f"SELECT * FROM {quote_ident(to_t)} LIMIT {SAMPLE_ROWS}", lookup=True):
+                for col, nd in _dim_candidates(conn, to_t, cols_by_table[to_t], tfk, f"SELECT * FROM {quote_ident(to_t)} LIMIT {SAMPLE_ROWS}", lookup=True):
+                    distinct_of[(to_t, col)] = nd
                     add_dim(to_t, col, p)
         frontier = nxt
+    # Most useful first (a client shows the first one by default): about ten values fill a top-10
+    # chart best; then fewer joins.
+    import math
+
+    card = {id(d): distinct_of.get((d.table, d.column), 10) for d in dims}
+    dims.sort(key=lambda d: (round(abs(math.log(max(card[id(d)], 1) / 10.0)), 1), len(d.path)))
     prof.dimensions = dims
     if not dims:
         prof.notes.append("No low-cardinality text column was found for breakdowns; only totals and time series are shown.")
