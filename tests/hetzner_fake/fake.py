@@ -310,7 +310,8 @@ def sort_items(items, query, allowed):
         field, _, direction = spec.partition(":")
         if field not in allowed or direction not in ("", "asc", "desc"):
             raise invalid_input("sort", "invalid sort %r" % spec)
-        items.sort(key=lambda x: x[field], reverse=direction == "desc")
+        items.sort(key=lambda x: (x[field] is None, x[field] if x[field] is not None else ""),
+                   reverse=direction == "desc")
     return items
 
 
@@ -860,7 +861,7 @@ class Api:
         if rest:
             raise not_found("route")
         ids = query.get("id")
-        if res_id is None and not ids:
+        if kind_type is None and not ids:  # only GET /actions requires ids (listing all was removed)
             raise invalid_input("id", "id is required")
         items = [a for a in s.actions.values() if visible(a)]
         if ids:

@@ -534,6 +534,7 @@ class ApiBehaviour:
             ("/servers/%d/actions" % sid, "actions", 3),
             ("/servers/%d/actions?status=running" % sid, "actions", None),
             ("/servers/actions?id=%d" % aid, "actions", 1),
+            ("/servers/actions?sort=finished:desc&sort=command", "actions", 3),
             ("/firewalls/%d/actions" % fw["id"], "actions", 1),
             ("/firewalls/actions?id=%d" % created["next_actions"][1]["id"], "actions", 1),
             ("/datacenters", "datacenters", 5),
