@@ -432,10 +432,16 @@ class State:
 
     # -- servers --
     def server_firewalls(self, server):
+        """public_net.firewalls: "pending" while an apply_firewall action for the pair runs."""
         out = []
         for fw in sorted(self.firewalls.values(), key=lambda f: f["id"]):
             if server["id"] in self.firewall_server_ids(fw):
-                out.append({"id": fw["id"], "status": "applied"})
+                pending = any(
+                    a["command"] == "apply_firewall" and a["status"] == "running"
+                    and {"id": fw["id"], "type": "firewall"} in a["resources"]
+                    and {"id": server["id"], "type": "server"} in a["resources"]
+                    for a in self.actions.values())
+                out.append({"id": fw["id"], "status": "pending" if pending else "applied"})
         return out
 
     def observe_server(self, server):

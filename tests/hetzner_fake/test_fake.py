@@ -172,20 +172,11 @@ class ApiBehaviour:
         self.assertIsNone(created["root_password"])
         self.assertEqual([a["command"] for a in created["next_actions"]], ["start_server", "apply_firewall"])
         self.assertTrue(server["public_net"]["ipv4"]["ip"].startswith("203.0.113."))
-        self.assertEqual(server["public_net"]["firewalls"], [{"id": fw["id"], "status": "applied"}])
+        self.assertEqual(server["public_net"]["firewalls"], [{"id": fw["id"], "status": "pending"}])
 
         action = self.wait_action(created["action"]["id"])
         self.assertEqual((action["status"], action["progress"]), ("success", 100))
         self.assertIsNotNone(action["finished"])
-        # hcloud-go style: poll several actions at once through the list endpoint.
-        ids = "&".join("id=%d" % a["id"] for a in created["next_actions"])
-        for _ in range(5):
-            status, _, out = self.api("GET", "/actions?" + ids)
-            self.assertEqual(status, 200, out)
-            if all(a["status"] == "success" for a in out["actions"]):
-                break
-        self.assertEqual([a["status"] for a in out["actions"]], ["success", "success"])
-
         seen = []
         for _ in range(5):
             status, _, out = self.api("GET", "/servers/%d" % server["id"])
@@ -194,6 +185,17 @@ class ApiBehaviour:
             if seen[-1] == "running":
                 break
         self.assertEqual(seen, ["starting", "running"])
+
+        # hcloud-go style: poll several actions at once through the list endpoint.
+        ids = "&".join("id=%d" % a["id"] for a in created["next_actions"])
+        for _ in range(5):
+            status, _, out = self.api("GET", "/actions?" + ids)
+            self.assertEqual(status, 200, out)
+            if all(a["status"] == "success" for a in out["actions"]):
+                break
+        self.assertEqual([a["status"] for a in out["actions"]], ["success", "success"])
+        status, _, out = self.api("GET", "/servers/%d" % server["id"])
+        self.assertEqual(out["server"]["public_net"]["firewalls"], [{"id": fw["id"], "status": "applied"}])
 
         status, _, out = self.api("GET", "/servers?label_selector=munero-managed%3Dtrue%2Cmunero-trial%3Dalpha")
         self.assertEqual(status, 200, out)
