@@ -365,13 +365,14 @@ class State:
     def rate_limit(self):
         limit = int(self.config["rate_limit"])
         t = time.time()
-        self.tokens = min(float(limit), self.tokens + (t - self.tokens_at))
+        refill = float(self.config["rate_refill"])
+        self.tokens = min(float(limit), self.tokens + (t - self.tokens_at) * refill)
         self.tokens_at = t
         allowed = self.tokens >= 1.0
         if allowed:
             self.tokens -= 1.0
         remaining = int(self.tokens)
-        reset = int(math.ceil(t + (limit - self.tokens)))
+        reset = int(math.ceil(t + (limit - self.tokens) / refill)) if refill > 0 else int(t) + 3600
         return allowed, {"RateLimit-Limit": str(limit), "RateLimit-Remaining": str(remaining),
                          "RateLimit-Reset": str(reset)}
 
@@ -1408,6 +1409,7 @@ def main(argv=None):
     parser.add_argument("--starting-polls", type=int, default=1,
                         help="reads of a server that stay in 'starting' before it is 'running'")
     parser.add_argument("--rate-limit", type=int, default=3600, help="requests per hour (bucket size)")
+    parser.add_argument("--rate-refill", type=float, default=1.0, help="requests added to the bucket per second")
     parser.add_argument("--release-on-delete", choices=("after_action", "immediate"), default="after_action",
                         help="when firewalls let go of a deleted server")
     parser.add_argument("--no-root", action="store_true",
@@ -1416,7 +1418,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     config = {"action_polls": args.action_polls, "action_seconds": args.action_seconds,
               "starting_polls": args.starting_polls, "rate_limit": args.rate_limit,
-              "release_on_delete": args.release_on_delete}
+              "release_on_delete": args.release_on_delete, "rate_refill": args.rate_refill}
     httpd, _ = serve(args.host, args.port, config, args.verbose, serve_root=not args.no_root)
     print("LISTENING %d" % httpd.server_address[1], flush=True)
     try:

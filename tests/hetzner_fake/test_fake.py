@@ -319,7 +319,7 @@ class ApiBehaviour:
         self.assertEqual(self.ctl("GET", "state")["ssh_keys"], [])
 
     def test_rate_limit_bucket_runs_out_with_429(self):
-        self.ctl("POST", "config", {"rate_limit": 3})
+        self.ctl("POST", "config", {"rate_limit": 3, "rate_refill": 0})
         statuses = []
         for _ in range(4):
             status, headers, out = self.api("GET", "/locations")
