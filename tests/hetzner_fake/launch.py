@@ -201,7 +201,8 @@ class Launcher:
         a = self.args
         cmd = [sys.executable, os.path.join(HERE, "fake.py"), "--host", "127.0.0.1", "--port", str(a.port),
                "--action-polls", str(a.action_polls), "--action-seconds", str(a.action_seconds),
-               "--starting-polls", str(a.starting_polls), "--rate-limit", str(a.rate_limit), "--rate-refill", str(a.rate_refill),
+               "--starting-polls", str(a.starting_polls), "--rate-limit", str(a.rate_limit),
+               "--rate-refill", str(a.rate_refill),
                "--release-on-delete", a.release_on_delete, "--no-root"]
         err = open(self.fake_log, "ab")
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
