@@ -337,3 +337,26 @@ fn unauthorized_token_fails_with_exit_1_and_says_so() {
     assert!(!r.all_output().contains("test-token-not-secret"));
     assert!(fake.is_empty());
 }
+
+#[test]
+fn a_slow_answer_times_out_and_is_retried() {
+    let fake = Fake::start();
+    let cli = Cli::new(Some(&fake)).env("MUNERO_HTTP_TIMEOUT_S", "1");
+    fake.fault(json!({"method": "GET", "path_regex": "^/v1/server_types$", "delay": 3, "count": 1}));
+    let doc = cli.create("slow-api", &[]).ok().json();
+    assert_eq!(doc["ok"], true);
+    assert!(fake.count("GET", "/v1/server_types") >= 2, "the slow request was sent again");
+    assert_eq!(fake.servers().len(), 1);
+}
+
+#[test]
+fn resume_keeps_the_first_expiry() {
+    let fake = Fake::start();
+    let cli = Cli::new(Some(&fake));
+    let first = cli.create("keep-expiry", &["--days", "3"]).ok().json();
+    let second = cli.create("keep-expiry", &["--days", "30"]).ok();
+    assert!(second.stderr.contains("keeping its expiry"), "{}", second.stderr);
+    assert_eq!(second.json()["expires_unix"], first["expires_unix"]);
+    let label = labels(&fake.servers()[0])["munero-expires"].clone();
+    assert_eq!(label.as_str().unwrap(), first["expires_unix"].to_string());
+}

@@ -114,7 +114,18 @@ pub async fn prepare(ctx: &Ctx, args: &CreateArgs, kind: ProviderKind, provider:
         (Some(e), _) => validate::expires(e, ctx.now)?,
         (None, d) => ctx.now + time::Duration::days(validate::days(d.unwrap_or(validate::DEFAULT_DAYS))?),
     };
-    let expires_at = expires_at.replace_nanosecond(0).unwrap_or(expires_at);
+    let mut expires_at = expires_at.replace_nanosecond(0).unwrap_or(expires_at);
+    // A resumed trial keeps the expiry it was created with: its resources already carry it.
+    let prior = ctx.store.load(&name)?;
+    if let Some(t) = prior.as_ref().filter(|t| t.expires_unix > 0) {
+        if t.expires_unix != expires_at.unix_timestamp() && (args.days.is_some() || args.expires.is_some()) {
+            ctx.out.progress(format!(
+                "note: trial {name} exists; keeping its expiry {} (set when it was first created)",
+                t.expires
+            ));
+        }
+        expires_at = time::OffsetDateTime::from_unix_timestamp(t.expires_unix).unwrap_or(expires_at);
+    }
     let expires_unix = expires_at.unix_timestamp();
     let expires_rfc = expires_at.format(&Rfc3339).unwrap_or_default();
     let expires_systemd = expires_at
@@ -149,7 +160,7 @@ pub async fn prepare(ctx: &Ctx, args: &CreateArgs, kind: ProviderKind, provider:
     }
 
     // Existing local record (resume) and keys.
-    let existing = ctx.store.load(&name)?;
+    let existing = prior;
     if let Some(t) = &existing {
         if t.provider != kind.as_str() {
             return Err(usage(format!(

@@ -23,7 +23,8 @@ use crate::{providers, validate, Ctx};
 struct Found {
     resources: Vec<Resource>,
     has_server: bool,
-    /// Earliest expiry over its resources (a missing/garbled label never counts as expired).
+    /// Its server's expiry label, or for orphans the earliest over its resources (a missing or
+    /// garbled label never counts as expired).
     expires: Option<i64>,
 }
 
@@ -45,10 +46,13 @@ async fn inventory(p: &dyn Provider) -> Result<BTreeMap<String, Found>> {
         if r.kind == ResourceKind::Server {
             f.has_server = true;
         }
-        if let Some(e) = r.expires() {
-            f.expires = Some(f.expires.map_or(e, |x| x.min(e)));
-        }
         f.resources.push(r);
+    }
+    // A trial's expiry is its server's label; firewalls and keys decide only for orphans.
+    for f in by.values_mut() {
+        let servers: Vec<i64> = f.resources.iter().filter(|r| r.kind == ResourceKind::Server).filter_map(|r| r.expires()).collect();
+        let any: Vec<i64> = f.resources.iter().filter_map(|r| r.expires()).collect();
+        f.expires = if f.has_server { servers.into_iter().min() } else { any.into_iter().min() };
     }
     for f in by.values_mut() {
         f.resources.sort_by_key(|r| match r.kind {
