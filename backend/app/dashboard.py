@@ -149,7 +149,7 @@ class SqlEngine:
             if lo is None:
                 return None, None
             conv = date_expr("?", self.p.date_kind)
-            lo, hi = conn.execute(f"SELECT {conv}, {conv.replace('?', '?')}", (lo, hi)).fetchone()
+            lo, hi = conn.execute(f"SELECT {conv}, {conv}", (lo, hi)).fetchone()
         return parse_date(lo, "date"), parse_date(hi, "date")
 
     def totals(self, period: Period, filters: dict[str, list[str]]) -> dict[str, float | None]:

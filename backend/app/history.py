@@ -14,29 +14,34 @@ class ChatHistory:
     def __init__(self, state_dir: str):
         self.path = Path(state_dir) / "chat_history.sqlite"
         self._lock = threading.Lock()
-        self._ready: bool | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._disabled = False
 
-    def _conn(self) -> sqlite3.Connection | None:
-        if self._ready is False:
+    def _db(self) -> sqlite3.Connection | None:
+        """The open connection (callers hold the lock); None when the state dir is not writable."""
+        if self._disabled:
             return None
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=2)
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS chat_history (id INTEGER PRIMARY KEY, created_at TEXT NOT NULL, "
-                "question TEXT NOT NULL, sql TEXT, title TEXT, error TEXT)"
-            )
-            self._ready = True
-            return conn
-        except (OSError, sqlite3.Error) as exc:
-            if self._ready is None:
+        if self._conn is None:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(self.path, timeout=2, check_same_thread=False)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")  # no fsync per answer; WAL keeps it consistent
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS chat_history (id INTEGER PRIMARY KEY, created_at TEXT NOT NULL, "
+                    "question TEXT NOT NULL, sql TEXT, title TEXT, error TEXT)"
+                )
+                conn.commit()
+                self._conn = conn
+            except (OSError, sqlite3.Error) as exc:
                 log.warning("chat history disabled: state dir not writable (%s)", type(exc).__name__)
-            self._ready = False
-            return None
+                self._disabled = True
+                return None
+        return self._conn
 
     def record(self, question: str, result) -> None:
         with self._lock:
-            conn = self._conn()
+            conn = self._db()
             if conn is None:
                 return
             try:
@@ -47,18 +52,19 @@ class ChatHistory:
                     )
             except sqlite3.Error as exc:
                 log.warning("chat history not recorded (%s)", type(exc).__name__)
-            finally:
-                conn.close()
 
     def recent(self, limit: int = 50) -> list[dict]:
         with self._lock:
-            conn = self._conn()
+            conn = self._db()
             if conn is None:
                 return []
-            try:
-                rows = conn.execute(
-                    "SELECT created_at, question, sql, title, error FROM chat_history ORDER BY id DESC LIMIT ?", (limit,)
-                ).fetchall()
-            finally:
-                conn.close()
+            rows = conn.execute(
+                "SELECT created_at, question, sql, title, error FROM chat_history ORDER BY id DESC LIMIT ?", (limit,)
+            ).fetchall()
         return [dict(zip(("created_at", "question", "sql", "title", "error"), r)) for r in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None

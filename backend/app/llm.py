@@ -71,21 +71,30 @@ class OllamaClient:
         self.base = settings.ollama_base_url.rstrip("/")
         self.model = settings.ollama_model
         self._transport = transport
+        self._http: httpx.AsyncClient | None = None
 
-    def _client(self, timeout: httpx.Timeout) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.base, timeout=timeout, transport=self._transport)
+    def _client(self) -> httpx.AsyncClient:
+        # One client (connection pool, TLS context) for the app's lifetime: creating one per call
+        # costs several milliseconds.
+        if self._http is None or self._http.is_closed:
+            self._http = httpx.AsyncClient(base_url=self.base, transport=self._transport,
+                                           limits=httpx.Limits(max_keepalive_connections=4, keepalive_expiry=30))
+        return self._http
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
 
     async def tags(self, timeout: float) -> list[str]:
-        async with self._client(httpx.Timeout(timeout)) as c:
-            with anyio.fail_after(timeout + 0.2):
-                r = await c.get("/api/tags")
+        with anyio.fail_after(timeout + 0.2):
+            r = await self._client().get("/api/tags", timeout=httpx.Timeout(timeout))
         r.raise_for_status()
         return [m.get("name") or m.get("model") for m in r.json().get("models", [])]
 
     async def version(self, timeout: float) -> str | None:
-        async with self._client(httpx.Timeout(timeout)) as c:
-            with anyio.fail_after(timeout + 0.2):
-                r = await c.get("/api/version")
+        with anyio.fail_after(timeout + 0.2):
+            r = await self._client().get("/api/version", timeout=httpx.Timeout(timeout))
         r.raise_for_status()
         return r.json().get("version")
 
@@ -105,10 +114,11 @@ class OllamaClient:
         timeout = httpx.Timeout(budget, connect=min(5.0, budget))
         try:
             with anyio.fail_after(budget):
-                async with self._client(timeout) as c:
-                    if stream:
-                        return await self._chat_stream(c, messages)
-                    r = await c.post("/api/chat", json=self._payload(messages, False))
+                c = self._client()
+                if stream:
+                    return await self._chat_stream(c, messages, timeout)
+                else:
+                    r = await c.post("/api/chat", json=self._payload(messages, False), timeout=timeout)
                     self._raise_for_status(r.status_code, r.content)
                     data = _json(r.content)
                     if "error" in data:
@@ -121,10 +131,10 @@ class OllamaClient:
         except httpx.TransportError as exc:
             raise LLMUnavailable(f"the model server at {self.base} is not reachable ({type(exc).__name__})") from None
 
-    async def _chat_stream(self, c: httpx.AsyncClient, messages: list[dict]) -> ChatAnswer:
+    async def _chat_stream(self, c: httpx.AsyncClient, messages: list[dict], timeout: httpx.Timeout) -> ChatAnswer:
         parts: list[str] = []
         done_reason = None
-        async with c.stream("POST", "/api/chat", json=self._payload(messages, True)) as r:
+        async with c.stream("POST", "/api/chat", json=self._payload(messages, True), timeout=timeout) as r:
             if r.status_code != 200:
                 body = await r.aread()
                 self._raise_for_status(r.status_code, body)

@@ -39,6 +39,8 @@ def create_app(settings: Settings | None = None, llm_transport=None) -> FastAPI:
 
         threading.Thread(target=warm, name="warm", daemon=True).start()
         yield
+        await app.state.llm.aclose()
+        app.state.history.close()
 
     app = FastAPI(title="Munero backend", version="1.0.0", debug=False, lifespan=lifespan)
     app.state.settings = settings

@@ -72,7 +72,7 @@ async def chat(body: ChatRequest, request: Request):
             raise HTTPException(503, exc.message) from None
         return {"sql": None, "columns": [], "rows": [], "row_count": 0, "truncated": False,
                 "chart": {"type": "table", "x": None, "y": None, "series": None}, "title": None, "error": exc.message}
-    st.history.record(question, result)
+    await asyncio.to_thread(st.history.record, question, result)
     return result.public()
 
 
