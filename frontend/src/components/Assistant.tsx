@@ -51,7 +51,7 @@ export function Assistant() {
     } catch {
       // storage full or disabled: the conversation still lives in memory
     }
-    endRef.current?.scrollIntoView({ block: "end" });
+    endRef.current?.scrollIntoView({ block: "nearest" });
   }, [turns, restored]);
 
   const update = (id: string, patch: Partial<Turn>) => setTurns((ts) => ts.map((t) => (t.id === id ? { ...t, ...patch } : t)));
@@ -135,7 +135,6 @@ export function Assistant() {
             )}
           </div>
         ))}
-        <div ref={endRef} />
       </div>
 
       {turns.length > 0 && examples.length > 0 && (
@@ -171,6 +170,7 @@ export function Assistant() {
           Ask
         </button>
       </form>
+      <div ref={endRef} />
     </div>
   );
 }
