@@ -190,6 +190,7 @@ class Launcher:
         self.procs = []
         self.recorder = None
         self.stopping = False
+        self.failed = False
         self.own_log_dir = not args.log_dir
         self.log_dir = args.log_dir or tempfile.mkdtemp(prefix="hcloud-fake-")
         os.makedirs(self.log_dir, exist_ok=True)
@@ -282,8 +283,8 @@ class Launcher:
                 info.update({"endpoint": "http://127.0.0.1:%d/v1" % front_port, "prism": True,
                              "contract_check": "on", "prism_port": prism_port, "spec": spec,
                              "prism_log": self.prism_log, "violations_log": self.violations_log})
-        # Forget the start-up probes so that tests see only their own requests.
-        http_status(control + "/__fake/requests", method="DELETE")
+        # Forget the start-up probes (request log, rate-limit tokens): tests start from a clean fake.
+        http_status(control + "/__fake/reset", method="POST")
         sys.stdout.write(json.dumps(info) + "\n")
         sys.stdout.flush()
         if not a.quiet:
@@ -306,6 +307,7 @@ class Launcher:
         while not self.stopping:
             for proc in self.procs:
                 if proc.poll() is not None:
+                    self.failed = True
                     name = "fake" if proc.args[0] == sys.executable else "prism"
                     log("%s exited with code %s; stopping" % (name, proc.returncode))
                     return 1
@@ -334,7 +336,7 @@ class Launcher:
                 proc.kill()
                 proc.wait()
         # A temp log dir goes away unless it holds violations (kept, and named, for a post-mortem).
-        if self.own_log_dir and not self.args.keep_logs:
+        if self.own_log_dir and not self.args.keep_logs and not self.failed:
             try:
                 has_violations = os.path.getsize(self.violations_log) > 0
             except OSError:
@@ -378,6 +380,7 @@ def main(argv=None):
     try:
         code = launcher.run()
     except RuntimeError as err:
+        launcher.failed = True
         log(str(err))
     finally:
         launcher.cleanup()
