@@ -106,9 +106,12 @@ fn create_status_destroy_roundtrip() {
 fn create_twice_resumes_and_never_makes_a_second_server() {
     let fake = Fake::start();
     let cli = Cli::new(Some(&fake));
-    let first = cli.create("resume-me", &[]).ok().json();
-    let second = cli.create("resume-me", &[]).ok().json();
+    let first = cli.create("resume-me", &["--location", "nbg1"]).ok().json();
+    // Flags not given again come from the record (location, ssh-from).
+    let second = cli.run(&["--output", "json", "create", "resume-me", "--provider", "hetzner"]).ok().json();
     assert_eq!(second["resumed"], true);
+    assert_eq!(second["location"], "nbg1");
+    assert_eq!(second["ssh_from"], json!(["198.51.100.7/32"]));
     assert_eq!(first["resources"], second["resources"]);
     assert_eq!(first["ssh"]["host_key_fingerprint"], second["ssh"]["host_key_fingerprint"]);
     assert_eq!(fake.servers().len(), 1);
@@ -359,4 +362,26 @@ fn resume_keeps_the_first_expiry() {
     assert_eq!(second.json()["expires_unix"], first["expires_unix"]);
     let label = labels(&fake.servers()[0])["munero-expires"].clone();
     assert_eq!(label.as_str().unwrap(), first["expires_unix"].to_string());
+}
+
+#[test]
+fn teardown_walks_every_page_of_the_listing() {
+    let fake = Fake::start();
+    let cli = Cli::new(Some(&fake));
+    let past = (now_unix() - 60).to_string();
+    let servers: Vec<Value> = (0..60)
+        .map(|i| json!({"name": format!("paged-{i:02}"), "server_type": "cx22", "image": "ubuntu-24.04", "location": "fsn1",
+                        "labels": {"munero-managed": "true", "munero-trial": format!("paged-{i:02}"), "munero-expires": past}}))
+        .collect();
+    fake.seed(json!({"servers": servers}));
+    let doc = cli.run(&["--output", "json", "teardown", "--expired", "--dry-run"]).ok().json();
+    assert_eq!(doc["expired"].as_array().unwrap().len(), 60);
+    let pages: Vec<Value> = fake
+        .requests()
+        .iter()
+        .filter(|r| r["method"] == "GET" && r["path"] == "/v1/servers")
+        .map(|r| r["query"]["page"].clone())
+        .collect();
+    assert_eq!(pages, vec![json!(["1"]), json!(["2"])]);
+    fake.assert_no_violations();
 }

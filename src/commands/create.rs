@@ -86,9 +86,12 @@ pub async fn run(ctx: &Ctx, args: &CreateArgs) -> Result<Report> {
 pub async fn prepare(ctx: &Ctx, args: &CreateArgs, kind: ProviderKind, provider: Option<&dyn Provider>) -> Result<Prepared> {
     let cfg = &ctx.config;
     let name = args.trial.clone();
+    // When resuming, what the trial was created with fills in for flags not given again.
+    let prior = ctx.store.load(&name)?;
+    let was = |f: fn(&Trial) -> Option<String>| prior.as_ref().and_then(f).filter(|v| !v.is_empty());
 
     // Size and server type.
-    let size = args.size.clone().unwrap_or_else(|| "cpu".to_string());
+    let size = args.size.clone().or_else(|| was(|t| Some(t.size.clone()))).unwrap_or_else(|| "cpu".to_string());
     let gpu = size == "gpu";
     if gpu && kind == ProviderKind::Hetzner {
         return Err(usage(
@@ -102,11 +105,11 @@ pub async fn prepare(ctx: &Ctx, args: &CreateArgs, kind: ProviderKind, provider:
             other.to_string()
         }
     };
-    let location = args.location.clone().or_else(|| cfg.hetzner.location.clone());
+    let location = args.location.clone().or_else(|| was(|t| t.location.clone())).or_else(|| cfg.hetzner.location.clone());
     if let Some(l) = &location {
         validate::token("--location", l)?;
     }
-    let image = args.image.clone().unwrap_or_else(|| cfg.hetzner.image.clone());
+    let image = args.image.clone().or_else(|| was(|t| Some(t.image.clone()))).unwrap_or_else(|| cfg.hetzner.image.clone());
     validate::token("--image", &image)?;
 
     // Expiry.
@@ -116,7 +119,6 @@ pub async fn prepare(ctx: &Ctx, args: &CreateArgs, kind: ProviderKind, provider:
     };
     let mut expires_at = expires_at.replace_nanosecond(0).unwrap_or(expires_at);
     // A resumed trial keeps the expiry it was created with: its resources already carry it.
-    let prior = ctx.store.load(&name)?;
     if let Some(t) = prior.as_ref().filter(|t| t.expires_unix > 0) {
         if t.expires_unix != expires_at.unix_timestamp() && (args.days.is_some() || args.expires.is_some()) {
             ctx.out.progress(format!(
@@ -134,7 +136,8 @@ pub async fn prepare(ctx: &Ctx, args: &CreateArgs, kind: ProviderKind, provider:
         .unwrap_or_default();
 
     // Domain.
-    let domain = match (&args.domain, &cfg.domain_pattern) {
+    let domain_arg = args.domain.clone().or_else(|| was(|t| t.domain.clone()));
+    let domain = match (&domain_arg, &cfg.domain_pattern) {
         (Some(d), _) => Some(validate::fqdn(d)?),
         (None, Some(p)) => Some(validate::fqdn(&p.replace("{trial}", &name))?),
         (None, None) => None,
@@ -144,10 +147,22 @@ pub async fn prepare(ctx: &Ctx, args: &CreateArgs, kind: ProviderKind, provider:
     let ca_paths = if args.trusted_ca.is_empty() { cfg.trusted_ca.clone() } else { args.trusted_ca.clone() };
     let trusted_cas = ca_paths.iter().map(|p| validate::trusted_ca(p)).collect::<Result<Vec<_>>>()?;
 
-    let docker_source = args.docker_source.or(cfg.docker_source).unwrap_or(DockerSource::Upstream);
+    let prior_docker = match was(|t| Some(t.docker_source.clone())).as_deref() {
+        Some("distro") => Some(DockerSource::Distro),
+        Some("upstream") => Some(DockerSource::Upstream),
+        _ => None,
+    };
+    let docker_source = args.docker_source.or(prior_docker).or(cfg.docker_source).unwrap_or(DockerSource::Upstream);
 
     // Who may reach SSH.
-    let mut ssh_from_in = if args.ssh_from.is_empty() { cfg.ssh_from.clone() } else { args.ssh_from.clone() };
+    let prior_ssh_from = prior.as_ref().map(|t| t.ssh_from.clone()).unwrap_or_default();
+    let mut ssh_from_in = if !args.ssh_from.is_empty() {
+        args.ssh_from.clone()
+    } else if !prior_ssh_from.is_empty() {
+        prior_ssh_from
+    } else {
+        cfg.ssh_from.clone()
+    };
     if ssh_from_in.is_empty() {
         ssh_from_in.push("auto".to_string());
     }
