@@ -20,7 +20,7 @@ export function KpiCards({ kpis, loading }: { kpis: Kpi[] | null; loading?: bool
         return (
           <div key={k.name} className="panel kpi" data-testid={`kpi-${k.name}`}>
             <div className="label">{v.label}</div>
-            <div className="value" data-testid="kpi-value">
+            <div className={v.value.length > 11 ? "value long" : "value"} data-testid="kpi-value" title={v.value}>
               {v.value}
             </div>
             <div className="prev">
