@@ -251,7 +251,7 @@ def build_columnar(ds, settings) -> ColumnarStore | None:
     select = [dexpr] + [exprs[d.name] for d in p.dimensions] + [f"f.{quote_ident(c)}" for c in cols]
     sql = f"SELECT {', '.join(select)} {frm}"
     day_cache: dict[str, int] = {}
-    dim_maps: list[dict] = [dict() for _ in p.dimensions]
+    raw_maps: list[dict] = [dict() for _ in p.dimensions]
     n_est = max(p.fact_rows, 1)
     day = np.empty(n_est, dtype=np.int32)
     codes = [np.empty(n_est, dtype=np.int32) for _ in p.dimensions]
@@ -284,26 +284,32 @@ def build_columnar(ds, settings) -> ColumnarStore | None:
                 dd.append(o)
             day[n:n + k] = dd
             for j in range(nd):
-                mp = dim_maps[j]
-                get = mp.get
-                out = []
-                for v in cols_t[1 + j]:
-                    if v is None:
-                        out.append(-1)
-                        continue
-                    sv = v if isinstance(v, str) else str(v)
-                    c = get(sv)
-                    if c is None:
-                        c = len(mp)
-                        mp[sv] = c
-                    out.append(c)
-                codes[j][n:n + k] = out
+                # Raw values (None included) get codes in order of appearance; labels are made
+                # text and NULL becomes -1 when the store is assembled.
+                mp = raw_maps[j]
+                setd = mp.setdefault
+                codes[j][n:n + k] = [setd(v, len(mp)) for v in cols_t[1 + j]]
             for j, c in enumerate(cols):
                 raw = cols_t[1 + nd + j]
-                if c in int_cols and not all(isinstance(v, int) or v is None for v in raw):
+                if c in int_cols and not all(type(v) is int or v is None for v in raw):
                     int_cols.discard(c)
-                meas[j][n:n + k] = np.array([np.nan if v is None or isinstance(v, (str, bytes)) else v for v in raw], dtype=np.float64)
+                try:
+                    meas[j][n:n + k] = np.array(raw, dtype=np.float64)  # None -> NaN
+                except (TypeError, ValueError):
+                    meas[j][n:n + k] = np.array([np.nan if v is None or isinstance(v, (str, bytes)) else v for v in raw], dtype=np.float64)
             n += k
+    # Raw values -> text labels (1 and '1' are one label, as in the SQL path's output); NULL -> -1.
+    dim_maps: list[dict] = []
+    for j in range(nd):
+        labels: dict[str, int] = {}
+        remap = np.empty(max(len(raw_maps[j]), 1), dtype=np.int32)
+        for v, code in raw_maps[j].items():
+            if v is None:
+                remap[code] = -1
+            else:
+                remap[code] = labels.setdefault(v if isinstance(v, str) else str(v), len(labels))
+        codes[j][:n] = remap[codes[j][:n]] if n else codes[j][:n]
+        dim_maps.append(labels)
     day = day[:n]
     keep = day >= 0  # rows without a parseable date never match a date range
     order = np.argsort(day, kind="stable")
