@@ -1,0 +1,418 @@
+//! Large-file upload over SFTP: pipelined writes into `<dest>.part`, resume from the part's size
+//! after a cut, sha256 verified on the remote host, atomic rename, and a skip when the remote
+//! already holds the same content (its hash is cached next to it in `<dest>.sha256`, so a 2 GB
+//! file is not re-hashed on every deploy; the local hash is cached by size + mtime).
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Instant, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+use futures::stream::{FuturesUnordered, StreamExt};
+use russh_sftp::protocol::{FileAttributes, OpenFlags};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncReadExt;
+
+use super::{quote, RemoteCmd, Session};
+
+/// OpenSSH's sftp-server accepts messages up to 256 KiB; 255 KiB of data leaves room for the
+/// header (and matches its `limits@openssh.com` max-write-length).
+pub const DEFAULT_CHUNK: usize = 255 * 1024;
+/// Writes in flight at once (about 16 MiB): enough to fill a long fat pipe.
+pub const DEFAULT_IN_FLIGHT: usize = 64;
+
+pub type ProgressFn = Arc<dyn Fn(u64, u64) + Send + Sync>;
+
+#[derive(Clone)]
+pub struct UploadOptions {
+    /// Mode of the final file (and of the `.part` while it is written).
+    pub mode: u32,
+    pub chunk: usize,
+    pub in_flight: usize,
+    /// JSON file caching local hashes by path + size + mtime.
+    pub hash_cache: Option<PathBuf>,
+    /// Show a progress bar on stderr.
+    pub progress_bar: bool,
+    /// Called with (bytes of the file now on the remote, total) as acknowledgements arrive.
+    pub on_progress: Option<ProgressFn>,
+}
+
+impl Default for UploadOptions {
+    fn default() -> Self {
+        UploadOptions {
+            mode: 0o600,
+            chunk: DEFAULT_CHUNK,
+            in_flight: DEFAULT_IN_FLIGHT,
+            hash_cache: None,
+            progress_bar: false,
+            on_progress: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UploadReport {
+    pub dest: String,
+    pub size: u64,
+    pub sha256: String,
+    /// Bytes of file data sent over the wire in this run.
+    pub bytes_sent: u64,
+    /// Offset the upload continued from (size of an existing `.part`).
+    pub resumed_from: u64,
+    /// The remote already held this content; nothing was sent.
+    pub skipped: bool,
+}
+
+/// What the remote currently holds for `dest`, found with one exec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteState {
+    pub dest_size: Option<u64>,
+    pub cached_sha256: Option<String>,
+    pub part_size: Option<u64>,
+}
+
+pub fn probe_cmd(dest: &str) -> RemoteCmd {
+    let d = quote(dest);
+    RemoteCmd::shell(format!(
+        "mkdir -p -- \"$(dirname -- {d})\" && \
+         s=$(stat -c %s -- {d} 2>/dev/null || echo -); \
+         h=$(head -c 64 -- {d}.sha256 2>/dev/null); \
+         p=$(stat -c %s -- {d}.part 2>/dev/null || echo -); \
+         echo \"$s ${{h:--}} $p\""
+    ))
+}
+
+pub fn parse_probe(out: &str) -> Result<RemoteState> {
+    let f: Vec<&str> = out.split_whitespace().collect();
+    if f.len() != 3 {
+        bail!("unexpected answer from the remote probe: {out:?}");
+    }
+    let num = |s: &str| s.parse::<u64>().ok();
+    let hash = (f[1].len() == 64 && f[1].bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| f[1].to_ascii_lowercase());
+    Ok(RemoteState {
+        dest_size: num(f[0]),
+        cached_sha256: hash,
+        part_size: num(f[2]),
+    })
+}
+
+/// `sha256sum` of a remote file.
+pub fn remote_sha_cmd(path: &str) -> RemoteCmd {
+    RemoteCmd::argv(["sha256sum", "--", path])
+}
+
+/// chmod + atomic rename of the verified part + record of its hash for later skips.
+pub fn finish_cmd(dest: &str, sha: &str, mode: u32) -> RemoteCmd {
+    let d = quote(dest);
+    RemoteCmd::shell(format!(
+        "chmod {mode:o} -- {d}.part && mv -f -- {d}.part {d} && \
+         printf '%s\\n' {sha} > {d}.sha256.tmp && mv -f -- {d}.sha256.tmp {d}.sha256"
+    ))
+}
+
+pub async fn upload_file(
+    sess: &Session,
+    local: &Path,
+    dest: &str,
+    opts: &UploadOptions,
+) -> Result<UploadReport> {
+    let meta = std::fs::metadata(local).with_context(|| format!("reading {}", local.display()))?;
+    if !meta.is_file() {
+        bail!("{} is not a regular file", local.display());
+    }
+    let size = meta.len();
+    let sha = local_sha256(local, opts.hash_cache.as_deref()).await?;
+
+    let probe = sess.run(&probe_cmd(dest)).await?;
+    let state = parse_probe(&probe.stdout_str())?;
+    if state.dest_size == Some(size) && state.cached_sha256.as_deref() == Some(sha.as_str()) {
+        return Ok(UploadReport {
+            dest: dest.to_string(),
+            size,
+            sha256: sha,
+            bytes_sent: 0,
+            resumed_from: 0,
+            skipped: true,
+        });
+    }
+    let resume = match state.part_size {
+        Some(p) if p <= size => p,
+        _ => 0,
+    };
+
+    let mut sent = send_part(sess, local, dest, size, resume, opts).await?;
+    let mut resumed_from = resume;
+    let part = format!("{dest}.part");
+    let mut remote = remote_sha(sess, &part).await?;
+    if remote != sha && resume > 0 {
+        // The kept part did not match this file (it changed, or a write was torn): start over.
+        sess.run(&RemoteCmd::argv(["rm", "-f", "--", &part])).await?;
+        sent += send_part(sess, local, dest, size, 0, opts).await?;
+        resumed_from = 0;
+        remote = remote_sha(sess, &part).await?;
+    }
+    if remote != sha {
+        bail!(
+            "sha256 of {part} on {} is {remote}, expected {sha}; the partial file was kept for \
+             inspection",
+            sess.host()
+        );
+    }
+    sess.run(&finish_cmd(dest, &sha, opts.mode)).await?;
+    Ok(UploadReport {
+        dest: dest.to_string(),
+        size,
+        sha256: sha,
+        bytes_sent: sent,
+        resumed_from,
+        skipped: false,
+    })
+}
+
+async fn remote_sha(sess: &Session, path: &str) -> Result<String> {
+    let out = sess.run(&remote_sha_cmd(path)).await?;
+    let s = out.stdout_str();
+    let h = s.split_whitespace().next().unwrap_or_default().to_ascii_lowercase();
+    if h.len() != 64 {
+        bail!("unexpected sha256sum output from {}: {s:?}", sess.host());
+    }
+    Ok(h)
+}
+
+/// Sends `[offset, size)` of `local` into `<dest>.part` with many writes in flight.
+async fn send_part(
+    sess: &Session,
+    local: &Path,
+    dest: &str,
+    size: u64,
+    offset: u64,
+    opts: &UploadOptions,
+) -> Result<u64> {
+    let sftp = Arc::new(sess.sftp().await?);
+    let part = format!("{dest}.part");
+    let mut flags = OpenFlags::WRITE | OpenFlags::CREATE;
+    if offset == 0 {
+        flags |= OpenFlags::TRUNCATE;
+    }
+    let attrs = FileAttributes {
+        permissions: Some(opts.mode),
+        ..Default::default()
+    };
+    let handle = sftp
+        .open(part.clone(), flags, attrs)
+        .await
+        .with_context(|| format!("opening {part} on {} for writing", sess.host()))?
+        .handle;
+
+    let bar = opts.progress_bar.then(|| progress_bar(size, offset));
+    let acked = Arc::new(AtomicU64::new(0));
+    let mut file = tokio::fs::File::open(local).await?;
+    use tokio::io::AsyncSeekExt;
+    file.seek(std::io::SeekFrom::Start(offset)).await?;
+    let mut file = tokio::io::BufReader::with_capacity(4 * opts.chunk, file);
+
+    let mut pos = offset;
+    let mut inflight = FuturesUnordered::new();
+    let started = Instant::now();
+    let result: Result<()> = async {
+        loop {
+            while pos < size && inflight.len() < opts.in_flight {
+                let n = (opts.chunk as u64).min(size - pos) as usize;
+                let mut buf = vec![0u8; n];
+                file.read_exact(&mut buf)
+                    .await
+                    .with_context(|| format!("reading {}", local.display()))?;
+                let s = sftp.clone();
+                let h = handle.clone();
+                let at = pos;
+                inflight.push(async move { s.write(h, at, buf).await.map(|_| n as u64) });
+                pos += n as u64;
+            }
+            match inflight.next().await {
+                None => break,
+                Some(Ok(n)) => {
+                    let done = acked.fetch_add(n, Ordering::Relaxed) + n;
+                    if let Some(b) = &bar {
+                        b.set_position(offset + done);
+                    }
+                    if let Some(f) = &opts.on_progress {
+                        f(offset + done, size);
+                    }
+                }
+                Some(Err(e)) => {
+                    bail!("writing {part} on {}: {e}", sess.host())
+                }
+            }
+        }
+        Ok(())
+    }
+    .await;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    result?;
+    let _ = sftp.fsync(handle.clone()).await;
+    sftp.close(handle)
+        .await
+        .with_context(|| format!("closing {part} on {}", sess.host()))?;
+    let _ = sftp.close_session();
+    let sent = acked.load(Ordering::Relaxed);
+    if opts.progress_bar {
+        let secs = started.elapsed().as_secs_f64().max(1e-6);
+        eprintln!(
+            "  sent {} in {:.1}s ({:.1} MB/s){}",
+            human_bytes(sent),
+            secs,
+            sent as f64 / secs / 1e6,
+            if offset > 0 {
+                format!(", resumed at {}", human_bytes(offset))
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(sent)
+}
+
+fn progress_bar(size: u64, pos: u64) -> indicatif::ProgressBar {
+    let b = indicatif::ProgressBar::with_draw_target(
+        Some(size),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    b.set_style(
+        indicatif::ProgressStyle::with_template(
+            "  {bar:40} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+        )
+        .unwrap(),
+    );
+    b.set_position(pos);
+    b
+}
+
+pub fn human_bytes(n: u64) -> String {
+    const U: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < U.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", U[i])
+    }
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct HashCache {
+    #[serde(default)]
+    files: BTreeMap<String, CachedHash>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+struct CachedHash {
+    size: u64,
+    mtime_ns: u128,
+    sha256: String,
+}
+
+/// sha256 of a local file, cached by canonical path + size + mtime.
+pub async fn local_sha256(path: &Path, cache: Option<&Path>) -> Result<String> {
+    let path = path.to_path_buf();
+    let cache = cache.map(Path::to_path_buf);
+    tokio::task::spawn_blocking(move || local_sha256_blocking(&path, cache.as_deref())).await?
+}
+
+fn local_sha256_blocking(path: &Path, cache: Option<&Path>) -> Result<String> {
+    let meta = std::fs::metadata(path)?;
+    let mtime_ns = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let key = std::fs::canonicalize(path)?.to_string_lossy().into_owned();
+    let mut db: HashCache = cache
+        .and_then(|c| std::fs::read_to_string(c).ok())
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_default();
+    if let Some(c) = db.files.get(&key) {
+        if c.size == meta.len() && c.mtime_ns == mtime_ns {
+            return Ok(c.sha256.clone());
+        }
+    }
+    let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    let sha = hex::encode(h.finalize());
+    if let Some(c) = cache {
+        db.files.insert(
+            key,
+            CachedHash {
+                size: meta.len(),
+                mtime_ns,
+                sha256: sha.clone(),
+            },
+        );
+        if let Some(dir) = c.parent() {
+            std::fs::create_dir_all(dir).ok();
+        }
+        let tmp = c.with_extension("tmp");
+        if std::fs::write(&tmp, serde_json::to_vec_pretty(&db)?).is_ok() {
+            let _ = std::fs::rename(&tmp, c);
+        }
+    }
+    Ok(sha)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_answer_is_parsed() {
+        let h = "a".repeat(64);
+        let s = parse_probe(&format!("100 {h} 40\n")).unwrap();
+        assert_eq!(s.dest_size, Some(100));
+        assert_eq!(s.cached_sha256.as_deref(), Some(h.as_str()));
+        assert_eq!(s.part_size, Some(40));
+        let s = parse_probe("- - -\n").unwrap();
+        assert_eq!(
+            s,
+            RemoteState { dest_size: None, cached_sha256: None, part_size: None }
+        );
+        assert!(parse_probe("garbage").is_err());
+    }
+
+    #[test]
+    fn finish_renames_part_and_records_hash() {
+        let c = finish_cmd("munero/data/client data.sqlite", "ab", 0o600).to_command_line();
+        assert!(c.contains("chmod 600 -- 'munero/data/client data.sqlite'.part"));
+        assert!(c.contains("mv -f -- 'munero/data/client data.sqlite'.part 'munero/data/client data.sqlite'"));
+    }
+
+    #[test]
+    fn local_hash_is_cached_by_size_and_mtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("x");
+        std::fs::write(&f, b"hello").unwrap();
+        let cache = dir.path().join("cache.json");
+        let a = local_sha256_blocking(&f, Some(&cache)).unwrap();
+        assert_eq!(a, "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824");
+        let text = std::fs::read_to_string(&cache).unwrap();
+        assert!(text.contains(&a));
+    }
+}

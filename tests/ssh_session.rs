@@ -1,0 +1,160 @@
+//! SSH layer against a real OpenSSH sshd on 127.0.0.1: host-key pinning, exec exit codes and
+//! stderr, SFTP upload (1 GiB verified by sha256, resume after a cut, skip when unchanged).
+
+mod sshd_fixture;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use munero_infra::ssh::upload::{upload_file, UploadOptions};
+use munero_infra::ssh::{hostkey, ConnectOptions, HostKeyMismatch, RemoteCmd, RemoteFailure, Session};
+use sshd_fixture::{keygen, random_file, sha256_file, Sshd};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn different_host_key_is_refused_with_both_fingerprints_and_nothing_is_uploaded() {
+    let sshd = Sshd::start();
+    let other = sshd.dir.path().join("other_host_key");
+    keygen(&other, "impostor");
+    let mut target = sshd.target();
+    let expected = hostkey::load_pinned(&other.with_extension("pub")).unwrap();
+    target.host_key = expected.clone();
+
+    let local = sshd.dir.path().join("data.bin");
+    std::fs::write(&local, b"client data").unwrap();
+    let remote = sshd.remote_dir("pin").join("data.bin");
+
+    let err = match Session::connect(&target, &ConnectOptions::default()).await {
+        Ok(_) => panic!("connected despite a host key that differs from the pinned one"),
+        Err(e) => e,
+    };
+    let mismatch = err.downcast_ref::<HostKeyMismatch>().expect("a HostKeyMismatch error");
+    let real = hostkey::load_pinned(&sshd.host_pub).unwrap();
+    assert_eq!(mismatch.expected, hostkey::fingerprint(&expected));
+    assert_eq!(mismatch.presented, hostkey::fingerprint(&real));
+    let msg = err.to_string();
+    assert!(msg.contains(&hostkey::fingerprint(&expected)) && msg.contains(&hostkey::fingerprint(&real)), "{msg}");
+
+    assert!(!remote.exists());
+    let parent = remote.parent().unwrap();
+    assert_eq!(std::fs::read_dir(parent).unwrap().count(), 0, "nothing may reach the host");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_reports_exit_status_stdout_and_stderr() {
+    let sshd = Sshd::start();
+    let s = Session::connect(&sshd.target(), &ConnectOptions::default()).await.unwrap();
+
+    let ok = s.exec(&RemoteCmd::argv(["echo", "hello world"])).await.unwrap();
+    assert_eq!(ok.status, Some(0));
+    assert_eq!(ok.stdout_str(), "hello world\n");
+
+    let bad = s
+        .exec(&RemoteCmd::shell("echo out; echo 'disk on fire' >&2; exit 3"))
+        .await
+        .unwrap();
+    assert_eq!(bad.status, Some(3));
+    assert_eq!(bad.stdout_str(), "out\n");
+    assert_eq!(bad.stderr_str(), "disk on fire\n");
+
+    // run() turns a non-zero exit into an error that shows the status and stderr.
+    let err = s.run(&RemoteCmd::shell("echo 'no such volume' >&2; exit 42")).await.unwrap_err();
+    let f = err.downcast_ref::<RemoteFailure>().expect("RemoteFailure");
+    assert_eq!(f.output.status, Some(42));
+    let msg = err.to_string();
+    assert!(msg.contains("exit status 42") && msg.contains("no such volume"), "{msg}");
+
+    // Several channels over the one connection, and stdin fed to a command.
+    let input = std::io::Cursor::new(b"abc".to_vec());
+    let out = s
+        .run_with(&RemoteCmd::argv(["wc", "-c"]), Some(input), munero_infra::ssh::Echo::Capture)
+        .await
+        .unwrap();
+    assert_eq!(out.stdout_str().trim(), "3");
+    s.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_of_1gib_resumes_after_a_cut_sends_only_the_rest_and_verifies_sha256() {
+    const SIZE: u64 = 1 << 30;
+    let sshd = Arc::new(Sshd::start());
+    let local = sshd.dir.path().join("big.sqlite");
+    random_file(&local, SIZE);
+    let dest = sshd.remote_dir("big").join("client.sqlite");
+    let dest_s = dest.to_string_lossy().to_string();
+    let cache = sshd.dir.path().join("state/upload-hashes.json");
+
+    // First attempt: cut every connection once a third of the file is on the host.
+    let cut = Arc::new(AtomicBool::new(false));
+    let opts = UploadOptions {
+        hash_cache: Some(cache.clone()),
+        on_progress: Some({
+            let cut = cut.clone();
+            let sshd = sshd.clone();
+            Arc::new(move |done, _total| {
+                if done > SIZE / 3 && !cut.swap(true, Ordering::SeqCst) {
+                    sshd.kill_connections();
+                }
+            })
+        }),
+        ..Default::default()
+    };
+    let s = Session::connect(&sshd.target(), &ConnectOptions::default()).await.unwrap();
+    let first = upload_file(&s, &local, &dest_s, &opts).await;
+    assert!(first.is_err(), "the cut must fail the first upload");
+    assert!(cut.load(Ordering::SeqCst));
+    assert!(!dest.exists(), "no final file before verification");
+    let part = std::path::PathBuf::from(format!("{dest_s}.part"));
+    let kept = std::fs::metadata(&part).expect("the .part survives the cut").len();
+    assert!(kept > 0 && kept < SIZE, "part has {kept} bytes");
+
+    // Second attempt on a new connection: continues at the part's size.
+    let s = Session::connect(&sshd.target(), &ConnectOptions::default()).await.unwrap();
+    let opts = UploadOptions { hash_cache: Some(cache.clone()), ..Default::default() };
+    let second = upload_file(&s, &local, &dest_s, &opts).await.unwrap();
+    assert!(!second.skipped);
+    assert_eq!(second.resumed_from, kept);
+    assert_eq!(second.bytes_sent, SIZE - kept, "only the rest is sent");
+    assert_eq!(second.size, SIZE);
+    assert!(!part.exists());
+    assert_eq!(sha256_file(&dest), second.sha256);
+    assert_eq!(sha256_file(&local), second.sha256);
+    assert_eq!(
+        std::fs::read_to_string(format!("{dest_s}.sha256")).unwrap().trim(),
+        second.sha256
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&dest).unwrap().permissions().mode() & 0o777, 0o600);
+
+    // Third: unchanged, so nothing is sent.
+    let third = upload_file(&s, &local, &dest_s, &opts).await.unwrap();
+    assert!(third.skipped);
+    assert_eq!(third.bytes_sent, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unchanged_file_is_skipped_and_changed_file_is_sent_again() {
+    let sshd = Sshd::start();
+    let local = sshd.dir.path().join("small.sqlite");
+    random_file(&local, 3 * 1024 * 1024 + 17);
+    let dest = sshd.remote_dir("small").join("client.sqlite");
+    let dest_s = dest.to_string_lossy().to_string();
+    let opts = UploadOptions {
+        hash_cache: Some(sshd.dir.path().join("state/h.json")),
+        ..Default::default()
+    };
+    let s = Session::connect(&sshd.target(), &ConnectOptions::default()).await.unwrap();
+
+    let a = upload_file(&s, &local, &dest_s, &opts).await.unwrap();
+    assert!(!a.skipped);
+    assert_eq!(a.bytes_sent, a.size);
+    assert_eq!(a.resumed_from, 0);
+    let b = upload_file(&s, &local, &dest_s, &opts).await.unwrap();
+    assert!(b.skipped);
+    assert_eq!(b.bytes_sent, 0);
+
+    random_file(&local, 2 * 1024 * 1024);
+    let c = upload_file(&s, &local, &dest_s, &opts).await.unwrap();
+    assert!(!c.skipped);
+    assert_eq!(c.bytes_sent, 2 * 1024 * 1024);
+    assert_eq!(sha256_file(&dest), c.sha256);
+}
