@@ -1,0 +1,402 @@
+//! A deploy as data: an ordered list of typed steps built by pure functions. `deploy --dry-run`
+//! prints exactly this list; the executor (commands/deploy.rs) walks the same list over one SSH
+//! connection. The remote commands are pure functions too, so tests assert them as text.
+
+pub mod bundle;
+pub mod checks;
+pub mod env;
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::ssh::{quote, RemoteCmd};
+
+/// Ports the exposure probe expects to answer, and those that must not.
+pub const EXPECT_OPEN: &[u16] = &[22, 80, 443];
+pub const EXPECT_CLOSED: &[u16] = &[11434, 8000, 3000];
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum Step {
+    /// SQLite opens, `PRAGMA integrity_check` is ok, it has tables.
+    CheckData { path: PathBuf, sample: bool },
+    /// The env file parses and, merged with the generated values, has the required keys.
+    CheckEnv { path: Option<PathBuf>, required: Vec<String> },
+    /// cloud-init finished (boot-finished marker + `cloud-init status --long`); on GPU the driver works.
+    WaitCloudInit { gpu: bool },
+    /// Upload with resume + sha256 verify + atomic rename; skipped when the host has the same hash.
+    UploadData { local: PathBuf, remote: String },
+    /// The stack files carried by this binary, plus the app build contexts unless images are shipped.
+    UploadBundle { remote_dir: String, files: Vec<String>, app_dir: Option<PathBuf> },
+    /// The merged `.env`, written with mode 0600 (values never shown).
+    UploadEnv { remote: String, keys: Vec<String> },
+    /// Build the images here and stream them with `docker save | docker load`.
+    ShipImages { app_dir: PathBuf, images: Vec<String> },
+    /// `docker compose up -d` (detecting `docker compose` vs `docker-compose`).
+    ComposeUp { remote_dir: String, gpu: bool, build: bool },
+    /// Copy the uploaded dataset into the client_data volume (deploy/load_client_data.sh).
+    LoadData { remote: String },
+    /// `ollama pull` inside the stack's network, progress shown.
+    PullModel { model: String },
+    /// Poll `/health` on the public URL until it answers 200.
+    WaitHealthy { url: String },
+    /// `/health`, `/api/dashboard/test`, `/api/chat/test`, `POST /api/chat/` with Basic Auth.
+    Smoke { url: String },
+    /// TCP from here: only 22/80/443 answer; on the host only caddy publishes ports.
+    ExposureProbe { host: String, open: Vec<u16>, closed: Vec<u16> },
+}
+
+impl Step {
+    /// Stable short name (`--only` takes these).
+    pub fn id(&self) -> &'static str {
+        match self {
+            Step::CheckData { .. } => "check-data",
+            Step::CheckEnv { .. } => "check-env",
+            Step::WaitCloudInit { .. } => "wait-cloud-init",
+            Step::UploadData { .. } => "upload-data",
+            Step::UploadBundle { .. } => "upload-bundle",
+            Step::UploadEnv { .. } => "upload-env",
+            Step::ShipImages { .. } => "ship-images",
+            Step::ComposeUp { .. } => "compose-up",
+            Step::LoadData { .. } => "load-data",
+            Step::PullModel { .. } => "pull-model",
+            Step::WaitHealthy { .. } => "wait-healthy",
+            Step::Smoke { .. } => "smoke",
+            Step::ExposureProbe { .. } => "exposure-probe",
+        }
+    }
+
+    pub fn is_local_only(&self) -> bool {
+        matches!(self, Step::CheckData { .. } | Step::CheckEnv { .. })
+    }
+}
+
+pub const STEP_IDS: &[&str] = &[
+    "check-data",
+    "check-env",
+    "wait-cloud-init",
+    "upload-data",
+    "upload-bundle",
+    "upload-env",
+    "ship-images",
+    "compose-up",
+    "load-data",
+    "pull-model",
+    "wait-healthy",
+    "smoke",
+    "exposure-probe",
+];
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::CheckData { path, sample } => write!(
+                f,
+                "check the dataset {}{}: opens as SQLite, PRAGMA integrity_check = ok, has tables",
+                path.display(),
+                if *sample { " (bundled sample)" } else { "" }
+            ),
+            Step::CheckEnv { path, required } => write!(
+                f,
+                "check the env ({}) merged with the generated values has {}",
+                path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "bundled .env.example".into()),
+                required.join(", ")
+            ),
+            Step::WaitCloudInit { gpu } => write!(
+                f,
+                "wait for cloud-init: /var/lib/cloud/instance/boot-finished and `cloud-init status --long`{}",
+                if *gpu { "; then for the NVIDIA driver (nvidia-smi) after its reboot" } else { "" }
+            ),
+            Step::UploadData { local, remote } => write!(
+                f,
+                "upload {} -> {remote} (via {remote}.part, resume, sha256 verified on the host, atomic rename; skipped when unchanged)",
+                local.display()
+            ),
+            Step::UploadBundle { remote_dir, files, app_dir } => {
+                write!(f, "upload the stack to {remote_dir}/deploy: {}", files.join(" "))?;
+                match app_dir {
+                    Some(d) => write!(f, "; build contexts backend/ frontend/ from {}", d.display()),
+                    None => write!(f, "; no build contexts (images are shipped)"),
+                }
+            }
+            Step::UploadEnv { remote, keys } => {
+                write!(f, "write {remote} with mode 0600 (keys: {}; values not shown)", keys.join(", "))
+            }
+            Step::ShipImages { app_dir, images } => write!(
+                f,
+                "build {} here from {} and stream them: docker save | ssh docker load",
+                images.join(", "),
+                app_dir.display()
+            ),
+            Step::ComposeUp { remote_dir, gpu, build } => write!(
+                f,
+                "in {remote_dir}/deploy: docker compose -f docker-compose.yml{} up -d {} --remove-orphans",
+                if *gpu { " -f docker-compose.gpu.yml" } else { "" },
+                if *build { "--build" } else { "--no-build" }
+            ),
+            Step::LoadData { remote } => {
+                write!(f, "load {remote} into the client_data volume (load_client_data.sh, atomic)")
+            }
+            Step::PullModel { model } => write!(f, "make sure model {model} is present: ollama pull inside the stack"),
+            Step::WaitHealthy { url } => write!(f, "wait until {url}health answers 200"),
+            Step::Smoke { url } => write!(
+                f,
+                "smoke {url} with Basic Auth: /health, /api/dashboard/test, /api/chat/test, POST /api/chat/"
+            ),
+            Step::ExposureProbe { host, open, closed } => write!(
+                f,
+                "exposure probe {host}: {} answer, {} do not; on the host only caddy publishes ports",
+                join_ports(open),
+                join_ports(closed)
+            ),
+        }
+    }
+}
+
+fn join_ports(p: &[u16]) -> String {
+    p.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("/")
+}
+
+/// What a deploy needs to build its plan.
+#[derive(Debug, Clone)]
+pub struct DeployInputs {
+    pub data: PathBuf,
+    pub data_is_sample: bool,
+    pub env_file: Option<PathBuf>,
+    pub env_keys: Vec<String>,
+    pub remote_dir: String,
+    pub gpu: bool,
+    pub app_dir: PathBuf,
+    pub ship_images: bool,
+    pub model: String,
+    pub url: String,
+    pub probe_host: String,
+}
+
+pub fn remote_data_path(remote_dir: &str) -> String {
+    format!("{remote_dir}/data/client.sqlite")
+}
+
+pub fn remote_env_path(remote_dir: &str) -> String {
+    format!("{remote_dir}/deploy/.env")
+}
+
+pub const SHIPPED_IMAGES: &[&str] = &["munero/backend:local", "munero/frontend:local"];
+
+/// deploy steps 1-8.
+pub fn deploy_plan(i: &DeployInputs) -> Vec<Step> {
+    let mut s = vec![
+        Step::CheckData { path: i.data.clone(), sample: i.data_is_sample },
+        Step::CheckEnv { path: i.env_file.clone(), required: env::REQUIRED_KEYS.iter().map(|k| k.to_string()).collect() },
+        Step::WaitCloudInit { gpu: i.gpu },
+        Step::UploadData { local: i.data.clone(), remote: remote_data_path(&i.remote_dir) },
+        Step::UploadBundle {
+            remote_dir: i.remote_dir.clone(),
+            files: bundle::files().iter().map(|f| f.path.to_string()).collect(),
+            app_dir: (!i.ship_images).then(|| i.app_dir.clone()),
+        },
+        Step::UploadEnv { remote: remote_env_path(&i.remote_dir), keys: i.env_keys.clone() },
+    ];
+    if i.ship_images {
+        s.push(Step::ShipImages {
+            app_dir: i.app_dir.clone(),
+            images: SHIPPED_IMAGES.iter().map(|s| s.to_string()).collect(),
+        });
+    }
+    s.push(Step::ComposeUp { remote_dir: i.remote_dir.clone(), gpu: i.gpu, build: !i.ship_images });
+    s.push(Step::LoadData { remote: remote_data_path(&i.remote_dir) });
+    s.push(Step::PullModel { model: i.model.clone() });
+    s.extend(smoke_plan(&i.url, &i.probe_host));
+    s
+}
+
+/// `smoke` reruns deploy steps 7 and 8.
+pub fn smoke_plan(url: &str, probe_host: &str) -> Vec<Step> {
+    vec![
+        Step::WaitHealthy { url: url.to_string() },
+        Step::Smoke { url: url.to_string() },
+        Step::ExposureProbe {
+            host: probe_host.to_string(),
+            open: EXPECT_OPEN.to_vec(),
+            closed: EXPECT_CLOSED.to_vec(),
+        },
+    ]
+}
+
+/// Keep only the named steps (`--only a,b`), in plan order.
+pub fn filter_plan(plan: Vec<Step>, only: &[String]) -> Vec<Step> {
+    if only.is_empty() {
+        return plan;
+    }
+    plan.into_iter().filter(|s| only.iter().any(|o| o == s.id())).collect()
+}
+
+/// A numbered plan, one step per line: `  3. [upload-data] upload ...`.
+pub fn render(steps: &[Step]) -> String {
+    steps
+        .iter()
+        .enumerate()
+        .map(|(n, s)| format!("{:>2}. [{}] {s}", n + 1, s.id()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+// ---- remote commands (pure) ----------------------------------------------------------------
+
+/// `cd <dir>/deploy` and define `dc` as `docker compose` or `docker-compose`, with the GPU
+/// override when asked.
+pub fn compose_prelude(remote_dir: &str, gpu: bool) -> String {
+    let files = if gpu { "-f docker-compose.yml -f docker-compose.gpu.yml" } else { "-f docker-compose.yml" };
+    format!(
+        "cd {dir}/deploy && \
+         if docker compose version >/dev/null 2>&1; then dc() {{ docker compose {files} \"$@\"; }}; \
+         elif command -v docker-compose >/dev/null 2>&1; then dc() {{ docker-compose {files} \"$@\"; }}; \
+         else echo 'neither `docker compose` nor `docker-compose` is installed on this host' >&2; exit 127; fi",
+        dir = quote(remote_dir)
+    )
+}
+
+pub fn compose_cmd(remote_dir: &str, gpu: bool, args: &[&str]) -> RemoteCmd {
+    let args: Vec<String> = args.iter().map(|a| quote(a)).collect();
+    RemoteCmd::shell(format!("{} && dc {}", compose_prelude(remote_dir, gpu), args.join(" ")))
+}
+
+pub fn compose_up_cmd(remote_dir: &str, gpu: bool, build: bool) -> RemoteCmd {
+    let b = if build { "--build" } else { "--no-build" };
+    compose_cmd(remote_dir, gpu, &["up", "-d", b, "--remove-orphans"])
+}
+
+pub fn pull_model_cmd(remote_dir: &str, gpu: bool, model: &str) -> RemoteCmd {
+    compose_cmd(remote_dir, gpu, &["exec", "-T", "ollama", "ollama", "pull", model])
+}
+
+/// The dataset is uploaded to `<dir>/data/client.sqlite`, i.e. `../data/client.sqlite` from the
+/// stack directory.
+pub fn load_data_cmd(remote_dir: &str) -> RemoteCmd {
+    RemoteCmd::shell(format!(
+        "cd {}/deploy && bash ./load_client_data.sh ../data/client.sqlite",
+        quote(remote_dir)
+    ))
+}
+
+pub fn wipe_cmd(remote_dir: &str, gpu: bool) -> RemoteCmd {
+    let files = if gpu { "-f docker-compose.yml -f docker-compose.gpu.yml" } else { "-f docker-compose.yml" };
+    RemoteCmd::shell(format!(
+        "cd {}/deploy && MUNERO_COMPOSE_ARGS={} bash ./wipe_client_data.sh --yes",
+        quote(remote_dir),
+        quote(files)
+    ))
+}
+
+pub fn logs_cmd(remote_dir: &str, gpu: bool, service: Option<&str>, follow: bool, since: Option<&str>) -> RemoteCmd {
+    let mut args = vec!["logs", "--no-color"];
+    if follow {
+        args.push("--follow");
+    }
+    if let Some(s) = since {
+        args.push("--since");
+        args.push(s);
+    }
+    if let Some(s) = service {
+        args.push(s);
+    }
+    compose_cmd(remote_dir, gpu, &args)
+}
+
+/// `<service>\t<ports>` for every running container of the stack.
+pub fn published_ports_cmd() -> RemoteCmd {
+    RemoteCmd::argv([
+        "docker",
+        "ps",
+        "--format",
+        "{{.Label \"com.docker.compose.service\"}}\t{{.Names}}\t{{.Ports}}",
+    ])
+}
+
+pub fn wait_cloud_init_cmd(gpu: bool, timeout_secs: u64) -> RemoteCmd {
+    let gpu_part = if gpu {
+        format!(
+            " && i=0; until nvidia-smi >/dev/null 2>&1; do i=$((i+5)); \
+             if [ $i -ge {timeout_secs} ]; then echo 'nvidia-smi does not work yet (driver not loaded after reboot?)' >&2; exit 1; fi; sleep 5; done"
+        )
+    } else {
+        String::new()
+    };
+    RemoteCmd::shell(format!(
+        "if ! command -v cloud-init >/dev/null 2>&1 && [ ! -d /var/lib/cloud ]; then echo 'no cloud-init on this host: nothing to wait for'; else \
+         i=0; until [ -f /var/lib/cloud/instance/boot-finished ]; do i=$((i+5)); \
+         if [ $i -ge {timeout_secs} ]; then echo 'cloud-init has not finished' >&2; cloud-init status --long >&2 || true; \
+         tail -n 40 /var/log/cloud-init-output.log >&2 2>/dev/null || true; exit 1; fi; sleep 5; done; \
+         cloud-init status --long; rc=$?; \
+         if [ $rc -ne 0 ] && [ $rc -ne 2 ]; then echo 'cloud-init reported an error; last lines of its log:' >&2; \
+         tail -n 40 /var/log/cloud-init-output.log >&2 2>/dev/null || true; exit 1; fi; fi{gpu_part}"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs(ship: bool, gpu: bool) -> DeployInputs {
+        DeployInputs {
+            data: "/tmp/c.sqlite".into(),
+            data_is_sample: false,
+            env_file: None,
+            env_keys: vec!["MUNERO_DOMAIN".into(), "BASIC_AUTH_HASH".into()],
+            remote_dir: "munero".into(),
+            gpu,
+            app_dir: "/src/munero".into(),
+            ship_images: ship,
+            model: "qwen2.5-coder:3b".into(),
+            url: "https://acme.example.net/".into(),
+            probe_host: "203.0.113.9".into(),
+        }
+    }
+
+    #[test]
+    fn deploy_plan_has_steps_1_to_8_in_order() {
+        let ids: Vec<&str> = deploy_plan(&inputs(false, false)).iter().map(Step::id).collect();
+        assert_eq!(
+            ids,
+            [
+                "check-data", "check-env", "wait-cloud-init", "upload-data", "upload-bundle", "upload-env",
+                "compose-up", "load-data", "pull-model", "wait-healthy", "smoke", "exposure-probe"
+            ]
+        );
+        let ids: Vec<&str> = deploy_plan(&inputs(true, true)).iter().map(Step::id).collect();
+        assert!(ids.contains(&"ship-images"));
+        for id in &ids {
+            assert!(STEP_IDS.contains(id));
+        }
+    }
+
+    #[test]
+    fn plan_text_names_the_env_keys_but_no_values() {
+        let text = render(&deploy_plan(&inputs(false, true)));
+        assert!(text.contains(" 4. [upload-data] upload /tmp/c.sqlite -> munero/data/client.sqlite"));
+        assert!(text.contains("write munero/deploy/.env with mode 0600 (keys: MUNERO_DOMAIN, BASIC_AUTH_HASH; values not shown)"));
+        assert!(text.contains("-f docker-compose.gpu.yml up -d --build"));
+    }
+
+    #[test]
+    fn only_keeps_named_steps_in_plan_order() {
+        let p = filter_plan(deploy_plan(&inputs(false, false)), &["upload-env".into(), "check-data".into()]);
+        assert_eq!(p.iter().map(Step::id).collect::<Vec<_>>(), ["check-data", "upload-env"]);
+    }
+
+    #[test]
+    fn compose_commands_detect_the_compose_flavour() {
+        let c = compose_up_cmd("munero", true, true).to_command_line();
+        assert!(c.starts_with("cd munero/deploy && if docker compose version"));
+        assert!(c.contains("dc() { docker-compose -f docker-compose.yml -f docker-compose.gpu.yml \"$@\"; }"));
+        assert!(c.ends_with("&& dc up -d --build --remove-orphans"));
+        let p = pull_model_cmd("munero", false, "qwen2.5-coder:3b").to_command_line();
+        assert!(p.ends_with("dc exec -T ollama ollama pull qwen2.5-coder:3b"));
+        let l = logs_cmd("munero", false, Some("backend"), true, Some("10m")).to_command_line();
+        assert!(l.ends_with("dc logs --no-color --follow --since 10m backend"));
+        let w = wipe_cmd("/opt/munero", false).to_command_line();
+        assert_eq!(w, "cd /opt/munero/deploy && MUNERO_COMPOSE_ARGS='-f docker-compose.yml' bash ./wipe_client_data.sh --yes");
+    }
+}
