@@ -15,7 +15,6 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use russh_sftp::protocol::{FileAttributes, OpenFlags};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncReadExt;
 
 use super::{quote, RemoteCmd, Session};
 
@@ -211,22 +210,20 @@ async fn send_part(
 
     let bar = opts.progress_bar.then(|| progress_bar(size, offset));
     let acked = Arc::new(AtomicU64::new(0));
-    let mut file = tokio::fs::File::open(local).await?;
-    use tokio::io::AsyncSeekExt;
-    file.seek(std::io::SeekFrom::Start(offset)).await?;
-    let mut file = tokio::io::BufReader::with_capacity(4 * opts.chunk, file);
-
+    // A reader thread keeps a few chunks ready so disk reads overlap the network.
+    let mut chunks = read_ahead(local.to_path_buf(), offset, size, opts.chunk)?;
     let mut pos = offset;
     let mut inflight = FuturesUnordered::new();
     let started = Instant::now();
     let result: Result<()> = async {
         loop {
             while pos < size && inflight.len() < opts.in_flight {
-                let n = (opts.chunk as u64).min(size - pos) as usize;
-                let mut buf = vec![0u8; n];
-                file.read_exact(&mut buf)
-                    .await
-                    .with_context(|| format!("reading {}", local.display()))?;
+                let buf = match chunks.recv().await {
+                    Some(Ok(b)) => b,
+                    Some(Err(e)) => return Err(e).with_context(|| format!("reading {}", local.display())),
+                    None => bail!("reading {}: the file ended early", local.display()),
+                };
+                let n = buf.len();
                 let s = sftp.clone();
                 let h = handle.clone();
                 let at = pos;
@@ -277,6 +274,32 @@ async fn send_part(
         );
     }
     Ok(sent)
+}
+
+fn read_ahead(
+    path: PathBuf,
+    offset: u64,
+    size: u64,
+    chunk: usize,
+) -> Result<tokio::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>> {
+    use std::io::{Seek, SeekFrom};
+    let mut f = std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+    f.seek(SeekFrom::Start(offset))?;
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    std::thread::spawn(move || {
+        let mut pos = offset;
+        while pos < size {
+            let n = (chunk as u64).min(size - pos) as usize;
+            let mut buf = vec![0u8; n];
+            let r = f.read_exact(&mut buf).map(|_| buf);
+            let failed = r.is_err();
+            if tx.blocking_send(r).is_err() || failed {
+                return;
+            }
+            pos += n as u64;
+        }
+    });
+    Ok(rx)
 }
 
 fn progress_bar(size: u64, pos: u64) -> indicatif::ProgressBar {
