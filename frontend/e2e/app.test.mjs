@@ -128,6 +128,19 @@ describe("munero frontend in Chromium", () => {
     assert.match(await ts.getAttribute("data-first-period"), /^\d{4}-W\d{2}$/);
   });
 
+  test("the date range preset for all data shows the backend's figures for the whole range", async () => {
+    const { date_min, date_max } = await backendJson("/api/dashboard/filters");
+    const expected = await backendJson(`/api/dashboard/kpis?start=${date_min}&end=${date_max}`);
+    await page.getByTestId("range-all").click();
+    await waitForRowCount(expected.kpis);
+    await expectKpisMatch(expected.kpis);
+    await page.getByTestId("granularity-month").click();
+    await page.locator('[data-testid="timeseries"][data-granularity="month"]').waitFor();
+    const months = (await backendJson(`/api/dashboard/timeseries?granularity=month&start=${date_min}&end=${date_max}`)).points.length;
+    await page.locator(`[data-testid="timeseries"][data-points="${months}"]`).waitFor();
+    await shot("dashboard-all-data");
+  });
+
   test("the assistant answers an example question with a chart, the SQL and rows", async () => {
     await page.goto(stack.webUrl + "/assistant");
     const examples = page.getByTestId("examples").locator("button");

@@ -12,6 +12,7 @@ import {
   type TimeseriesResponse,
   type TopResponse,
 } from "@/lib/api";
+import { PRESETS, presetRange } from "@/lib/dates";
 import { formatDate } from "@/lib/format";
 import { KpiCards } from "./KpiCards";
 import { Notice } from "./Notice";
@@ -122,6 +123,27 @@ export function Dashboard() {
       />
 
       <section className="panel" aria-label="Filters">
+        {filters.date_min && filters.date_max && (
+          <div className="seg" role="group" aria-label="Date range" style={{ marginBottom: 12 }}>
+            {PRESETS.map((p) => {
+              const r = presetRange(p.id, filters.date_min!, filters.date_max!);
+              const active = (start === r.start && end === r.end) || (p.id === "90d" && !start && !end);
+              return (
+                <button
+                  key={p.id}
+                  aria-pressed={active}
+                  data-testid={`range-${p.id}`}
+                  onClick={() => {
+                    setStart(r.start);
+                    setEnd(r.end);
+                  }}
+                >
+                  {p.label}
+                </button>
+              );
+            })}
+          </div>
+        )}
         <div className="filters">
           <label className="field">
             From

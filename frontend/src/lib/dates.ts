@@ -1,0 +1,35 @@
+// Date range presets for the dashboard, counted back from the dataset's last date (not today:
+// a trial's data usually ends in the past).
+
+export type Preset = "30d" | "90d" | "12m" | "all";
+
+export const PRESETS: { id: Preset; label: string }[] = [
+  { id: "30d", label: "Last 30 days" },
+  { id: "90d", label: "Last 90 days" },
+  { id: "12m", label: "Last 12 months" },
+  { id: "all", label: "All data" },
+];
+
+function parse(iso: string): Date {
+  const [y, m, d] = iso.split("-").map(Number);
+  return new Date(Date.UTC(y, m - 1, d));
+}
+
+function iso(d: Date): string {
+  return d.toISOString().slice(0, 10);
+}
+
+/** Inclusive [start, end] for a preset, clamped to the data's first date. */
+export function presetRange(preset: Preset, dateMin: string, dateMax: string): { start: string; end: string } {
+  if (preset === "all") return { start: dateMin, end: dateMax };
+  const end = parse(dateMax);
+  const start = new Date(end);
+  if (preset === "12m") {
+    start.setUTCFullYear(start.getUTCFullYear() - 1);
+    start.setUTCDate(start.getUTCDate() + 1);
+  } else {
+    start.setUTCDate(start.getUTCDate() - ((preset === "30d" ? 30 : 90) - 1));
+  }
+  const s = iso(start) < dateMin ? dateMin : iso(start);
+  return { start: s, end: dateMax };
+}
