@@ -14,6 +14,12 @@ command -v python3 >/dev/null || { log "python3 not found"; exit 1; }
 log "installing Prism"
 bash scripts/setup/prism.sh
 
+# OpenSSH server binaries for the ssh/deploy tests (they start their own sshd on 127.0.0.1).
+if [[ -f scripts/setup/sshd.sh ]]; then
+  log "installing openssh-server for the ssh tests"
+  bash scripts/setup/sshd.sh
+fi
+
 # A chroot with cloud-init for `cloud-init schema` (never installed on the host). The schema
 # test must really run here, so its absence is a failure, not a skip.
 log "preparing the cloud-init chroot"
