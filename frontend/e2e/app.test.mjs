@@ -186,6 +186,24 @@ describe("munero frontend in Chromium", () => {
     await page.getByTestId("cancelled").waitFor();
   });
 
+  test("a capped result is paginated and says it was capped", async () => {
+    // The stub runs the SQL written between __sql__ and __end__ (see tests/ollama_stub/README.md).
+    await page.getByTestId("question").fill("List the orders __sql__SELECT * FROM orders__end__");
+    await page.getByRole("button", { name: "Ask" }).click();
+    const answer = page.getByTestId("answer").nth(1);
+    await answer.waitFor({ timeout: 60000 });
+    const note = answer.getByTestId("truncated-note");
+    await note.waitFor();
+    assert.match(await note.textContent(), /capped/);
+    const summary = answer.getByTestId("rows-summary");
+    const total = Number((await summary.textContent()).match(/of (\d+)/)[1]);
+    assert.ok(total > 10, `more rows than one page (${total})`);
+    assert.equal(await summary.textContent(), `Rows 1–10 of ${total}`);
+    await answer.getByRole("button", { name: "Next" }).click();
+    await summary.filter({ hasText: `Rows 11–20 of ${total}` }).waitFor();
+    await shot("assistant-capped");
+  });
+
   test("without a database the pages say no data is loaded yet", async () => {
     const url = await stack.degradedSite("nodata", { withData: false, withModel: false });
     await page.goto(url + "/");
