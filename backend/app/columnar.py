@@ -55,6 +55,7 @@ class ColumnarStore:
         self.min_day = int(day[0]) if len(day) else 0
         self.max_day = int(day[-1]) if len(day) else 0
         self._filter_values = {d: self._top_values(d) for d in codes}
+        self.has_null = {c: bool(np.isnan(a).any()) for c, a in measures.items()}
 
     # -- building blocks ------------------------------------------------------------------------
     def _slice(self, period) -> tuple[int, int]:
@@ -134,7 +135,29 @@ class ColumnarStore:
     def totals(self, period, filters) -> dict:
         lo, hi = self._slice(period)
         mask = self._mask(lo, hi, filters)
-        return {m.name: self._out(m, self._agg(m, lo, hi, mask)) for m in self.p.measures}
+        idx = np.flatnonzero(mask) if mask is not None else None
+        n_rows = int(hi - lo) if idx is None else int(len(idx))
+        per_col: dict[str, tuple[float, int]] = {}  # column -> (sum, non-null count), shared by SUM and AVG
+        out = {}
+        for m in self.p.measures:
+            if m.agg == "count":
+                out[m.name] = n_rows
+                continue
+            if m.column not in per_col:
+                v = self.meas[m.column][lo:hi]
+                if idx is not None:
+                    v = v.take(idx)
+                if self.has_null[m.column]:
+                    ok = ~np.isnan(v)
+                    per_col[m.column] = (float(v[ok].sum()), int(ok.sum()))
+                else:
+                    per_col[m.column] = (float(v.sum()), int(len(v)))
+            total, cnt = per_col[m.column]
+            if cnt == 0:
+                out[m.name] = None
+            else:
+                out[m.name] = self._out(m, total / cnt if m.agg == "avg" else total)
+        return out
 
     def timeseries(self, granularity: str, m: Measure, period, filters) -> list[tuple[str, float | None]]:
         lo, hi = self._slice(period)

@@ -51,3 +51,21 @@ def test_empty_database_file_explains_itself(make_client, tmp_path):
     p = c.get("/api/dashboard/profile").json()
     assert p["fact_table"] is None and "no tables" in p["notes"][0]
     assert c.get("/api/dashboard/kpis").status_code == 409
+
+
+def test_wal_mode_file_is_read_without_creating_files_beside_it(make_client, tmp_path, sample_db):
+    import shutil
+
+    src = tmp_path / "src.sqlite"
+    shutil.copy(sample_db, src)
+    conn = sqlite3.connect(src)
+    assert conn.execute("PRAGMA journal_mode=WAL").fetchone()[0] == "wal"
+    conn.close()  # checkpoints and removes -wal/-shm
+    client = tmp_path / "client"
+    client.mkdir()
+    shutil.copy(src, client / "munero.sqlite")
+    c = make_client(db_path=str(client / "munero.sqlite"), dashboard_cache=True, app_state_dir=str(tmp_path / "st"))
+    assert c.get("/api/dashboard/test").json()["rows"] == 20000
+    assert c.app.state.datasets.wait_for_cache(60)
+    assert c.get("/api/dashboard/kpis").status_code == 200
+    assert [p.name for p in client.iterdir()] == ["munero.sqlite"]

@@ -32,12 +32,26 @@ def open_readonly(path: str) -> sqlite3.Connection:
     if not p.is_file():
         raise NoDataError(f"no data loaded yet: no database file at {path}")
     uri = "file:" + quote(str(p.resolve())) + "?mode=ro"
+    if _is_wal_without_log(p):
+        # A WAL-mode file needs -shm/-wal files beside it even to read, which a read-only volume
+        # cannot hold. With no -wal file all content is in the main file: read it as immutable.
+        uri += "&immutable=1"
     try:
         conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except sqlite3.DatabaseError as exc:
         raise NoDataError(f"no data loaded yet: {path} is not a readable SQLite database ({type(exc).__name__})") from None
     return conn
+
+
+def _is_wal_without_log(p: Path) -> bool:
+    try:
+        with open(p, "rb") as f:
+            header = f.read(20)
+    except OSError:
+        return False
+    wal = len(header) == 20 and header[:16] == b"SQLite format 3\x00" and header[18] == 2 and header[19] == 2
+    return wal and not Path(str(p) + "-wal").exists()
 
 
 def list_tables(conn: sqlite3.Connection) -> list[str]:
