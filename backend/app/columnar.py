@@ -164,19 +164,12 @@ class ColumnarStore:
         if hi <= lo:
             return []
         mask = self._mask(lo, hi, filters)
-        days = self.day[lo:hi]
-        if mask is not None:
-            days = days[mask]
-        if not len(days):
-            return []
-        first = int(days[0])
-        last = int(days[-1])
-        # map each day offset to a bucket, then bincount
+        days = self.day[lo:hi]  # sorted: every bucket is one contiguous run of rows
+        first, last = int(days[0]), int(days[-1])
         labels: list[str] = []
-        bucket_of_day = np.empty(last - first + 1, dtype=np.int32)
-        prev = None
-        for off in range(last - first + 1):
-            d = date.fromordinal(first + off)
+        starts_ord: list[int] = []
+        for o in range(first, last + 1):
+            d = date.fromordinal(o)
             if granularity == "day":
                 lab = d.isoformat()
             elif granularity == "month":
@@ -184,17 +177,42 @@ class ColumnarStore:
             else:
                 y, w, _ = d.isocalendar()
                 lab = f"{y}-W{w:02d}"
-            if lab != prev:
+            if not labels or lab != labels[-1]:
                 labels.append(lab)
-                prev = lab
-            bucket_of_day[off] = len(labels) - 1
-        buckets = bucket_of_day[days - first]
+                starts_ord.append(o)
         nb = len(labels)
-        vals = self._agg(m, lo, hi, mask, buckets, nb)
+        starts = np.searchsorted(days, np.array(starts_ord, dtype=days.dtype), side="left")
+        ends = np.append(starts[1:], len(days))
+        nonempty = ends > starts
+
+        def seg_sum(arr: np.ndarray) -> np.ndarray:
+            out = np.zeros(nb, dtype=np.float64)
+            if nonempty.any():
+                out[nonempty] = np.add.reduceat(arr, starts[nonempty])
+            return out
+
+        rows = (ends - starts).astype(np.float64) if mask is None else seg_sum(mask.astype(np.float64))
         if m.agg == "count":
-            return [(labels[i], int(vals[i])) for i in range(nb) if vals[i] > 0]
-        present = np.bincount(buckets, minlength=nb) > 0
-        return [(labels[i], self._out(m, vals[i])) for i in range(nb) if present[i]]
+            return [(labels[i], int(rows[i])) for i in range(nb) if rows[i] > 0]
+        v = self.meas[m.column][lo:hi]
+        if self.has_null[m.column] or mask is not None:
+            ok = ~np.isnan(v) if self.has_null[m.column] else np.ones(len(v), dtype=bool)
+            if mask is not None:
+                ok &= mask
+            sums = seg_sum(np.where(ok, v, 0.0))
+            cnt = seg_sum(ok.astype(np.float64))
+        else:
+            sums = seg_sum(v)
+            cnt = ends - starts
+        out = []
+        for i in range(nb):
+            if rows[i] <= 0:
+                continue
+            if cnt[i] == 0:
+                out.append((labels[i], None))
+            else:
+                out.append((labels[i], self._out(m, sums[i] / cnt[i] if m.agg == "avg" else sums[i])))
+        return out
 
     def top(self, dim: Dimension, m: Measure, n: int, period, filters) -> list[tuple[str, float | None]]:
         lo, hi = self._slice(period)
