@@ -44,6 +44,16 @@ pub enum Command {
     Destroy(DestroyArgs),
     /// Destroy every trial whose expiry has passed, on every provider with credentials.
     Teardown(TeardownArgs),
+    /// Upload the data, env and stack to a trial, bring it up, prove it works from outside.
+    Deploy(crate::commands::deploy::DeployArgs),
+    /// Rerun the HTTPS smoke checks and the exposure probe against a deployed trial.
+    Smoke(crate::commands::smoke::SmokeArgs),
+    /// Remove the client's data from a trial's stack (with a receipt).
+    Wipe(crate::commands::wipe::WipeArgs),
+    /// `docker compose logs` of a trial's stack.
+    Logs(crate::commands::logs::LogsArgs),
+    /// A shell on the trial's host, or one command (`ssh TRIAL -- df -h`); host key pinned.
+    Ssh(crate::commands::ssh::SshArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
@@ -132,6 +142,9 @@ pub struct CreateArgs {
     /// Print the plan, create nothing.
     #[arg(long)]
     pub dry_run: bool,
+
+    #[command(flatten)]
+    pub ssh: crate::ssh_provider::SshHostArgs,
 }
 
 #[derive(Debug, Clone, Args)]

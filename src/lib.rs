@@ -12,7 +12,10 @@ pub mod keys;
 pub mod output;
 pub mod plan;
 pub mod providers;
+pub mod remote;
+pub mod smoke;
 pub mod ssh;
+pub mod ssh_provider;
 pub mod store;
 pub mod trial;
 pub mod validate;
@@ -97,6 +100,11 @@ async fn run(cli: Cli) -> anyhow::Result<output::Report> {
         Command::Status(a) => commands::status::run(&ctx, a).await,
         Command::Destroy(a) => commands::destroy::run(&ctx, a).await,
         Command::Teardown(a) => commands::teardown::run(&ctx, a).await,
+        Command::Deploy(a) => commands::deploy::run(&ctx, a).await,
+        Command::Smoke(a) => commands::smoke::run(&ctx, a).await,
+        Command::Wipe(a) => commands::wipe::run(&ctx, a).await,
+        Command::Logs(a) => commands::logs::run(&ctx, a).await,
+        Command::Ssh(a) => commands::ssh::run(&ctx, a).await,
     }
 }
 

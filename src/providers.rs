@@ -17,7 +17,8 @@ pub fn ensure_available(kind: ProviderKind) -> Result<()> {
         ProviderKind::Hetzner => Ok(()),
         ProviderKind::Aws => Err(usage("--provider aws is not available yet; use --provider hetzner")),
         ProviderKind::Local => Err(usage("--provider local is not available yet; use --provider hetzner")),
-        ProviderKind::Ssh => Err(usage("--provider ssh is not available yet; use --provider hetzner")),
+        // An existing host: no provider API; create/destroy go to crate::ssh_provider.
+        ProviderKind::Ssh => Ok(()),
     }
 }
 
@@ -32,7 +33,8 @@ pub fn connect(kind: ProviderKind) -> Result<Box<dyn Provider>> {
             Ok(Box::new(munero_hetzner::HetznerProvider::from_env(&token)?))
         }
         // Unreachable: refused by ensure_available above.
-        ProviderKind::Aws | ProviderKind::Local | ProviderKind::Ssh => ensure_available(kind).map(|_| unreachable!()),
+        ProviderKind::Ssh => Err(usage("--provider ssh has no provider API: it registers an existing host (create --host ... --host-key ...)")),
+        ProviderKind::Aws | ProviderKind::Local => ensure_available(kind).map(|_| unreachable!()),
     }
 }
 

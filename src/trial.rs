@@ -23,6 +23,12 @@ pub struct Trial {
     pub ssh_from: Vec<String>,
     pub ssh_user: String,
     pub ipv4: Option<String>,
+    /// SSH address when it is not the IPv4 (a host name; `--provider ssh`).
+    pub ssh_host: Option<String>,
+    /// SSH port when not 22.
+    pub ssh_port: Option<u16>,
+    /// Directory of the stack on the host (default `munero` under the login's home).
+    pub remote_dir: Option<String>,
     /// creating | running | failed (last known; `status` refreshes it from the provider).
     pub state: String,
     pub resources: Resources,

@@ -43,6 +43,9 @@ pub async fn run(ctx: &Ctx, args: &CreateArgs) -> Result<Report> {
     let kind = args.provider.or(ctx.config.provider).ok_or_else(|| {
         usage("--provider is required (hetzner|aws|local|ssh), or set `provider` in munero.toml")
     })?;
+    if kind == ProviderKind::Ssh {
+        return crate::ssh_provider::create(ctx, args).await;
+    }
     providers::ensure_available(kind)?;
     let provider: Option<Box<dyn Provider>> = if args.dry_run && providers::hetzner_token().is_none() {
         None

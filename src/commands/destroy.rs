@@ -96,6 +96,9 @@ pub async fn run(ctx: &Ctx, args: &DestroyArgs) -> Result<Report> {
             .ok_or_else(|| anyhow!("trial {trial} names an unknown provider {:?}", t.provider))?,
         None => ProviderKind::Hetzner,
     };
+    if kind == ProviderKind::Ssh {
+        return crate::ssh_provider::destroy(ctx, args).await;
+    }
     providers::ensure_available(kind)?;
     if !args.yes && !args.dry_run {
         confirm(trial)?;

@@ -1,9 +1,14 @@
 //! One command, one file.
 
 pub mod create;
+pub mod deploy;
 pub mod destroy;
+pub mod logs;
+pub mod smoke;
+pub mod ssh;
 pub mod status;
 pub mod teardown;
+pub mod wipe;
 
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;

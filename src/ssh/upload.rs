@@ -173,6 +173,23 @@ pub async fn upload_file(
     })
 }
 
+/// Writes a small file (config, `.env`) atomically with `mode`, the content going over the
+/// channel's stdin (never on a command line). `umask 077` keeps it private from the first byte.
+pub fn put_cmd(dest: &str, mode: u32) -> RemoteCmd {
+    let d = quote(dest);
+    RemoteCmd::shell(format!(
+        "umask 077 && mkdir -p -- \"$(dirname -- {d})\" && cat > {d}.tmp && chmod {mode:o} -- {d}.tmp && mv -f -- {d}.tmp {d}"
+    ))
+}
+
+pub async fn put_bytes(sess: &Session, dest: &str, contents: &[u8], mode: u32) -> Result<()> {
+    let input = std::io::Cursor::new(contents.to_vec());
+    sess.run_with(&put_cmd(dest, mode), Some(input), super::Echo::Capture)
+        .await
+        .with_context(|| format!("writing {dest} on {}", sess.host()))?;
+    Ok(())
+}
+
 async fn remote_sha(sess: &Session, path: &str) -> Result<String> {
     let out = sess.run(&remote_sha_cmd(path)).await?;
     let s = out.stdout_str();

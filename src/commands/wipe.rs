@@ -1,0 +1,67 @@
+//! `wipe <TRIAL>`: run the stack's wipe (deploy/wipe_client_data.sh) on the host and show its
+//! receipt.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use anyhow::Result;
+use serde_json::json;
+
+use crate::deploy;
+use crate::error::usage;
+use crate::output::Report;
+use crate::remote;
+use crate::ssh::Echo;
+use crate::Ctx;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct WipeArgs {
+    pub trial: String,
+    /// Do not ask; required when not run from a terminal.
+    #[arg(long)]
+    pub yes: bool,
+    /// Print what would run, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+pub async fn run(ctx: &Ctx, args: &WipeArgs) -> Result<Report> {
+    let trial = remote::load_trial(ctx, &args.trial)?;
+    let cmd = deploy::wipe_cmd(&remote::remote_dir(&trial), trial.gpu);
+    let plan = format!(
+        " 1. [wipe] on {}: {cmd}\n     (stops the stack, removes the client_data and app_state volumes, starts it again, verifies, prints a receipt)",
+        remote::ssh_host(&trial)?
+    );
+    if args.dry_run {
+        return Ok(Report::new(json!({"ok": true, "command": "wipe", "dry_run": true, "trial": trial.name, "remote_command": cmd.to_command_line()}), plan));
+    }
+    if !args.yes {
+        confirm(&trial.name)?;
+    }
+    let s = remote::connect(ctx, &trial).await?;
+    ctx.out.progress(format!("wiping the client data of trial {} on {}", trial.name, s.host()));
+    let out = s.run_with(&cmd, None::<tokio::io::Empty>, Echo::Capture).await;
+    s.close().await;
+    let out = out?;
+    let receipt = out.stdout_str();
+    Ok(Report::new(
+        json!({"ok": true, "command": "wipe", "trial": trial.name, "receipt": receipt}),
+        receipt,
+    ))
+}
+
+fn confirm(trial: &str) -> Result<()> {
+    if !std::io::stdin().is_terminal() {
+        return Err(usage(format!(
+            "wipe removes the client data of trial {trial} for good; not run from a terminal, so pass --yes to confirm"
+        )));
+    }
+    eprint!("Wipe the client data of trial {trial}? Type the trial name to confirm: ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    if line.trim() == trial {
+        Ok(())
+    } else {
+        Err(usage(format!("not confirmed (expected {trial:?}); nothing was wiped")))
+    }
+}

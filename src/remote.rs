@@ -1,0 +1,116 @@
+//! How to reach a recorded trial: SSH target with its pinned host key, remote stack directory,
+//! public URL, and the Basic Auth credentials kept 0600 in the trial's directory.
+
+use std::path::PathBuf;
+
+use anyhow::{anyhow, Context, Result};
+
+use crate::deploy::env::Credentials;
+use crate::error::usage;
+use crate::ssh::{hostkey, ConnectOptions, Session, Target};
+use crate::trial::{Trial, DEPLOY_USER};
+use crate::{validate, Ctx};
+
+pub const CREDENTIALS_FILE: &str = "basic-auth.toml";
+pub const DEFAULT_REMOTE_DIR: &str = "munero";
+
+pub fn load_trial(ctx: &Ctx, name: &str) -> Result<Trial> {
+    validate::trial_name(name)?;
+    ctx.store.load(name)?.ok_or_else(|| {
+        usage(format!(
+            "no trial named {name} in {} (create it first, or register an existing host with \
+             `create {name} --provider ssh --host ...`)",
+            ctx.store.root().display()
+        ))
+    })
+}
+
+pub fn ssh_host(t: &Trial) -> Result<String> {
+    t.ssh_host
+        .clone()
+        .or_else(|| t.ipv4.clone())
+        .ok_or_else(|| anyhow!("trial {} has no address yet (is the server running? see `status`)", t.name))
+}
+
+pub fn ssh_port(t: &Trial) -> u16 {
+    t.ssh_port.unwrap_or(22)
+}
+
+pub fn remote_dir(t: &Trial) -> String {
+    t.remote_dir.clone().filter(|d| !d.is_empty()).unwrap_or_else(|| DEFAULT_REMOTE_DIR.to_string())
+}
+
+/// Key file paths in the record are relative to the trial directory (or absolute).
+pub fn trial_path(ctx: &Ctx, t: &Trial, file: &str) -> PathBuf {
+    ctx.store.trial_dir(&t.name).join(file)
+}
+
+pub fn target(ctx: &Ctx, t: &Trial) -> Result<Target> {
+    if t.keys.host_public_key.is_empty() {
+        return Err(anyhow!(
+            "trial {} has no pinned host key in its record; refusing to connect without one",
+            t.name
+        ));
+    }
+    let host_key = hostkey::load_pinned(&trial_path(ctx, t, &t.keys.host_public_key))?;
+    let identity = (!t.keys.ssh_private_key.is_empty()).then(|| trial_path(ctx, t, &t.keys.ssh_private_key));
+    Ok(Target {
+        host: ssh_host(t)?,
+        port: ssh_port(t),
+        user: if t.ssh_user.is_empty() { DEPLOY_USER.to_string() } else { t.ssh_user.clone() },
+        identity,
+        host_key,
+    })
+}
+
+pub async fn connect(ctx: &Ctx, t: &Trial) -> Result<Session> {
+    let target = target(ctx, t)?;
+    Session::connect(&target, &ConnectOptions::default())
+        .await
+        .with_context(|| format!("connecting to trial {}", t.name))
+}
+
+/// The name the site is served under: the trial's domain, else its address.
+pub fn site_name(t: &Trial) -> Result<String> {
+    match &t.domain {
+        Some(d) if !d.is_empty() => Ok(d.clone()),
+        _ => ssh_host(t),
+    }
+}
+
+pub fn url(t: &Trial) -> Result<String> {
+    let site = site_name(t)?;
+    let host = if site.contains(':') { format!("[{site}]") } else { site };
+    Ok(format!("https://{host}/"))
+}
+
+/// With a real domain Caddy gets certificates over ACME; without one it uses its own CA.
+pub fn tls_mode(t: &Trial) -> &'static str {
+    match &t.domain {
+        Some(d) if !d.is_empty() => "acme",
+        _ => "internal",
+    }
+}
+
+pub fn credentials_path(ctx: &Ctx, t: &Trial) -> PathBuf {
+    trial_path(ctx, t, CREDENTIALS_FILE)
+}
+
+pub fn load_credentials(ctx: &Ctx, t: &Trial) -> Result<Option<Credentials>> {
+    let p = credentials_path(ctx, t);
+    if !p.exists() {
+        return Ok(None);
+    }
+    let s = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+    Ok(Some(toml::from_str(&s).with_context(|| format!("parsing {}", p.display()))?))
+}
+
+/// The trial's Basic Auth credentials, generated once and kept 0600 beside its keys.
+pub fn ensure_credentials(ctx: &Ctx, t: &Trial) -> Result<Credentials> {
+    if let Some(c) = load_credentials(ctx, t)? {
+        return Ok(c);
+    }
+    let c = Credentials::generate(&t.name)?;
+    ctx.store.write_secret(&t.name, CREDENTIALS_FILE, toml::to_string(&c)?.as_bytes())?;
+    Ok(c)
+}

@@ -1,0 +1,207 @@
+//! From the operator's side: HTTPS checks over the public URL with Basic Auth, and the exposure
+//! probe (which TCP ports answer).
+
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::Serialize;
+use serde_json::Value;
+
+/// Where and how to reach the site.
+#[derive(Debug, Clone)]
+pub struct Site {
+    /// Name in the URL (domain or address).
+    pub name: String,
+    /// Address to connect to (lets a test or a not-yet-propagated DNS name be reached).
+    pub connect: Option<IpAddr>,
+    pub port: u16,
+    pub user: String,
+    pub password: String,
+    /// Extra root certificate (PEM) to trust, e.g. Caddy's internal CA when MUNERO_TLS=internal.
+    pub extra_root_pem: Option<Vec<u8>>,
+}
+
+impl Site {
+    pub fn base_url(&self) -> String {
+        let host = if self.name.contains(':') { format!("[{}]", self.name) } else { self.name.clone() };
+        if self.port == 443 {
+            format!("https://{host}/")
+        } else {
+            format!("https://{host}:{}/", self.port)
+        }
+    }
+
+    pub fn client(&self, timeout: Duration) -> Result<reqwest::Client> {
+        let mut b = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(pem) = &self.extra_root_pem {
+            b = b.add_root_certificate(reqwest::Certificate::from_pem(pem).context("parsing the site's CA certificate")?);
+        }
+        if let (Some(ip), false) = (self.connect, self.name.parse::<IpAddr>().is_ok()) {
+            b = b.resolve(&self.name, SocketAddr::new(ip, self.port));
+        }
+        b.build().context("building the HTTPS client")
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub name: String,
+    pub ok: bool,
+    pub status: Option<u16>,
+    pub detail: String,
+}
+
+/// Polls `/health` (no credentials) until it answers 200.
+pub async fn wait_healthy(site: &Site, timeout: Duration) -> Result<()> {
+    let client = site.client(Duration::from_secs(10))?;
+    let url = format!("{}health", site.base_url());
+    let start = Instant::now();
+    let mut last = String::from("no answer yet");
+    while start.elapsed() < timeout {
+        match client.get(&url).send().await {
+            Ok(r) if r.status().as_u16() == 200 => return Ok(()),
+            Ok(r) => last = format!("HTTP {}", r.status().as_u16()),
+            Err(e) => last = format!("{e:#}"),
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    bail!("{url} did not become healthy within {}s (last: {last})", timeout.as_secs())
+}
+
+/// The four checks of the runbook, plus that the site refuses requests without credentials.
+pub async fn smoke(site: &Site) -> Result<Vec<Check>> {
+    let client = site.client(Duration::from_secs(300))?;
+    let base = site.base_url();
+    let mut checks = Vec::new();
+
+    let r = client.get(format!("{base}health")).send().await;
+    checks.push(judge("GET /health (no credentials)", r, |s, _| s == 200).await);
+
+    let r = client.get(format!("{base}api/dashboard/test")).send().await;
+    checks.push(judge("GET /api/dashboard/test without credentials is refused", r, |s, _| s == 401).await);
+
+    let auth = |rb: reqwest::RequestBuilder| rb.basic_auth(&site.user, Some(&site.password));
+    let r = auth(client.get(format!("{base}api/dashboard/test"))).send().await;
+    checks.push(
+        judge("GET /api/dashboard/test", r, |s, j| s == 200 && j.get("ok") == Some(&Value::Bool(true))).await,
+    );
+    let r = auth(client.get(format!("{base}api/chat/test"))).send().await;
+    checks.push(judge("GET /api/chat/test", r, |s, j| s == 200 && j.get("ok") == Some(&Value::Bool(true))).await);
+    let r = auth(client.post(format!("{base}api/chat/")))
+        .json(&serde_json::json!({"question": "How many rows does the main table have?"}))
+        .send()
+        .await;
+    checks.push(
+        judge("POST /api/chat/", r, |s, j| {
+            s == 200
+                && j.get("error").map_or(true, Value::is_null)
+                && j.get("sql").and_then(Value::as_str).is_some_and(|q| !q.is_empty())
+        })
+        .await,
+    );
+    Ok(checks)
+}
+
+async fn judge(
+    name: &str,
+    r: reqwest::Result<reqwest::Response>,
+    ok: impl Fn(u16, &Value) -> bool,
+) -> Check {
+    match r {
+        Err(e) => Check { name: name.into(), ok: false, status: None, detail: format!("{e:#}") },
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            let body = resp.text().await.unwrap_or_default();
+            let json: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+            let good = ok(status, &json);
+            // Only the API's status fields are shown, never data rows.
+            let detail = match &json {
+                Value::Object(m) => ["ok", "status", "error", "detail", "model", "model_present", "tables", "row_count"]
+                    .iter()
+                    .filter_map(|k| m.get(*k).map(|v| format!("{k}={v}")))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                _ => String::new(),
+            };
+            Check { name: name.into(), ok: good, status: Some(status), detail }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PortResult {
+    pub port: u16,
+    pub answered: bool,
+    pub expected_open: bool,
+}
+
+/// TCP connect to each port; `open` must answer, `closed` must not.
+pub async fn exposure_probe(host: &str, open: &[u16], closed: &[u16]) -> Result<Vec<PortResult>> {
+    let addr: IpAddr = match host.parse() {
+        Ok(ip) => ip,
+        Err(_) => (host, 0)
+            .to_socket_addrs()
+            .with_context(|| format!("resolving {host}"))?
+            .next()
+            .ok_or_else(|| anyhow!("{host} has no address"))?
+            .ip(),
+    };
+    let probes = open.iter().map(|p| (*p, true)).chain(closed.iter().map(|p| (*p, false)));
+    let futs = probes.map(|(port, expected_open)| async move {
+        let answered = matches!(
+            tokio::time::timeout(Duration::from_secs(4), tokio::net::TcpStream::connect(SocketAddr::new(addr, port))).await,
+            Ok(Ok(_))
+        );
+        PortResult { port, answered, expected_open }
+    });
+    Ok(futures::future::join_all(futs).await)
+}
+
+/// From `docker ps` lines `service\tname\tports`: containers other than caddy that publish ports.
+pub fn non_caddy_published(docker_ps: &str) -> Vec<String> {
+    docker_ps
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            let (service, name, ports) = (f.first()?, f.get(1)?, f.get(2).copied().unwrap_or(""));
+            (ports.contains("->") && *service != "caddy").then(|| format!("{name} ({service}): {ports}"))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_caddy_may_publish() {
+        let ps = "caddy\tmunero-caddy-1\t0.0.0.0:80->80/tcp, 0.0.0.0:443->443/tcp\n\
+                  backend\tmunero-backend-1\t8000/tcp\n\
+                  ollama\tmunero-ollama-1\t0.0.0.0:11434->11434/tcp\n";
+        assert_eq!(non_caddy_published(ps), vec!["munero-ollama-1 (ollama): 0.0.0.0:11434->11434/tcp"]);
+        assert!(non_caddy_published("caddy\tc\t0.0.0.0:443->443/tcp\nfrontend\tf\t3000/tcp\n").is_empty());
+    }
+
+    #[tokio::test]
+    async fn probe_tells_listening_from_closed_ports() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let open = l.local_addr().unwrap().port();
+        let closed = {
+            let t = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            t.local_addr().unwrap().port()
+        };
+        let r = exposure_probe("127.0.0.1", &[open], &[closed]).await.unwrap();
+        assert!(r[0].answered && r[0].expected_open);
+        assert!(!r[1].answered && !r[1].expected_open);
+    }
+
+    #[test]
+    fn base_url_brackets_ipv6_and_keeps_non_default_ports() {
+        let s = Site { name: "2001:db8::1".into(), connect: None, port: 8443, user: "u".into(), password: "p".into(), extra_root_pem: None };
+        assert_eq!(s.base_url(), "https://[2001:db8::1]:8443/");
+    }
+}
