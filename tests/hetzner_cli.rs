@@ -385,3 +385,54 @@ fn teardown_walks_every_page_of_the_listing() {
     assert_eq!(pages, vec![json!(["1"]), json!(["2"])]);
     fake.assert_no_violations();
 }
+
+/// The plan a dry run prints, without the per-run key fingerprints.
+fn comparable_plan(doc: &Value) -> Vec<Value> {
+    doc["plan"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let mut s = s.clone();
+            s.as_object_mut().unwrap().remove("fingerprint");
+            s
+        })
+        .collect()
+}
+
+#[test]
+fn dry_run_plan_is_the_plan_that_runs() {
+    let fake = Fake::start();
+    let cli = Cli::new(Some(&fake));
+    let dry = cli.create("same-plan", &["--location", "hel1", "--dry-run"]).ok();
+    assert!(fake.mutating_requests().is_empty(), "a dry run changes nothing");
+    let real = cli.create("same-plan", &["--location", "hel1"]).ok();
+    let (d, r) = (dry.json(), real.json());
+    assert_eq!(comparable_plan(&d), comparable_plan(&r));
+    // The executor announced exactly those steps, in that order.
+    let announced: Vec<&str> = real.stderr.lines().filter(|l| l.starts_with('[')).collect();
+    assert_eq!(announced.len(), r["plan"].as_array().unwrap().len());
+    let text: Vec<String> = d["plan_text"].as_str().unwrap().lines().filter(|l| !l.starts_with("     ")).map(|l| l.trim().to_string()).collect();
+    for (a, t) in announced.iter().zip(text.iter()) {
+        let (_, a_rest) = a.split_once("] ").unwrap();
+        let (_, t_rest) = t.split_once(". ").unwrap();
+        if !t_rest.starts_with("ensure ssh key") {
+            assert_eq!(a_rest, t_rest);
+        }
+    }
+}
+
+#[test]
+fn teardown_forgets_local_records_of_expired_trials_already_gone_at_the_provider() {
+    let fake = Fake::start();
+    let cli = Cli::new(Some(&fake));
+    let soon = rfc3339(now_unix() + 3600);
+    cli.create("gone-already", &["--expires", &soon]).ok();
+    // Someone removed everything by hand at the provider.
+    let control = reqwest::blocking::Client::new();
+    control.post(format!("{}/__fake/reset", fake.control)).send().unwrap();
+    assert!(cli.trial_dir("gone-already").exists());
+    let at = rfc3339(now_unix() + 7200);
+    cli.run(&["teardown", "--expired", "--at", &at]).ok();
+    assert!(!cli.trial_dir("gone-already").exists());
+}

@@ -86,6 +86,15 @@ pub async fn run(ctx: &Ctx, args: &TeardownArgs) -> Result<Report> {
                 continue;
             }
         };
+        // Local records of expired trials of which the provider holds nothing any more: forget them.
+        if let Ok(records) = ctx.store.list() {
+            for t in records {
+                if t.provider == p.name() && t.expires_unix > 0 && t.expires_unix < at_unix && !inv.contains_key(&t.name) {
+                    ctx.out.progress(format!("trial {}: expired, nothing left at {}; forgetting the local record", t.name, p.name()));
+                    plans.push((pi, t.name.clone(), destroy_plan(ctx, p.name(), &t.name, &[], true)));
+                }
+            }
+        }
         for (trial, f) in inv {
             match f.expires {
                 Some(e) if e < at_unix => {
