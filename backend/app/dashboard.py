@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
 from .core.database import quote_ident
-from .dataset import Dataset
+from .dataset import Dataset, iso_week_label
 from .profile import Dimension, Measure, Profile, date_expr
 
 GRANULARITIES = ("day", "week", "month")
@@ -164,12 +164,43 @@ class SqlEngine:
         frm, exprs = self._from(self._dims(filters))
         where, params = self._where(period, filters, exprs)
         d = self._date()
+        if granularity == "week" and measure.agg != "sql":
+            return self._weekly_from_days(measure, frm, where, params, d)
         key = {"day": d, "month": f"substr({d}, 1, 7)", "week": f"munero_iso_week({d})"}[granularity]
         with self.ds.connection() as conn:
             rows = conn.execute(
                 f"SELECT {key} AS p, {self._measure_sql(measure)} {frm} WHERE {where} GROUP BY p ORDER BY p", params
             ).fetchall()
         return [(r[0], _num(r[1])) for r in rows if r[0] is not None]
+
+    def _weekly_from_days(self, m: Measure, frm: str, where: str, params: list, d: str) -> list[tuple[str, float | None]]:
+        """ISO weeks rolled up from per-day sums and counts (SQLite has no ISO week format)."""
+        if m.agg == "count":
+            parts = "COUNT(*), COUNT(*)"
+        else:
+            col = f"f.{quote_ident(m.column)}"
+            parts = f"SUM({col}), COUNT({col})"
+        with self.ds.connection() as conn:
+            rows = conn.execute(f"SELECT {d} AS p, {parts} {frm} WHERE {where} GROUP BY p ORDER BY p", params).fetchall()
+        weeks: dict[str, list] = {}
+        for day, total, cnt in rows:
+            label = iso_week_label(day)
+            if label is None:
+                continue
+            acc = weeks.setdefault(label, [0, 0, False])
+            if cnt:
+                acc[0] += total
+                acc[1] += cnt
+            acc[2] = True
+        out = []
+        for label, (total, cnt, _seen) in weeks.items():
+            if m.agg == "count":
+                out.append((label, cnt))
+            elif cnt == 0:
+                out.append((label, None))
+            else:
+                out.append((label, _num(total / cnt if m.agg == "avg" else total)))
+        return out
 
     def top(self, dim: Dimension, measure: Measure, n: int, period: Period, filters) -> list[tuple[str, float | None]]:
         frm, exprs = self._from(self._dims([*filters, dim.name]))

@@ -229,3 +229,45 @@ def test_cache_is_saved_in_the_state_dir_and_reloaded(make_client, tmp_path, sam
     c2 = make_client(db_path=sample_db, dashboard_cache=True, app_state_dir=str(state))
     assert c2.app.state.datasets.wait_for_cache(60)
     assert c2.get("/api/dashboard/top", params={"dimension": "brand"}).json() == first
+
+
+def _close(a, b):
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b))
+    if isinstance(a, float) or isinstance(b, float):
+        return a == pytest.approx(b, rel=1e-9, abs=2e-6)  # both round to 6 decimals
+    return a == b
+
+
+@pytest.mark.parametrize("db", ["sample_db", "other_db"])
+def test_cache_and_sql_paths_give_the_same_answers(make_client, tmp_path, request, db):
+    path = request.getfixturevalue(db)
+    sql = make_client(db_path=path, dashboard_cache=False, app_state_dir=str(tmp_path / "a"))
+    col = make_client(db_path=path, dashboard_cache=True, app_state_dir=str(tmp_path / "b"))
+    assert col.app.state.datasets.wait_for_cache(60)
+    prof = sql.get("/api/dashboard/profile").json()
+    dims = [d["name"] for d in prof["dimensions"]]
+    values = {d["name"]: d["values"] for d in sql.get("/api/dashboard/filters").json()["dimensions"]}
+    combos = [[], [f"{dims[0]}:{values[dims[0]][0]}"],
+              [f"{dims[-1]}:{values[dims[-1]][0]}", f"{dims[-1]}:{values[dims[-1]][-1]}", f"{dims[0]}:{values[dims[0]][-1]}"],
+              [f"{dims[0]}:no such value"]]
+    ranges = [{}, {"start": "2023-01-01", "end": "2024-12-31"}, {"start": "2024-02-10", "end": "2024-03-20"}]
+    checked = 0
+    for flt in combos:
+        for rng in ranges:
+            q = {**rng, "filter": flt}
+            paths = [("/api/dashboard/kpis", q)]
+            ms = [prof["measures"][0]] + [next(m for m in prof["measures"] if m["sql"].startswith(a)) for a in ("SUM", "AVG")]
+            for m in ms:
+                for g in ("day", "week", "month"):
+                    paths.append(("/api/dashboard/timeseries", {**q, "granularity": g, "measure": m["name"]}))
+                for d in dims:
+                    paths.append(("/api/dashboard/top", {**q, "dimension": d, "measure": m["name"], "n": 7}))
+            for p, params in paths:
+                a = sql.get(p, params=params).json()
+                b = col.get(p, params=params).json()
+                assert _close(a, b), (p, params, a, b)
+                checked += 1
+    assert checked > 100
