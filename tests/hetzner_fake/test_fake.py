@@ -694,6 +694,20 @@ class LauncherTests(unittest.TestCase):
         proc.stdout.close()
         self.assertFalse(self._answers(info))
 
+    def test_parent_death_stops_the_fake(self):
+        parent = subprocess.Popen(["bash", "-c", 'python3 "$0" --quiet & wait', os.path.join(HERE, "launch.py")],
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+        info = json.loads(parent.stdout.readline())
+        self.assertTrue(self._answers(info))
+        parent.kill()
+        parent.wait(10)
+        parent.stdout.close()
+        for _ in range(100):  # the launcher notices within a fraction of a second; allow a slow machine
+            if not self._answers(info):
+                break
+            time.sleep(0.2)
+        self.assertFalse(self._answers(info))
+
     @staticmethod
     def _answers(info):
         try:
