@@ -404,9 +404,11 @@ fn comparable_plan(doc: &Value) -> Vec<Value> {
 fn dry_run_plan_is_the_plan_that_runs() {
     let fake = Fake::start();
     let cli = Cli::new(Some(&fake));
-    let dry = cli.create("same-plan", &["--location", "hel1", "--dry-run"]).ok();
+    // A fixed expiry: with --days the two runs would compute it from two different "now"s.
+    let expires = rfc3339(now_unix() + 5 * 86400);
+    let dry = cli.create("same-plan", &["--location", "hel1", "--expires", &expires, "--dry-run"]).ok();
     assert!(fake.mutating_requests().is_empty(), "a dry run changes nothing");
-    let real = cli.create("same-plan", &["--location", "hel1"]).ok();
+    let real = cli.create("same-plan", &["--location", "hel1", "--expires", &expires]).ok();
     let (d, r) = (dry.json(), real.json());
     assert_eq!(comparable_plan(&d), comparable_plan(&r));
     // The executor announced exactly those steps, in that order.
