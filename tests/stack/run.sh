@@ -378,6 +378,42 @@ ENV
     }
     check "no question text in any container log (DEBUG_LOG_PROMPTS=false)" check_logs
 
+    # --- degraded modes ----------------------------------------------------------------------------
+    until_authed_status() {
+        # until_authed_status WANT PATH: polls (30 s at most) until PATH answers WANT.
+        local deadline=$((SECONDS + 30))
+        while ((SECONDS < deadline)); do
+            [[ $(authed GET "$2" 2>/dev/null) == "$1" ]] && return 0
+            sleep 1
+        done
+        echo "$2 never answered $1: $(head -c 300 "$BODY")"
+        return 1
+    }
+    check_without_ollama() {
+        dc stop ollama >/dev/null 2>&1 || { echo "stop ollama failed"; return 1; }
+        dc restart backend >/dev/null 2>&1 || { echo "restart backend failed"; return 1; }
+        until_authed_status 200 /api/dashboard/test || return 1
+        expect_authed_status 200 GET /api/chat/test || return 1
+        expect_json "d['ok'] is False and d['reachable'] is False and bool(d['error'])" || return 1
+        expect_authed_status 503 POST /api/chat/ -H 'Content-Type: application/json' \
+            --data '{"question":"How many orders per month?"}' || return 1
+        expect_status 503 GET /health
+    }
+    check "backend starts without Ollama: dashboards work, chat says the model is unreachable" check_without_ollama
+    check_ollama_back() {
+        dc start ollama >/dev/null 2>&1 || return 1
+        wait_healthy 90 200
+    }
+    check "Ollama back: /health 200 again without restarting the backend" check_ollama_back
+    check_frontend_down() {
+        dc stop frontend >/dev/null 2>&1 || return 1
+        expect_authed_status 502 GET / || return 1
+        grep -q 'starting or unavailable' "$BODY" || { echo "body: $(head -c 200 "$BODY")"; return 1; }
+        expect_authed_status 200 GET /api/dashboard/test || return 1
+        dc start frontend >/dev/null 2>&1 && wait_healthy 90 200
+    }
+    check "frontend down: caddy answers 502 with a plain message, the API still works" check_frontend_down
+
     # --- wipe and reload --------------------------------------------------------------------------
     check_wipe() {
         local wipe_out
