@@ -186,6 +186,8 @@ class Recorder(BaseHTTPRequestHandler):
 
 class Launcher:
     def __init__(self, args):
+        # Taken first thing: a parent that dies while Prism starts must still be noticed.
+        self.parent = os.getppid()
         self.args = args
         self.procs = []
         self.recorder = None
@@ -293,7 +295,7 @@ class Launcher:
         return self.wait()
 
     def wait(self):
-        parent = os.getppid()
+        parent = self.parent
         stdin_closed = threading.Event()
         if self.args.exit_on_stdin_eof:
             def watch_stdin():
@@ -311,7 +313,7 @@ class Launcher:
                     name = "fake" if proc.args[0] == sys.executable else "prism"
                     log("%s exited with code %s; stopping" % (name, proc.returncode))
                     return 1
-            if os.getppid() != parent:
+            if parent != 1 and os.getppid() != parent:
                 log("parent process went away; stopping")
                 return 0
             if stdin_closed.is_set():

@@ -696,17 +696,23 @@ class LauncherTests(unittest.TestCase):
 
     def test_parent_death_stops_the_fake(self):
         parent = subprocess.Popen(["bash", "-c", 'python3 "$0" --quiet & wait', os.path.join(HERE, "launch.py")],
-                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         info = json.loads(parent.stdout.readline())
-        self.assertTrue(self._answers(info))
-        parent.kill()
-        parent.wait(10)
-        parent.stdout.close()
-        for _ in range(100):  # the launcher notices within a fraction of a second; allow a slow machine
-            if not self._answers(info):
-                break
-            time.sleep(0.2)
-        self.assertFalse(self._answers(info))
+        try:
+            self.assertTrue(self._answers(info))
+            parent.kill()
+            parent.wait(10)
+            for _ in range(100):  # the launcher notices within a fraction of a second; allow a slow machine
+                if not self._answers(info):
+                    break
+                time.sleep(0.2)
+            self.assertFalse(self._answers(info))
+        finally:
+            parent.stdout.close()
+            try:  # never leave a launcher behind, whatever happened above
+                os.kill(info["pid"], signal.SIGTERM)
+            except ProcessLookupError:
+                pass
 
     @staticmethod
     def _answers(info):
