@@ -51,8 +51,14 @@ class Launched:
 
     def close(self):
         self.proc.stdin.close()
-        self.proc.wait(20)
-        self.proc.stdout.close()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:  # never leave it running (its children die with it)
+            self.proc.kill()
+            self.proc.wait()
+            raise
+        finally:
+            self.proc.stdout.close()
 
 
 def request(url, method="GET", body=None, token="test-token", headers=None):
