@@ -201,6 +201,10 @@ pub mod tests {
         assert!(ud.contains("docker-compose-plugin"));
         assert!(ud.contains("/var/lib/munero/ready"));
         assert!(ud.contains("OnCalendar=2027-01-15 08:00:00 UTC"));
+        // Containers and non-root users cannot fetch the user-data from the metadata service.
+        assert!(ud.contains("-d $m -m owner ! --uid-owner 0 -j REJECT"));
+        assert!(ud.contains("iptables -w -I DOCKER-USER -d $m -j REJECT"));
+        assert!(ud.contains("[systemctl, enable, --now, munero-metadata-guard.service]"));
         assert!(!ud.contains("nvidia"));
         assert!(!ud.contains("power_state"));
     }

@@ -32,6 +32,20 @@ fn input(provider: &str, gpu: bool, docker_source: &str, cas: usize) -> UserData
     }
 }
 
+/// Loads the user-data with PyYAML (cloud-init's own dependency) and runs `bash -n` on every
+/// written `.sh` file; prints how many it checked and fails when none or any does not parse.
+const SCRIPT_SYNTAX_CHECK: &str = r#"
+import subprocess, sys, yaml
+doc = yaml.safe_load(open(sys.argv[1]))
+scripts = [f for f in doc.get("write_files", []) if f["path"].endswith(".sh")]
+assert scripts, "no scripts found"
+for f in scripts:
+    r = subprocess.run(["bash", "-n"], input=f["content"].encode(), capture_output=True)
+    if r.returncode != 0:
+        sys.exit(f["path"] + ": " + r.stderr.decode())
+print(len(scripts), "scripts parse")
+"#;
+
 fn variants() -> Vec<(&'static str, bool, &'static str)> {
     let mut v = Vec::new();
     for p in ["hetzner", "aws"] {
@@ -80,6 +94,15 @@ fn every_variant_passes_cloud_init_schema_in_a_chroot() {
                 .output()
                 .expect("running chroot");
             eprintln!("{name}: {} bytes, schema exit {}", ud.len(), out.status.code().unwrap_or(-1));
+            // Every shell script the user-data writes must at least parse (bash -n, in the chroot).
+            let syntax = Command::new("chroot")
+                .arg(&root)
+                .args(["python3", "-c", SCRIPT_SYNTAX_CHECK, &inside])
+                .output()
+                .expect("running chroot python3");
+            if !syntax.status.success() {
+                failures.push(format!("{name}: shell syntax:\n{}{}", String::from_utf8_lossy(&syntax.stdout), String::from_utf8_lossy(&syntax.stderr)));
+            }
             if !out.status.success() {
                 failures.push(format!(
                     "{name}:\n{}{}",
