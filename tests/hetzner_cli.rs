@@ -438,3 +438,15 @@ fn teardown_forgets_local_records_of_expired_trials_already_gone_at_the_provider
     cli.run(&["teardown", "--expired", "--at", &at]).ok();
     assert!(!cli.trial_dir("gone-already").exists());
 }
+
+#[test]
+fn a_rate_limit_that_never_lifts_gives_up_after_bounded_attempts() {
+    let fake = Fake::start();
+    let cli = Cli::new(Some(&fake)).env("MUNERO_HTTP_MAX_ATTEMPTS", "3").env("MUNERO_HTTP_MAX_RATE_WAIT_S", "1");
+    fake.fault(json!({"path_regex": "^/v1/", "status": 429, "count": 100000, "reset_in": 3600}));
+    let r = cli.create("throttled", &[]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("gave up after 3 attempts") && r.stderr.contains("429"), "{}", r.stderr);
+    assert_eq!(fake.requests().len(), 3, "exactly max-attempts requests, then stop");
+    assert!(fake.is_empty());
+}

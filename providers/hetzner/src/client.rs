@@ -38,8 +38,9 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// Defaults, with `MUNERO_HTTP_BACKOFF_MS`, `MUNERO_HTTP_MAX_ATTEMPTS` and
-    /// `MUNERO_HTTP_TIMEOUT_S` applied when set (tests make backoff fast with them).
+    /// Defaults, with `MUNERO_HTTP_BACKOFF_MS`, `MUNERO_HTTP_MAX_ATTEMPTS`,
+    /// `MUNERO_HTTP_MAX_RATE_WAIT_S` and `MUNERO_HTTP_TIMEOUT_S` applied when set (tests make
+    /// backoff fast with them).
     pub fn from_env() -> Self {
         let mut p = RetryPolicy::default();
         if let Some(ms) = env_u64("MUNERO_HTTP_BACKOFF_MS") {
@@ -48,6 +49,9 @@ impl RetryPolicy {
         }
         if let Some(n) = env_u64("MUNERO_HTTP_MAX_ATTEMPTS") {
             p.max_attempts = (n as u32).clamp(1, 20);
+        }
+        if let Some(s) = env_u64("MUNERO_HTTP_MAX_RATE_WAIT_S") {
+            p.max_rate_limit_wait = Duration::from_secs(s);
         }
         if let Some(s) = env_u64("MUNERO_HTTP_TIMEOUT_S") {
             p.request_timeout = Duration::from_secs(s.max(1));
