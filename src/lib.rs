@@ -109,10 +109,12 @@ async fn run(cli: Cli) -> anyhow::Result<output::Report> {
 }
 
 fn init_tracing(verbose: u8) {
+    // Only our crates get more verbose: HTTP and SSH libraries' debug output could carry headers
+    // (the API token) or request bodies (the user-data with the host key).
     let default = match verbose {
         0 => "warn",
-        1 => "info",
-        _ => "debug",
+        1 => "warn,munero_infra=info,munero_hetzner=info,munero_provider=info",
+        _ => "warn,munero_infra=debug,munero_hetzner=debug,munero_provider=debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("MUNERO_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
