@@ -108,7 +108,12 @@ fn create_twice_resumes_and_never_makes_a_second_server() {
     let cli = Cli::new(Some(&fake));
     let first = cli.create("resume-me", &["--location", "nbg1"]).ok().json();
     // Flags not given again come from the record (location, ssh-from).
-    let second = cli.run(&["--output", "json", "create", "resume-me", "--provider", "hetzner"]).ok().json();
+    let second_run = cli.run(&["-vv", "--output", "json", "create", "resume-me", "--provider", "hetzner"]).ok();
+    // Even at -vv: no token, no private key in any output.
+    assert!(!second_run.all_output().contains("test-token-not-secret"));
+    assert!(!second_run.all_output().contains("PRIVATE KEY-----\n"));
+    assert!(!second_run.all_output().contains("BEGIN OPENSSH PRIVATE KEY"));
+    let second = second_run.json();
     assert_eq!(second["resumed"], true);
     assert_eq!(second["location"], "nbg1");
     assert_eq!(second["ssh_from"], json!(["198.51.100.7/32"]));
