@@ -102,10 +102,16 @@ rootfs_tarball() {
 
 build() {
     # build NAME CONTEXT_DIR KEY [extra docker build args...]
-    local name=$1 ctx=$2 key=$3
+    local name=$1 ctx=$2 key=$3 old new
     shift 3
     log "building $name"
+    old=$(docker image inspect -f '{{.Id}}' "$name" 2>/dev/null || true)
     docker build -q --label "$LABEL=$key" -t "$name" "$@" "$ctx" >/dev/null
+    new=$(docker image inspect -f '{{.Id}}' "$name")
+    # Drop the image this tag pointed to before, unless something still uses it.
+    if [[ -n $old && $old != "$new" ]]; then
+        docker image rm "$old" >/dev/null 2>&1 || true
+    fi
 }
 
 build_debian() {
