@@ -337,12 +337,16 @@ ENV
                 echo "append succeeded as user '${user:-image default}'"
                 return 1
             fi
-            # The app user is also stopped by the file mode; root only by the read-only mount.
-            [[ $out == *"Read-only file system"* || ($user == "" && $out == *"Permission denied"*) ]] ||
+            # The file mode (0444) stops the app user first; root in the container has no
+            # capabilities (cap_drop: ALL), so it may be stopped by either; the mount is checked below.
+            [[ $out == *"Read-only file system"* || $out == *"Permission denied"* ]] ||
                 { echo "append as '${user:-image default}': $out"; return 1; }
         done
         [[ $(docker inspect -f '{{range .Mounts}}{{if eq .Destination "/data"}}{{.RW}}{{end}}{{end}}' "$(dc ps -q backend)") == false ]] ||
             { echo "/data mount is RW"; return 1; }
+        # The mount itself refuses writes, whatever the file mode: a new file cannot be created.
+        if out=$(dc exec -T backend sh -c 'touch /data/new-file' 2>&1); then echo "created a file in /data"; return 1; fi
+        [[ $out == *"Read-only file system"* ]] || { echo "touch /data/new-file: $out"; return 1; }
     }
     check "the backend cannot write the client DB, not even as root (read-only mount)" check_ro
 
