@@ -114,3 +114,18 @@ pub fn ensure_credentials(ctx: &Ctx, t: &Trial) -> Result<Credentials> {
     ctx.store.write_secret(&t.name, CREDENTIALS_FILE, toml::to_string(&c)?.as_bytes())?;
     Ok(c)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::ssh::hostkey;
+
+    #[test]
+    fn keys_made_at_create_load_in_the_ssh_layer() {
+        let login = crate::keys::generate_ed25519("login").unwrap();
+        let k = russh::keys::decode_secret_key(&login.private_openssh, None).unwrap();
+        assert_eq!(hostkey::fingerprint(k.public_key()), login.fingerprint);
+        let host = crate::keys::generate_ed25519("host").unwrap();
+        let pinned = hostkey::parse_pinned(&host.public_openssh).unwrap();
+        assert_eq!(hostkey::fingerprint(&pinned), host.fingerprint);
+    }
+}

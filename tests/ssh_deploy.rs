@@ -63,7 +63,7 @@ fn step_lines(text: &str) -> Vec<String> {
         .collect()
 }
 
-const FILE_STEPS: &str = "check-data,check-env,upload-data,upload-bundle,upload-env";
+const FILE_STEPS: &str = "check-data,check-env,wait-cloud-init,upload-data,upload-bundle,upload-env";
 
 #[test]
 fn dry_run_plan_lists_the_steps_that_run_and_env_is_0600_with_no_value_in_output() {
@@ -77,7 +77,7 @@ fn dry_run_plan_lists_the_steps_that_run_and_env_is_0600_with_no_value_in_output
     let run = s.cli.run(&["deploy", TRIAL, "--data", d, "--only", FILE_STEPS]).ok();
     let planned = step_lines(&plan.stdout);
     let ran = step_lines(&run.stderr);
-    assert_eq!(planned.len(), 5, "{}", plan.stdout);
+    assert_eq!(planned.len(), 6, "{}", plan.stdout);
     assert_eq!(planned, ran, "dry-run:\n{}\nrun:\n{}", plan.stdout, run.stderr);
 
     // Data, stack files, build contexts and .env are on the host.

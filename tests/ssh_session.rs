@@ -114,6 +114,7 @@ async fn upload_of_1gib_resumes_after_a_cut_sends_only_the_rest_and_verifies_sha
     assert!(!second.skipped);
     assert_eq!(second.resumed_from, kept);
     assert_eq!(second.bytes_sent, SIZE - kept, "only the rest is sent");
+    assert!(second.hashed_while_uploading, "the host hashed the part while it was written");
     assert_eq!(second.size, SIZE);
     assert!(!part.exists());
     assert_eq!(sha256_file(&dest), second.sha256);
@@ -148,6 +149,7 @@ async fn unchanged_file_is_skipped_and_changed_file_is_sent_again() {
     assert!(!a.skipped);
     assert_eq!(a.bytes_sent, a.size);
     assert_eq!(a.resumed_from, 0);
+    assert!(a.hashed_while_uploading);
     let b = upload_file(&s, &local, &dest_s, &opts).await.unwrap();
     assert!(b.skipped);
     assert_eq!(b.bytes_sent, 0);
@@ -157,4 +159,47 @@ async fn unchanged_file_is_skipped_and_changed_file_is_sent_again() {
     assert!(!c.skipped);
     assert_eq!(c.bytes_sent, 2 * 1024 * 1024);
     assert_eq!(sha256_file(&dest), c.sha256);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_side_follower_hashes_a_growing_file_and_stops_when_its_lifeline_drops() {
+    use munero_infra::ssh::upload::follow_hash_cmd;
+    use munero_infra::ssh::Echo;
+    use std::io::Write;
+    let sshd = Sshd::start();
+    let s = Session::connect(&sshd.target(), &ConnectOptions::default()).await.unwrap();
+    let path = sshd.remote_dir("follow").join("growing.part");
+    std::fs::write(&path, b"").unwrap();
+    let full: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+
+    // The file grows in three steps while the follower runs; it answers the hash of all of it.
+    let (lifeline, input) = tokio::io::duplex(64);
+    let writer = {
+        let path = path.clone();
+        let full = full.clone();
+        std::thread::spawn(move || {
+            for chunk in full.chunks(1_000_000) {
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+                f.write_all(chunk).unwrap();
+            }
+        })
+    };
+    let cmd = follow_hash_cmd(path.to_str().unwrap(), full.len() as u64);
+    let out = s.exec_with(&cmd, Some(input), Echo::Capture).await.unwrap();
+    drop(lifeline);
+    writer.join().unwrap();
+    assert_eq!(out.status, Some(0), "{}", out.stderr_str());
+    let want = sha256_file(&path);
+    assert_eq!(out.stdout_str().split_whitespace().next().unwrap(), want);
+
+    // The file never reaches the size and the caller goes away: the follower ends instead of waiting.
+    let (lifeline, input) = tokio::io::duplex(64);
+    let cmd = follow_hash_cmd(path.to_str().unwrap(), full.len() as u64 + 1);
+    let dropper = async move {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        drop(lifeline);
+    };
+    let (out, ()) = tokio::join!(s.exec_with(&cmd, Some(input), Echo::Capture), dropper);
+    assert_ne!(out.unwrap().status, Some(0));
 }

@@ -57,9 +57,20 @@ async fn caddy_root(ctx: &Ctx, trial: &Trial, s: &Session) -> Result<Option<Vec<
         trial.gpu,
         &["exec", "-T", "caddy", "cat", "/data/caddy/pki/authorities/local/root.crt"],
     );
-    let out = s.run(&cmd).await?;
-    ctx.out.progress("      trusting the site's own CA (Caddy tls internal: the trial has no domain)");
-    Ok(Some(out.stdout))
+    // Caddy writes its CA at start-up; give a freshly started stack a minute.
+    let mut last = None;
+    for _ in 0..30 {
+        match s.run(&cmd).await {
+            Ok(out) if out.stdout.starts_with(b"-----BEGIN CERTIFICATE-----") => {
+                ctx.out.progress("      trusting the site's own CA (Caddy tls internal: the trial has no domain)");
+                return Ok(Some(out.stdout));
+            }
+            Ok(_) => last = Some(anyhow!("Caddy's root certificate is not a PEM certificate")),
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    Err(last.unwrap_or_else(|| anyhow!("no answer")).context("reading Caddy's internal root certificate on the host"))
 }
 
 pub async fn run_step(ctx: &Ctx, trial: &Trial, s: &Session, step: &Step, user: &str, password: &str) -> Result<Value> {

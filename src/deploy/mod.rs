@@ -268,8 +268,16 @@ pub fn compose_up_cmd(remote_dir: &str, gpu: bool, build: bool) -> RemoteCmd {
     compose_cmd(remote_dir, gpu, &["up", "-d", b, "--remove-orphans"])
 }
 
+/// Waits (up to 2 minutes) for the Ollama server in its container, then `ollama pull` (the
+/// /api/pull endpoint, from inside the stack's network; progress goes to stderr).
 pub fn pull_model_cmd(remote_dir: &str, gpu: bool, model: &str) -> RemoteCmd {
-    compose_cmd(remote_dir, gpu, &["exec", "-T", "ollama", "ollama", "pull", model])
+    RemoteCmd::shell(format!(
+        "{} && i=0; until dc exec -T ollama ollama list >/dev/null 2>&1; do i=$((i+2)); \
+         if [ $i -ge 120 ]; then echo 'the ollama service does not answer' >&2; dc ps >&2; exit 1; fi; sleep 2; done; \
+         dc exec -T ollama ollama pull {}",
+        compose_prelude(remote_dir, gpu),
+        quote(model)
+    ))
 }
 
 /// The dataset is uploaded to `<dir>/data/client.sqlite`, i.e. `../data/client.sqlite` from the
@@ -394,6 +402,7 @@ mod tests {
         assert!(c.ends_with("&& dc up -d --build --remove-orphans"));
         let p = pull_model_cmd("munero", false, "qwen2.5-coder:3b").to_command_line();
         assert!(p.ends_with("dc exec -T ollama ollama pull qwen2.5-coder:3b"));
+        assert!(p.contains("until dc exec -T ollama ollama list"));
         let l = logs_cmd("munero", false, Some("backend"), true, Some("10m")).to_command_line();
         assert!(l.ends_with("dc logs --no-color --follow --since 10m backend"));
         let w = wipe_cmd("/opt/munero", false).to_command_line();

@@ -359,9 +359,18 @@ impl Session {
             out
         };
 
-        let (fed, out) = tokio::join!(feed, collect);
+        // The command may finish before its input ends (or keep input open as a lifeline that
+        // ends with the caller): once the channel closes, stop feeding.
+        tokio::pin!(feed);
+        tokio::pin!(collect);
+        let (out, fed) = tokio::select! {
+            out = &mut collect => (out, None),
+            fed = &mut feed => (collect.await, Some(fed)),
+        };
         if out.status.is_none() && out.signal.is_none() {
-            fed?;
+            if let Some(fed) = fed {
+                fed?;
+            }
         }
         Ok(out)
     }

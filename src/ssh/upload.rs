@@ -64,6 +64,9 @@ pub struct UploadReport {
     pub resumed_from: u64,
     /// The remote already held this content; nothing was sent.
     pub skipped: bool,
+    /// The host's hash came from the follower that read the part while it was written
+    /// (false: the part was hashed again after the upload, or nothing was sent).
+    pub hashed_while_uploading: bool,
 }
 
 /// What the remote currently holds for `dest`, found with one exec.
@@ -100,9 +103,13 @@ pub fn parse_probe(out: &str) -> Result<RemoteState> {
     })
 }
 
-/// `sha256sum` of a remote file.
+/// sha256 of a remote file: OpenSSL's SHA-NI/AVX code when the host has `openssl` (about twice
+/// as fast as coreutils on a multi-GB file), else `sha256sum`. Both print the hex digest first.
 pub fn remote_sha_cmd(path: &str) -> RemoteCmd {
-    RemoteCmd::argv(["sha256sum", "--", path])
+    let f = quote(path);
+    RemoteCmd::shell(format!(
+        "{{ command -v openssl >/dev/null 2>&1 && openssl dgst -sha256 -r {f} 2>/dev/null; }} || sha256sum -- {f}"
+    ))
 }
 
 /// chmod + atomic rename of the verified part + record of its hash for later skips.
@@ -137,6 +144,7 @@ pub async fn upload_file(
             bytes_sent: 0,
             resumed_from: 0,
             skipped: true,
+            hashed_while_uploading: false,
         });
     }
     let resume = match state.part_size {
@@ -144,15 +152,47 @@ pub async fn upload_file(
         _ => 0,
     };
 
-    let mut sent = send_part(sess, local, dest, size, resume, opts).await?;
-    let mut resumed_from = resume;
     let part = format!("{dest}.part");
-    let mut remote = remote_sha(sess, &part).await?;
+    // The host hashes the part while it is written (a follower reading the file as it grows),
+    // so the verify costs no extra pass over a multi-GB file. The channel's stdin is its
+    // lifeline: dropping it stops the follower when the upload fails.
+    let (lifeline, follower_input) = tokio::io::duplex(64);
+    let mut lifeline = Some(lifeline);
+    let (opened_tx, opened_rx) = tokio::sync::oneshot::channel::<()>();
+    let follower = async {
+        opened_rx.await.ok()?;
+        let out = sess
+            .exec_with(&follow_hash_cmd(&part, size), Some(follower_input), super::Echo::Capture)
+            .await
+            .ok()?;
+        out.success().then(|| first_hex64(&out.stdout_str())).flatten()
+    };
+    let sender = async {
+        let r = send_part(sess, local, dest, size, resume, opts, Some(opened_tx)).await;
+        if r.is_err() {
+            lifeline.take();
+        }
+        r
+    };
+    let (followed, sent) = tokio::join!(follower, sender);
+    drop(lifeline);
+    let mut sent = sent?;
+    let mut resumed_from = resume;
+    let mut hashed_while_uploading = matches!(&followed, Some(h) if *h == sha);
+    let mut remote = match followed {
+        Some(h) if h == sha => h,
+        // No follower (no mkfifo/tail on the host) or a different answer: hash the file again.
+        _ => {
+            tracing::debug!("hashing {part} again on the host (follower answered {followed:?})");
+            remote_sha(sess, &part).await?
+        }
+    };
     if remote != sha && resume > 0 {
         // The kept part did not match this file (it changed, or a write was torn): start over.
         sess.run(&RemoteCmd::argv(["rm", "-f", "--", &part])).await?;
-        sent += send_part(sess, local, dest, size, 0, opts).await?;
+        sent += send_part(sess, local, dest, size, 0, opts, None).await?;
         resumed_from = 0;
+        hashed_while_uploading = false;
         remote = remote_sha(sess, &part).await?;
     }
     if remote != sha {
@@ -170,6 +210,7 @@ pub async fn upload_file(
         bytes_sent: sent,
         resumed_from,
         skipped: false,
+        hashed_while_uploading,
     })
 }
 
@@ -190,6 +231,26 @@ pub async fn put_bytes(sess: &Session, dest: &str, contents: &[u8], mode: u32) -
     Ok(())
 }
 
+/// Hashes `part` from its first byte while it grows, until `size` bytes were read; prints the
+/// digest. Stops (non-zero) when its stdin closes first (kept on fd 3: a background job gets
+/// /dev/null as its stdin). Needs only coreutils + mkfifo.
+pub fn follow_hash_cmd(part: &str, size: u64) -> RemoteCmd {
+    RemoteCmd::shell(format!(
+        "exec 3<&0; p={p}; n={size}; d=$(mktemp -d) || exit 1; trap 'rm -rf \"$d\"' EXIT; mkfifo \"$d/f\" || exit 1; \
+         if command -v openssl >/dev/null 2>&1; then H='openssl dgst -sha256 -r'; else H=sha256sum; fi; \
+         tail -c +1 -f -- \"$p\" > \"$d/f\" 2>/dev/null & t=$!; \
+         head -c \"$n\" < \"$d/f\" | $H > \"$d/h\" & h=$!; \
+         ( cat <&3 > /dev/null; kill $h $t ) > /dev/null 2>&1 & w=$!; \
+         wait $h; r=$?; kill $t $w 2>/dev/null; [ $r -eq 0 ] && cat \"$d/h\"; exit $r",
+        p = quote(part)
+    ))
+}
+
+fn first_hex64(s: &str) -> Option<String> {
+    let h = s.split_whitespace().next()?.to_ascii_lowercase();
+    (h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit())).then_some(h)
+}
+
 async fn remote_sha(sess: &Session, path: &str) -> Result<String> {
     let out = sess.run(&remote_sha_cmd(path)).await?;
     let s = out.stdout_str();
@@ -208,6 +269,7 @@ async fn send_part(
     size: u64,
     offset: u64,
     opts: &UploadOptions,
+    opened: Option<tokio::sync::oneshot::Sender<()>>,
 ) -> Result<u64> {
     let sftp = Arc::new(sess.sftp().await?);
     let part = format!("{dest}.part");
@@ -224,6 +286,9 @@ async fn send_part(
         .await
         .with_context(|| format!("opening {part} on {} for writing", sess.host()))?
         .handle;
+    if let Some(tx) = opened {
+        let _ = tx.send(());
+    }
 
     let bar = opts.progress_bar.then(|| progress_bar(size, offset));
     let acked = Arc::new(AtomicU64::new(0));
