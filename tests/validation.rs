@@ -21,6 +21,9 @@ fn bad_creates(ca_missing: &str, ca_not_pem: &str) -> Vec<(Vec<String>, String)>
         (s(&["acme", "--provider", "hetzner", "--ssh-from", "198.51.100.7/32", "--size", "gpu"]), "--provider aws".into()),
         (s(&["acme", "--provider", "hetzner", "--ssh-from", "198.51.100.7/32", "--size", "cpx999"]), "cpx999".into()),
         (s(&["acme", "--provider", "hetzner", "--ssh-from", "auto"]), "explicit CIDR".into()),
+        (s(&["acme", "--provider", "hetzner", "--ssh-from", "198.51.100.7/32", "--location", "mars1"]), "\"mars1\"".into()),
+        (s(&["acme", "--provider", "hetzner", "--ssh-from", "198.51.100.7/32", "--image", "windows-95"]), "\"windows-95\"".into()),
+        (s(&["acme", "--provider", "hetzner", "--ssh-from", "198.51.100.7/32", "--image", "987654"]), "\"987654\"".into()),
         (s(&["acme", "--provider", "hetzner", "--ssh-from", "198.51.100.7/32", "--trusted-ca", ca_missing]), ca_missing.into()),
         (s(&["acme", "--provider", "hetzner", "--ssh-from", "198.51.100.7/32", "--trusted-ca", ca_not_pem]), ca_not_pem.into()),
         (s(&["acme", "--provider", "aws", "--ssh-from", "198.51.100.7/32"]), "not available yet".into()),
@@ -56,6 +59,7 @@ fn every_bad_create_input_exits_2_names_the_value_and_creates_nothing() {
     assert!(fake.is_empty(), "bad input created something: {}", fake.state());
     assert!(fake.mutating_requests().is_empty(), "bad input sent {:?}", fake.mutating_requests());
     assert!(!cli.state_dir().join("trials").exists(), "bad input wrote local state");
+    fake.assert_no_violations();
 }
 
 #[test]

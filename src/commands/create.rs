@@ -195,6 +195,10 @@ pub async fn prepare(ctx: &Ctx, args: &CreateArgs, kind: ProviderKind, provider:
             ProviderError::Invalid(m) => usage(m),
             other => anyhow!(other).context("checking the server type"),
         })?;
+        p.check_placement(&image, location.as_deref()).await.map_err(|e| match e {
+            ProviderError::Invalid(m) => usage(m),
+            other => anyhow!(other).context("checking the image and location"),
+        })?;
         type_checked = true;
         if existing.is_none() {
             if let Some(s) = p.find_server(&name).await.context("looking for an existing server of the trial")? {

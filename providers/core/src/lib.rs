@@ -259,6 +259,11 @@ pub trait Provider: Send + Sync {
     /// Checks that `server_type` exists at this provider; Err(Invalid) names the known ones.
     async fn check_server_type(&self, server_type: &str) -> Result<()>;
 
+    /// Checks that the image and location exist; Err(Invalid) names the known ones.
+    async fn check_placement(&self, _image: &str, _location: Option<&str>) -> Result<()> {
+        Ok(())
+    }
+
     /// Find the SSH key by name+labels, or register it.
     async fn ensure_ssh_key(&self, spec: &SshKeySpec) -> Result<Ensured>;
 

@@ -384,6 +384,37 @@ impl Provider for HetznerProvider {
         )))
     }
 
+    async fn check_placement(&self, image: &str, location: Option<&str>) -> Result<()> {
+        if let Some(loc) = location {
+            let locs: Vec<Named> = self.list_all("/locations", "locations", None).await?;
+            if !locs.iter().any(|l| l.name == loc) {
+                let mut names: Vec<&str> = locs.iter().map(|l| l.name.as_str()).collect();
+                names.sort();
+                return Err(ProviderError::Invalid(format!(
+                    "location {loc:?} does not exist at Hetzner; use one of: {}",
+                    names.join(", ")
+                )));
+            }
+        }
+        // An image is a name (system images) or an id (snapshots).
+        let found = if let Ok(id) = image.parse::<u64>() {
+            match self.client.get::<ImageEnvelope>(&format!("/images/{id}"), &[]).await {
+                Ok(_) => true,
+                Err(e) if e.is_not_found() => false,
+                Err(e) => return Err(e),
+            }
+        } else {
+            let v: Value = self.client.get("/images", &[("name", image.to_string())]).await?;
+            v.get("images").and_then(Value::as_array).is_some_and(|a| !a.is_empty())
+        };
+        if !found {
+            return Err(ProviderError::Invalid(format!(
+                "image {image:?} does not exist at Hetzner; use a system image name such as ubuntu-24.04 or debian-12, or a snapshot id"
+            )));
+        }
+        Ok(())
+    }
+
     async fn ensure_ssh_key(&self, spec: &SshKeySpec) -> Result<Ensured> {
         let trial = spec.labels.get(munero_provider::LABEL_TRIAL).cloned().unwrap_or_default();
         if let Some(k) = self.find_ssh_key(&spec.name, &trial).await? {

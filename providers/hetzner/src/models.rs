@@ -128,6 +128,23 @@ pub struct ServerType {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
+pub struct Image {
+    pub id: u64,
+    /// Set for system images (e.g. "ubuntu-24.04"); null for snapshots.
+    #[serde(deserialize_with = "nullable")]
+    pub name: String,
+    #[serde(deserialize_with = "nullable")]
+    pub status: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ImageEnvelope {
+    pub image: Image,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
 pub struct Meta {
     pub pagination: Option<Pagination>,
 }
