@@ -52,7 +52,19 @@ pub async fn run(ctx: &Ctx, args: &StatusArgs) -> Result<Report> {
     for t in &records {
         let (state, ipv4, stype, sid) = match live.get(&t.provider) {
             Some(Some(m)) => match m.get(&t.name) {
-                Some(s) => (s.status.clone(), s.ipv4.clone(), s.server_type.clone(), Some(s.id.clone())),
+                Some(s) => {
+                    // Keep the local cache in step with the provider (the address deploy uses).
+                    if t.ipv4 != s.ipv4 || t.state != s.status || t.resources.server_id.as_deref() != Some(s.id.as_str()) {
+                        let mut fresh = t.clone();
+                        fresh.ipv4 = s.ipv4.clone();
+                        fresh.state = s.status.clone();
+                        fresh.resources.server_id = Some(s.id.clone());
+                        if let Err(e) = ctx.store.save(&fresh) {
+                            ctx.out.progress(format!("warning: could not update the record of {}: {e:#}", t.name));
+                        }
+                    }
+                    (s.status.clone(), s.ipv4.clone(), s.server_type.clone(), Some(s.id.clone()))
+                }
                 None => ("gone".to_string(), None, t.server_type.clone(), None),
             },
             Some(None) => (format!("{} (provider unreachable)", t.state), t.ipv4.clone(), t.server_type.clone(), t.resources.server_id.clone()),
