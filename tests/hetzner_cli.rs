@@ -80,8 +80,13 @@ fn create_status_destroy_roundtrip() {
     assert!(doc["user_data"].as_str().unwrap().contains("<redacted"));
     assert!(doc["ssh"]["host_key_fingerprint"].as_str().unwrap().starts_with("SHA256:"));
 
-    // status: one row, running, with the address.
+    // status: one row, running, with the address (and it repairs a stale local record).
+    let record = dir.join("trial.toml");
+    let stale = std::fs::read_to_string(&record).unwrap().replace(doc["ipv4"].as_str().unwrap(), "192.0.2.99");
+    std::fs::write(&record, stale).unwrap();
     let st = cli.run(&["--output", "json", "status"]).ok().json();
+    assert!(std::fs::read_to_string(&record).unwrap().contains(doc["ipv4"].as_str().unwrap()));
+    assert_eq!(mode(&record), 0o600);
     let rows = st["trials"].as_array().unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["trial"], "acme-demo");
