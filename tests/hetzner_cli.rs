@@ -460,3 +460,18 @@ fn a_rate_limit_that_never_lifts_gives_up_after_bounded_attempts() {
     assert_eq!(fake.requests().len(), 3, "exactly max-attempts requests, then stop");
     assert!(fake.is_empty());
 }
+
+#[test]
+fn destroy_on_a_terminal_asks_for_the_trial_name() {
+    let fake = Fake::start();
+    let cli = Cli::new(Some(&fake));
+    cli.create("ask-first", &[]).ok();
+    // `script` gives the command a pseudo-terminal; the answer comes through it.
+    let wrong = cli.run_on_tty(&["destroy", "ask-first"], "no-thanks\n");
+    assert_eq!(wrong.code, 2, "{}", wrong.stdout);
+    assert!(wrong.stdout.contains("not confirmed"), "{}", wrong.stdout);
+    assert_eq!(fake.servers().len(), 1, "nothing deleted");
+    let right = cli.run_on_tty(&["destroy", "ask-first"], "ask-first\n");
+    assert_eq!(right.code, 0, "{}", right.stdout);
+    assert!(fake.is_empty(), "{}", fake.state());
+}

@@ -251,12 +251,48 @@ impl Cli {
         }
     }
 
+    /// Run on a pseudo-terminal (util-linux `script`), typing `input`. Output comes back merged
+    /// in `stdout`.
+    pub fn run_on_tty(&self, args: &[&str], input: &str) -> Run {
+        let mut cmdline = shell_quote(env!("CARGO_BIN_EXE_munero-infra"));
+        for a in args {
+            cmdline.push(' ');
+            cmdline.push_str(&shell_quote(a));
+        }
+        let mut c = Command::new("script");
+        c.args(["-q", "-e", "-c", &cmdline, "/dev/null"])
+            .current_dir(self.cwd.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .env_remove("HCLOUD_TOKEN")
+            .env_remove("HCLOUD_ENDPOINT")
+            .env("XDG_CONFIG_HOME", self.cwd.path().join("xdg-config"))
+            .env("XDG_DATA_HOME", self.cwd.path().join("xdg-data"))
+            .env("MUNERO_STATE_DIR", self.state_dir());
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        let mut child = c.spawn().expect("running script(1)");
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
     /// `create` with the usual test flags plus `extra`, JSON output.
     pub fn create(&self, trial: &str, extra: &[&str]) -> Run {
         let mut a = vec!["--output", "json", "create", trial, "--provider", "hetzner", "--ssh-from", "198.51.100.7/32"];
         a.extend_from_slice(extra);
         self.run(&a)
     }
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
 }
 
 /// Mode bits of a path.
