@@ -9,15 +9,24 @@
 # (scripts/setup/base-images.sh). Prints `N passed, M failed`; exits non-zero on any failure.
 # Always removes its compose project (containers, networks, volumes) at the end.
 #
-# Environment: STACK_HTTPS_PORT (18443), STACK_HTTP_PORT (18080), STACK_ROWS (20000 sample rows),
+# Environment: STACK_HTTPS_PORT (18443, or a free port if taken), STACK_HTTP_PORT (18080, likewise),
+# STACK_ROWS (20000 sample rows),
 # STACK_KEEP=1 to leave the stack running for inspection.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
 
-HTTPS_PORT=${STACK_HTTPS_PORT:-18443}
-HTTP_PORT=${STACK_HTTP_PORT:-18080}
+port_or_free() {
+    # The preferred loopback port when nothing listens on it, else one the kernel picks.
+    if [[ -z $(ss -Hltn "sport = :$1" 2>/dev/null) ]]; then
+        echo "$1"
+    else
+        python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+    fi
+}
+HTTPS_PORT=${STACK_HTTPS_PORT:-$(port_or_free 18443)}
+HTTP_PORT=${STACK_HTTP_PORT:-$(port_or_free 18080)}
 ROWS=${STACK_ROWS:-20000}
 CADDY_VERSION=${CADDY_VERSION:-2.10.2}
 PROJECT="munero-stacktest-$(date +%s)-$$"
@@ -154,7 +163,7 @@ wait_healthy() {
 }
 
 main() {
-    log "project $PROJECT"
+    log "project $PROJECT, caddy on 127.0.0.1:$HTTP_PORT (http) and 127.0.0.1:$HTTPS_PORT (https)"
     for img in munero-test/python:3.13 munero-test/node:20 "munero-test/caddy:$CADDY_VERSION" munero-test/ollama-stub:latest; do
         docker image inspect "$img" >/dev/null 2>&1 || { log "missing $img: run scripts/setup/base-images.sh"; exit 1; }
     done
