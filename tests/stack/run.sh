@@ -203,6 +203,8 @@ ENV
     build_image "$FRONTEND_IMAGE" frontend munero-test/node:20 "${STACK_FRONTEND_DOCKERFILE:-}" ||
         { check "frontend image builds from munero-test/node:20" false; return; }
     check "frontend image builds from munero-test/node:20" true
+    # The path production takes: compose's own build sections (contexts, BASE_IMAGE args).
+    check "docker compose build builds backend and frontend from the compose file" dc build -q backend frontend
     for img in "$BACKEND_IMAGE" "$FRONTEND_IMAGE" munero-test/ollama-stub:latest "munero-test/caddy:$CADDY_VERSION"; do
         figure "image size $img: $(docker image inspect -f '{{.Size}}' "$img" | awk '{printf "%.0f MB", $1/1e6}')"
     done
