@@ -49,15 +49,21 @@ docker run --rm --network none --user 0 --entrypoint python3 \
 import os, shutil, sqlite3, sys
 src, tmp, dst = os.environ["SRC"], "/data/.munero.sqlite.loading", "/data/munero.sqlite"
 shutil.copyfile(src, tmp)
-con = sqlite3.connect(tmp)
 try:
-    result = con.execute("PRAGMA quick_check").fetchone()[0]
-    if result != "ok":
-        sys.exit("integrity check failed: " + str(result))
-    mode = con.execute("PRAGMA journal_mode=DELETE").fetchone()[0]
-    tables = con.execute("SELECT count(*) FROM sqlite_master WHERE type=\"table\"").fetchone()[0]
-finally:
-    con.close()
+    con = sqlite3.connect(tmp)
+    try:
+        result = con.execute("PRAGMA quick_check").fetchone()[0]
+        if result != "ok":
+            raise ValueError("integrity check failed: " + str(result)[:200])
+        mode = con.execute("PRAGMA journal_mode=DELETE").fetchone()[0]
+        tables = con.execute("SELECT count(*) FROM sqlite_master WHERE type=\"table\"").fetchone()[0]
+        if tables == 0:
+            raise ValueError("the database has no tables")
+    finally:
+        con.close()
+except (sqlite3.DatabaseError, ValueError) as e:
+    os.remove(tmp)
+    sys.exit("error: not loaded, the file is not a usable SQLite database (%s); the volume is unchanged" % e)
 for leftover in (dst + "-wal", dst + "-shm", dst + "-journal"):
     if os.path.exists(leftover):
         os.remove(leftover)

@@ -401,6 +401,19 @@ ENV
     }
     check "no question text in any container log (DEBUG_LOG_PROMPTS=false)" check_logs
 
+    check_refuses_corrupt() {
+        printf 'this is not a database' >"$WORK/corrupt.sqlite"
+        if env COMPOSE_PROJECT_NAME="$PROJECT" BACKEND_IMAGE="$BACKEND_IMAGE" \
+            deploy/load_client_data.sh "$WORK/corrupt.sqlite"; then
+            echo "a corrupt file was loaded"
+            return 1
+        fi
+        expect_authed_status 200 GET /api/dashboard/test || return 1
+        expect_json "d['rows'] == $ROWS" || return 1
+        [[ -z $(dc exec -T backend sh -c 'ls -A /data | grep -v "^munero.sqlite$"') ]] || { echo "leftovers in /data"; return 1; }
+    }
+    check "load_client_data.sh refuses a corrupt file and keeps the loaded data" check_refuses_corrupt
+
     # --- degraded modes ----------------------------------------------------------------------------
     until_authed_status() {
         # until_authed_status WANT PATH: polls (30 s at most) until PATH answers WANT.
