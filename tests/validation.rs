@@ -150,3 +150,24 @@ fn every_command_prints_exactly_one_json_document() {
         assert_eq!(doc["ok"] == true, r.code == 0, "{args:?}: code {} doc {doc}", r.code);
     }
 }
+
+#[test]
+fn a_closed_output_pipe_ends_the_process_without_a_panic() {
+    use std::process::{Command, Stdio};
+    let state = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_munero-infra"))
+        .args(["create", "acme", "--provider", "hetzner", "--ssh-from", "198.51.100.7/32", "--dry-run"])
+        .env("MUNERO_STATE_DIR", state.path())
+        .env_remove("HCLOUD_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the read end of stdout before the plan is printed, as `| head -0` would.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "panicked on a closed pipe:\n{stderr}");
+    assert_ne!(out.status.code(), Some(101), "exit 101 is a panic; stderr:\n{stderr}");
+}
