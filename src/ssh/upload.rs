@@ -132,11 +132,18 @@ pub async fn upload_file(
         bail!("{} is not a regular file", local.display());
     }
     let size = meta.len();
-    let sha = local_sha256(local, opts.hash_cache.as_deref()).await?;
+    let cache = opts.hash_cache.as_deref();
+    let mut known = cached_local_sha256(local, cache);
 
     let probe = sess.run(&probe_cmd(dest)).await?;
     let state = parse_probe(&probe.stdout_str())?;
-    if state.dest_size == Some(size) && state.cached_sha256.as_deref() == Some(sha.as_str()) {
+    // The local hash is needed up front only to decide a skip; otherwise it is computed while
+    // the file is read for sending.
+    if state.dest_size == Some(size) && state.cached_sha256.is_some() && known.is_none() {
+        known = Some(local_sha256(local, cache).await?);
+    }
+    if state.dest_size == Some(size) && state.cached_sha256.is_some() && state.cached_sha256 == known {
+        let sha = known.unwrap_or_default();
         return Ok(UploadReport {
             dest: dest.to_string(),
             size,
@@ -159,6 +166,13 @@ pub async fn upload_file(
     let (lifeline, follower_input) = tokio::io::duplex(64);
     let mut lifeline = Some(lifeline);
     let (opened_tx, opened_rx) = tokio::sync::oneshot::channel::<()>();
+    let (hash_tx, hash_rx) = match known {
+        Some(_) => (None, None),
+        None => {
+            let (t, r) = tokio::sync::oneshot::channel::<String>();
+            (Some(t), Some(r))
+        }
+    };
     let follower = async {
         opened_rx.await.ok()?;
         let out = sess
@@ -168,7 +182,7 @@ pub async fn upload_file(
         out.success().then(|| first_hex64(&out.stdout_str())).flatten()
     };
     let sender = async {
-        let r = send_part(sess, local, dest, size, resume, opts, Some(opened_tx)).await;
+        let r = send_part(sess, local, dest, size, resume, opts, Some(opened_tx), hash_tx).await;
         if r.is_err() {
             lifeline.take();
         }
@@ -177,6 +191,12 @@ pub async fn upload_file(
     let (followed, sent) = tokio::join!(follower, sender);
     drop(lifeline);
     let mut sent = sent?;
+    let sha = match (known, hash_rx) {
+        (Some(h), _) => h,
+        (None, Some(rx)) => rx.await.context("hashing the local file")?,
+        (None, None) => unreachable!("a local hash is either known or computed"),
+    };
+    store_local_sha256(local, cache, &sha);
     let mut resumed_from = resume;
     let mut hashed_while_uploading = matches!(&followed, Some(h) if *h == sha);
     let mut remote = match followed {
@@ -190,7 +210,7 @@ pub async fn upload_file(
     if remote != sha && resume > 0 {
         // The kept part did not match this file (it changed, or a write was torn): start over.
         sess.run(&RemoteCmd::argv(["rm", "-f", "--", &part])).await?;
-        sent += send_part(sess, local, dest, size, 0, opts, None).await?;
+        sent += send_part(sess, local, dest, size, 0, opts, None, None).await?;
         resumed_from = 0;
         hashed_while_uploading = false;
         remote = remote_sha(sess, &part).await?;
@@ -270,6 +290,7 @@ async fn send_part(
     offset: u64,
     opts: &UploadOptions,
     opened: Option<tokio::sync::oneshot::Sender<()>>,
+    hash_into: Option<tokio::sync::oneshot::Sender<String>>,
 ) -> Result<u64> {
     let sftp = Arc::new(sess.sftp().await?);
     let part = format!("{dest}.part");
@@ -293,7 +314,7 @@ async fn send_part(
     let bar = opts.progress_bar.then(|| progress_bar(size, offset));
     let acked = Arc::new(AtomicU64::new(0));
     // A reader thread keeps a few chunks ready so disk reads overlap the network.
-    let mut chunks = read_ahead(local.to_path_buf(), offset, size, opts.chunk)?;
+    let mut chunks = read_ahead(local.to_path_buf(), offset, size, opts.chunk, hash_into)?;
     let mut pos = offset;
     let mut inflight = FuturesUnordered::new();
     let started = Instant::now();
@@ -358,27 +379,48 @@ async fn send_part(
     Ok(sent)
 }
 
+/// Reads `[offset, size)` in chunks on a thread. With `hash_into`, it also hashes the whole file
+/// (the kept prefix first, then every chunk as it goes out) and sends the digest at the end, so
+/// a first upload costs no separate pass over the file.
 fn read_ahead(
     path: PathBuf,
     offset: u64,
     size: u64,
     chunk: usize,
+    hash_into: Option<tokio::sync::oneshot::Sender<String>>,
 ) -> Result<tokio::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>> {
     use std::io::{Seek, SeekFrom};
     let mut f = std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
     f.seek(SeekFrom::Start(offset))?;
     let (tx, rx) = tokio::sync::mpsc::channel(16);
     std::thread::spawn(move || {
+        let mut hasher = hash_into.as_ref().map(|_| Sha256::new());
+        if let Some(h) = hasher.as_mut() {
+            if offset > 0 {
+                let prefix = std::fs::File::open(&path).map(|p| p.take(offset));
+                let r = prefix.and_then(|mut p| std::io::copy(&mut p, h));
+                if let Err(e) = r {
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+            }
+        }
         let mut pos = offset;
         while pos < size {
             let n = (chunk as u64).min(size - pos) as usize;
             let mut buf = vec![0u8; n];
             let r = f.read_exact(&mut buf).map(|_| buf);
             let failed = r.is_err();
+            if let (Some(h), Ok(b)) = (hasher.as_mut(), r.as_ref()) {
+                h.update(b);
+            }
             if tx.blocking_send(r).is_err() || failed {
                 return;
             }
             pos += n as u64;
+        }
+        if let (Some(h), Some(out)) = (hasher, hash_into) {
+            let _ = out.send(hex::encode(h.finalize()));
         }
     });
     Ok(rx)
@@ -432,6 +474,41 @@ pub async fn local_sha256(path: &Path, cache: Option<&Path>) -> Result<String> {
     let path = path.to_path_buf();
     let cache = cache.map(Path::to_path_buf);
     tokio::task::spawn_blocking(move || local_sha256_blocking(&path, cache.as_deref())).await?
+}
+
+fn file_key(path: &Path) -> Option<(String, u64, u128)> {
+    let meta = std::fs::metadata(path).ok()?;
+    let mtime_ns = meta.modified().ok()?.duration_since(UNIX_EPOCH).ok()?.as_nanos();
+    let key = std::fs::canonicalize(path).ok()?.to_string_lossy().into_owned();
+    Some((key, meta.len(), mtime_ns))
+}
+
+fn read_cache(cache: &Path) -> HashCache {
+    std::fs::read_to_string(cache)
+        .ok()
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_default()
+}
+
+/// The cached hash of a local file when its size and mtime did not change.
+pub fn cached_local_sha256(path: &Path, cache: Option<&Path>) -> Option<String> {
+    let (key, size, mtime_ns) = file_key(path)?;
+    let db = read_cache(cache?);
+    let c = db.files.get(&key)?;
+    (c.size == size && c.mtime_ns == mtime_ns).then(|| c.sha256.clone())
+}
+
+fn store_local_sha256(path: &Path, cache: Option<&Path>, sha: &str) {
+    let (Some(c), Some((key, size, mtime_ns))) = (cache, file_key(path)) else { return };
+    let mut db = read_cache(c);
+    db.files.insert(key, CachedHash { size, mtime_ns, sha256: sha.to_string() });
+    if let Some(dir) = c.parent() {
+        std::fs::create_dir_all(dir).ok();
+    }
+    let tmp = c.with_extension("tmp");
+    if serde_json::to_vec_pretty(&db).ok().and_then(|b| std::fs::write(&tmp, b).ok()).is_some() {
+        let _ = std::fs::rename(&tmp, c);
+    }
 }
 
 fn local_sha256_blocking(path: &Path, cache: Option<&Path>) -> Result<String> {
