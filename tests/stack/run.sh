@@ -451,6 +451,14 @@ ENV
     check "frontend down: caddy answers 502 with a plain message, the API still works" check_frontend_down
 
     # --- wipe and reload --------------------------------------------------------------------------
+    check_wipe_needs_yes() {
+        local rc=0
+        MUNERO_COMPOSE_ARGS="-p $PROJECT --env-file $WORK/test.env -f $ROOT/deploy/docker-compose.yml -f $ROOT/tests/stack/docker-compose.test.yml" \
+            RECEIPT_DIR="$WORK/receipts" deploy/wipe_client_data.sh </dev/null || rc=$?
+        [[ $rc == 2 ]] || { echo "exit $rc, want 2"; return 1; }
+        expect_authed_status 200 GET /api/dashboard/test
+    }
+    check "wipe without --yes and without a terminal refuses (exit 2), data untouched" check_wipe_needs_yes
     check_wipe() {
         local wipe_out
         wipe_out=$(MUNERO_COMPOSE_ARGS="-p $PROJECT --env-file $WORK/test.env -f $ROOT/deploy/docker-compose.yml -f $ROOT/tests/stack/docker-compose.test.yml" \
