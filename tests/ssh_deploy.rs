@@ -206,6 +206,12 @@ fn ssh_command_passes_exit_status_and_destroy_forgets_the_host() {
     assert_eq!(r.code, 3, "{r:?}");
     assert!(r.stdout.contains("hello") && r.stderr.contains("oops"));
 
+    // Without a command: OpenSSH with a known_hosts holding only the pinned key (no terminal
+    // here, so the shell reads an empty stdin and ends).
+    let shell = s.cli.run(&["ssh", TRIAL]);
+    assert_eq!(shell.code, 0, "{shell:?}");
+    assert!(!shell.stderr.contains("Permanently added"), "nothing is trusted on first use: {}", shell.stderr);
+
     let data = s.sshd.dir.path().join("c.sqlite");
     sqlite_file(&data, 1);
     s.cli.run(&["deploy", TRIAL, "--data", data.to_str().unwrap(), "--only", "upload-data"]).ok();
