@@ -224,3 +224,21 @@ fn ssh_command_passes_exit_status_and_destroy_forgets_the_host() {
     assert!(!s.remote.exists(), "the stack directory is removed from the host");
     assert!(!s.cli.trial_dir(TRIAL).exists(), "the local record is forgotten");
 }
+
+#[test]
+fn without_data_deploy_uses_the_bundled_sample_dataset() {
+    let s = setup();
+    let plan = s.cli.run(&["deploy", TRIAL, "--dry-run"]).ok();
+    assert!(plan.stdout.contains("(bundled sample)"), "{}", plan.stdout);
+    assert!(!s.cli.state_dir().join("sample").exists(), "a dry run generates nothing");
+
+    let r = s.cli.run(&["--output", "json", "deploy", TRIAL, "--only", "check-data,upload-data"]).ok();
+    let j = r.json();
+    assert!(j["results"]["data"]["tables"].as_u64().unwrap() >= 2, "{j}");
+    let sample = std::fs::read_dir(s.cli.state_dir().join("sample"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "sqlite"))
+        .expect("the sample dataset was generated in the state dir");
+    assert_eq!(sha256_file(&s.remote.join("data/client.sqlite")), sha256_file(&sample));
+}
