@@ -179,6 +179,9 @@ pub struct Generated {
     pub basic_auth_user: String,
     pub basic_auth_hash: String,
     pub model: Option<String>,
+    /// GPU trial: every compose command (also restarts and the wipe script) must include the
+    /// NVIDIA override, which COMPOSE_FILE in .env does.
+    pub gpu: bool,
 }
 
 /// Base file (the operator's `--env`, else the bundle's `.env.example`) + generated values.
@@ -208,6 +211,9 @@ pub fn merge(base: &EnvFile, gen: &Generated, from_operator: bool) -> EnvFile {
         .or_else(|| keep("OLLAMA_MODEL"))
         .unwrap_or_else(|| DEFAULT_MODEL.to_string());
     env.set("OLLAMA_MODEL", &model);
+    if gen.gpu {
+        env.set("COMPOSE_FILE", "docker-compose.yml:docker-compose.gpu.yml");
+    }
     if env.get("COMPOSE_PROJECT_NAME").map_or(true, |v| v.trim().is_empty()) {
         env.set("COMPOSE_PROJECT_NAME", "munero");
     }
@@ -246,6 +252,7 @@ mod tests {
             basic_auth_user: "acme".into(),
             basic_auth_hash: "$2b$12$abcdefghijklmnopqrstuv".into(),
             model: None,
+            gpu: false,
         }
     }
 
@@ -269,6 +276,14 @@ mod tests {
         assert!(text.contains("BASIC_AUTH_HASH='$2b$12$abcdefghijklmnopqrstuv'\n"), "{text}");
         assert!(text.starts_with("# c\n"));
         assert_eq!(EnvFile::parse(&text).unwrap().get("BASIC_AUTH_HASH"), Some("$2b$12$abcdefghijklmnopqrstuv"));
+    }
+
+    #[test]
+    fn gpu_trials_keep_the_nvidia_override_on_every_compose_command() {
+        let base = EnvFile::parse("# COMPOSE_FILE=docker-compose.yml:docker-compose.gpu.yml\n").unwrap();
+        let env = merge(&base, &Generated { gpu: true, ..gen() }, false);
+        assert!(env.render().contains("\nCOMPOSE_FILE=docker-compose.yml:docker-compose.gpu.yml\n"));
+        assert_eq!(merge(&base, &gen(), false).get("COMPOSE_FILE"), None);
     }
 
     #[test]
