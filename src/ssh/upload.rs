@@ -40,12 +40,18 @@ pub struct UploadOptions {
     pub on_progress: Option<ProgressFn>,
 }
 
+/// `MUNERO_UPLOAD_CHUNK` (bytes, at most 255 KiB) and `MUNERO_UPLOAD_IN_FLIGHT` tune the
+/// pipeline for unusual links.
+fn env_usize(name: &str, default: usize, max: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).filter(|v| *v > 0).map_or(default, |v: usize| v.min(max))
+}
+
 impl Default for UploadOptions {
     fn default() -> Self {
         UploadOptions {
             mode: 0o600,
-            chunk: DEFAULT_CHUNK,
-            in_flight: DEFAULT_IN_FLIGHT,
+            chunk: env_usize("MUNERO_UPLOAD_CHUNK", DEFAULT_CHUNK, DEFAULT_CHUNK),
+            in_flight: env_usize("MUNERO_UPLOAD_IN_FLIGHT", DEFAULT_IN_FLIGHT, 1024),
             hash_cache: None,
             progress_bar: false,
             on_progress: None,
