@@ -139,6 +139,7 @@ fn prepare(ctx: &Ctx, args: &DeployArgs, write_state: bool) -> Result<Prepared> 
         model,
         url: remote::url(&trial)?,
         probe_host: remote::ssh_host(&trial)?,
+        ssh_port: remote::ssh_port(&trial),
     };
     Ok(Prepared { trial, inputs, env: merged, creds_user: user, creds_password: password })
 }

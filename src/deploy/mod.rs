@@ -13,8 +13,9 @@ use serde::Serialize;
 
 use crate::ssh::{quote, RemoteCmd};
 
-/// Ports the exposure probe expects to answer, and those that must not.
-pub const EXPECT_OPEN: &[u16] = &[22, 80, 443];
+/// Ports the exposure probe expects to answer (besides the trial's SSH port, 22 on a cloud VM),
+/// and those that must not.
+pub const EXPECT_OPEN: &[u16] = &[80, 443];
 pub const EXPECT_CLOSED: &[u16] = &[11434, 8000, 3000];
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -173,6 +174,8 @@ pub struct DeployInputs {
     pub model: String,
     pub url: String,
     pub probe_host: String,
+    /// The trial's SSH port (22 on a cloud VM; whatever the host uses for `--provider ssh`).
+    pub ssh_port: u16,
 }
 
 pub fn remote_data_path(remote_dir: &str) -> String {
@@ -208,18 +211,20 @@ pub fn deploy_plan(i: &DeployInputs) -> Vec<Step> {
     s.push(Step::ComposeUp { remote_dir: i.remote_dir.clone(), gpu: i.gpu, build: !i.ship_images });
     s.push(Step::LoadData { remote: remote_data_path(&i.remote_dir) });
     s.push(Step::PullModel { model: i.model.clone() });
-    s.extend(smoke_plan(&i.url, &i.probe_host));
+    s.extend(smoke_plan(&i.url, &i.probe_host, i.ssh_port));
     s
 }
 
 /// `smoke` reruns deploy steps 7 and 8.
-pub fn smoke_plan(url: &str, probe_host: &str) -> Vec<Step> {
+pub fn smoke_plan(url: &str, probe_host: &str, ssh_port: u16) -> Vec<Step> {
+    let mut open = vec![ssh_port];
+    open.extend(EXPECT_OPEN.iter().filter(|p| **p != ssh_port));
     vec![
         Step::WaitHealthy { url: url.to_string() },
         Step::Smoke { url: url.to_string() },
         Step::ExposureProbe {
             host: probe_host.to_string(),
-            open: EXPECT_OPEN.to_vec(),
+            open,
             closed: EXPECT_CLOSED.to_vec(),
         },
     ]
@@ -360,6 +365,7 @@ mod tests {
             model: "qwen2.5-coder:3b".into(),
             url: "https://acme.example.net/".into(),
             probe_host: "203.0.113.9".into(),
+            ssh_port: 22,
         }
     }
 
@@ -386,6 +392,16 @@ mod tests {
         assert!(text.contains(" 4. [upload-data] upload /tmp/c.sqlite -> munero/data/client.sqlite"));
         assert!(text.contains("write munero/deploy/.env with mode 0600 (keys: MUNERO_DOMAIN, BASIC_AUTH_HASH; values not shown)"));
         assert!(text.contains("-f docker-compose.gpu.yml up -d --build"));
+    }
+
+    #[test]
+    fn exposure_probe_expects_the_trials_ssh_port() {
+        let open = |port| match smoke_plan("https://h/", "h", port).pop() {
+            Some(Step::ExposureProbe { open, closed, .. }) => (open, closed),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(open(22), (vec![22, 80, 443], vec![11434, 8000, 3000]));
+        assert_eq!(open(2222).0, vec![2222, 80, 443]);
     }
 
     #[test]
