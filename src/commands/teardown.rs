@@ -1,7 +1,8 @@
 //! `teardown --expired`: on every provider with credentials, destroy the trials whose
 //! `munero-expires` is before `--at` (default now), including orphaned firewalls and keys of
 //! expired trials without a server. Never touches a resource without `munero-managed=true`.
-//! Keeps going when one trial fails; exit 1 if any failed.
+//! Keeps going when one trial fails; exit 1 if any failed. Trials on hosts registered with
+//! `--provider ssh` are found from their local records and wiped, then forgotten.
 
 use std::collections::BTreeMap;
 
@@ -10,13 +11,14 @@ use munero_provider::{is_managed, Provider, Resource, ResourceKind};
 use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 
-use crate::cli::TeardownArgs;
+use crate::cli::{DestroyArgs, TeardownArgs};
 use crate::commands::destroy::{destroy_plan, execute_steps};
 use crate::commands::rfc3339;
 use crate::error::usage;
 use crate::output::Report;
 use crate::plan::{self, Step};
-use crate::{providers, validate, Ctx};
+use crate::trial::Trial;
+use crate::{providers, ssh_provider, validate, Ctx};
 
 /// One trial found at a provider.
 #[derive(Debug, Default)]
@@ -71,9 +73,15 @@ pub async fn run(ctx: &Ctx, args: &TeardownArgs) -> Result<Report> {
     };
     let at_unix = at.unix_timestamp();
     let provs = providers::configured()?;
-    if provs.is_empty() {
+    // Trials on hosts registered with `--provider ssh` have no provider API to list: their local
+    // record is all there is, and an expired one still holds client data that must go.
+    let ssh_records: Vec<Trial> =
+        ctx.store.list().unwrap_or_default().into_iter().filter(|t| t.provider == "ssh").collect();
+    if provs.is_empty() && ssh_records.is_empty() {
         return Err(usage("teardown needs provider credentials: set HCLOUD_TOKEN (no provider is configured)"));
     }
+    let (ssh_expired, ssh_live): (Vec<Trial>, Vec<Trial>) =
+        ssh_records.into_iter().partition(|t| t.expires_unix > 0 && t.expires_unix < at_unix);
     let mut plans: Vec<(usize, String, Vec<Step>)> = Vec::new();
     let mut kept = Vec::new();
     let mut failed = Vec::new();
@@ -113,18 +121,31 @@ pub async fn run(ctx: &Ctx, args: &TeardownArgs) -> Result<Report> {
             }
         }
     }
+    for t in &ssh_live {
+        kept.push(json!({"provider": "ssh", "trial": t.name, "expires": t.expires, "expires_unix": t.expires_unix}));
+    }
     let all_steps: Vec<&Step> = plans.iter().flat_map(|(_, _, s)| s.iter()).collect();
-    let text = plan::render(&all_steps.iter().map(|s| (*s).clone()).collect::<Vec<_>>());
+    let mut text = plan::render(&all_steps.iter().map(|s| (*s).clone()).collect::<Vec<_>>());
+    for t in &ssh_expired {
+        let host = t.ssh_host.as_deref().unwrap_or("its host");
+        text.push_str(&format!(
+            "{}destroy ssh trial {} (expired {}): wipe the client data on {host} and remove the stack when reachable, then forget it\n",
+            if text.is_empty() || text.ends_with('\n') { "" } else { "\n" },
+            t.name,
+            t.expires
+        ));
+    }
+    let mut expired: Vec<String> = plans.iter().map(|(_, t, _)| t.clone()).collect();
+    expired.extend(ssh_expired.iter().map(|t| t.name.clone()));
     let at_s = at.format(&Rfc3339).unwrap_or_default();
     if args.dry_run {
         ctx.out.progress(format!(
             "Teardown of trials expired before {at_s} (dry run: nothing is deleted): {} to destroy, {} kept",
-            plans.len(),
+            expired.len(),
             kept.len()
         ));
-        let trials: Vec<&String> = plans.iter().map(|(_, t, _)| t).collect();
         return Ok(Report::new(
-            json!({"ok": true, "command": "teardown", "dry_run": true, "at": at_s, "expired": trials, "kept": kept,
+            json!({"ok": true, "command": "teardown", "dry_run": true, "at": at_s, "expired": expired, "kept": kept,
                    "plan": all_steps, "plan_text": text}),
             if text.is_empty() { "Nothing has expired.".to_string() } else { text },
         ));
@@ -137,6 +158,17 @@ pub async fn run(ctx: &Ctx, args: &TeardownArgs) -> Result<Report> {
             Err(e) => {
                 ctx.out.progress(format!("error: trial {trial}: {e:#}; going on with the others"));
                 failed.push(json!({"provider": provs[*pi].name(), "trial": trial, "error": format!("{e:#}")}));
+            }
+        }
+    }
+    for t in &ssh_expired {
+        ctx.out.progress(format!("Destroying expired trial {} (ssh host)", t.name));
+        let args = DestroyArgs { trial: t.name.clone(), yes: true, dry_run: false };
+        match ssh_provider::destroy(ctx, &args).await {
+            Ok(_) => destroyed.push(t.name.clone()),
+            Err(e) => {
+                ctx.out.progress(format!("error: trial {}: {e:#}; going on with the others", t.name));
+                failed.push(json!({"provider": "ssh", "trial": t.name, "error": format!("{e:#}")}));
             }
         }
     }
