@@ -2,7 +2,6 @@
 //! labelled munero-managed=true AND munero-trial=<name>), verify they are gone, then remove the
 //! local record and secrets.
 
-use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::{anyhow, Context, Result};
 use munero_provider::{is_managed_for, Provider, Resource, ResourceKind};
@@ -101,7 +100,12 @@ pub async fn run(ctx: &Ctx, args: &DestroyArgs) -> Result<Report> {
     }
     providers::ensure_available(kind)?;
     if !args.yes && !args.dry_run {
-        confirm(trial)?;
+        super::confirm_by_name(
+            trial,
+            &format!("destroy deletes trial {trial} and its data"),
+            &format!("Destroy trial {trial} and delete its server, firewall, key and local secrets?"),
+            "nothing was deleted",
+        )?;
     }
     let provider: Option<Box<dyn Provider>> = if args.dry_run && providers::hetzner_token().is_none() {
         None
@@ -159,20 +163,3 @@ fn record_resources(record: Option<&crate::trial::Trial>) -> Vec<Resource> {
     .collect()
 }
 
-/// Ask on a terminal; refuse (exit 2) without one.
-fn confirm(trial: &str) -> Result<()> {
-    if !std::io::stdin().is_terminal() {
-        return Err(usage(format!(
-            "destroy deletes trial {trial} and its data for good; not run from a terminal, so pass --yes to confirm"
-        )));
-    }
-    eprint!("Destroy trial {trial} and delete its server, firewall, key and local secrets? Type the trial name to confirm: ");
-    let _ = std::io::stderr().flush();
-    let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line)?;
-    if line.trim() == trial {
-        Ok(())
-    } else {
-        Err(usage(format!("not confirmed (expected {trial:?}); nothing was deleted")))
-    }
-}

@@ -1,13 +1,11 @@
 //! `wipe <TRIAL>`: run the stack's wipe (deploy/wipe_client_data.sh) on the host and show its
 //! receipt.
 
-use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::Result;
 use serde_json::json;
 
 use crate::deploy;
-use crate::error::usage;
 use crate::output::Report;
 use crate::remote;
 use crate::ssh::Echo;
@@ -35,7 +33,12 @@ pub async fn run(ctx: &Ctx, args: &WipeArgs) -> Result<Report> {
         return Ok(Report::new(json!({"ok": true, "command": "wipe", "dry_run": true, "trial": trial.name, "remote_command": cmd.to_command_line()}), plan));
     }
     if !args.yes {
-        confirm(&trial.name)?;
+        super::confirm_by_name(
+            &trial.name,
+            &format!("wipe removes the client data of trial {}", trial.name),
+            &format!("Wipe the client data of trial {}?", trial.name),
+            "nothing was wiped",
+        )?;
     }
     let s = remote::connect(ctx, &trial).await?;
     ctx.out.progress(format!("wiping the client data of trial {} on {}", trial.name, s.host()));
@@ -49,19 +52,3 @@ pub async fn run(ctx: &Ctx, args: &WipeArgs) -> Result<Report> {
     ))
 }
 
-fn confirm(trial: &str) -> Result<()> {
-    if !std::io::stdin().is_terminal() {
-        return Err(usage(format!(
-            "wipe removes the client data of trial {trial} for good; not run from a terminal, so pass --yes to confirm"
-        )));
-    }
-    eprint!("Wipe the client data of trial {trial}? Type the trial name to confirm: ");
-    let _ = std::io::stderr().flush();
-    let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line)?;
-    if line.trim() == trial {
-        Ok(())
-    } else {
-        Err(usage(format!("not confirmed (expected {trial:?}); nothing was wiped")))
-    }
-}
