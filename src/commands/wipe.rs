@@ -26,7 +26,7 @@ pub async fn run(ctx: &Ctx, args: &WipeArgs) -> Result<Report> {
     let trial = remote::load_trial(ctx, &args.trial)?;
     let cmd = deploy::wipe_cmd(&remote::remote_dir(&trial), trial.gpu);
     let plan = format!(
-        " 1. [wipe] on {}: {cmd}\n     (stops the stack, removes the client_data and app_state volumes, starts it again, verifies, prints a receipt)",
+        " 1. [wipe] on {}: {cmd}\n     (stops the stack, removes the client_data and app_state volumes, starts it again, verifies, prints a receipt; then deletes the uploaded copy of the dataset)",
         remote::ssh_host(&trial)?
     );
     if args.dry_run {

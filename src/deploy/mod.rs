@@ -294,12 +294,16 @@ pub fn load_data_cmd(remote_dir: &str) -> RemoteCmd {
     ))
 }
 
+/// The stack's wipe, then the uploaded copy of the dataset outside the volume (with its partial
+/// upload and cached hash) goes too, whatever the wipe's outcome; the wipe's exit status is kept.
 pub fn wipe_cmd(remote_dir: &str, gpu: bool) -> RemoteCmd {
     let files = if gpu { "-f docker-compose.yml -f docker-compose.gpu.yml" } else { "-f docker-compose.yml" };
     RemoteCmd::shell(format!(
-        "cd {}/deploy && MUNERO_COMPOSE_ARGS={} bash ./wipe_client_data.sh --yes",
+        "(cd {}/deploy && MUNERO_COMPOSE_ARGS={} bash ./wipe_client_data.sh --yes); rc=$?; \
+         rm -f -- {d} {d}.part {d}.sha256 && printf 'uploaded copy removed: %s\\n' {d}; exit $rc",
         quote(remote_dir),
-        quote(files)
+        quote(files),
+        d = quote(&remote_data_path(remote_dir)),
     ))
 }
 
@@ -422,6 +426,8 @@ mod tests {
         let l = logs_cmd("munero", false, Some("backend"), true, Some("10m")).to_command_line();
         assert!(l.ends_with("dc logs --no-color --follow --since 10m backend"));
         let w = wipe_cmd("/opt/munero", false).to_command_line();
-        assert_eq!(w, "cd /opt/munero/deploy && MUNERO_COMPOSE_ARGS='-f docker-compose.yml' bash ./wipe_client_data.sh --yes");
+        assert!(w.starts_with("(cd /opt/munero/deploy && MUNERO_COMPOSE_ARGS='-f docker-compose.yml' bash ./wipe_client_data.sh --yes); rc=$?;"), "{w}");
+        assert!(w.contains("rm -f -- /opt/munero/data/client.sqlite /opt/munero/data/client.sqlite.part /opt/munero/data/client.sqlite.sha256"), "{w}");
+        assert!(w.ends_with("exit $rc"), "{w}");
     }
 }
