@@ -1,0 +1,346 @@
+#!/usr/bin/env bash
+# `munero-infra deploy` end to end on a real Docker engine: this machine plays the trial's host.
+# A private OpenSSH sshd on 127.0.0.1 (own host key, root login by key only) is registered with
+# `create --provider ssh`; deploy then uploads the data, the stack and the build contexts over the
+# pinned connection, builds backend/frontend from this checkout on the registry-free test bases,
+# brings the stack up (Ollama API stub), loads the data, pulls the model through the stub, waits
+# healthy, smokes https://127.0.0.1/ with Basic Auth (Caddy tls internal) and runs the exposure
+# probe. Then smoke, wipe (receipt, no data left), deploy again (data back), destroy (nothing left).
+#
+# Needs: a running engine (scripts/setup/docker.sh), the munero-test/* images
+# (scripts/setup/base-images.sh), sshd (scripts/setup/sshd.sh), the built binary (MUNERO_BIN, else
+# $CARGO_TARGET_DIR/debug/munero-infra, else target/debug/munero-infra), python3, curl, ss.
+# Caddy is published on 127.0.0.1:80 and 127.0.0.1:443 (the trial's public URL has no port), so
+# both must be free. Prints `N passed, M failed`; exits non-zero on any failure. Always removes its
+# compose project (containers, networks, volumes), its sshd and its temp dir, pass or fail.
+#
+# Environment: DEPLOY_E2E_ROWS (3000 sample rows), DEPLOY_E2E_KEEP=1 leaves everything up.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT"
+
+BIN=${MUNERO_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/munero-infra}
+ROWS=${DEPLOY_E2E_ROWS:-3000}
+CADDY_VERSION=${CADDY_VERSION:-2.10.2}
+MODEL=qwen2.5-coder:1.5b          # not among the stub's preset models: present only if deploy pulled it
+T=e2e
+PROJECT="munero-deploye2e-$(date +%s)-$$"
+WORK=$(mktemp -d /tmp/munero-deploye2e.XXXXXX)
+chmod 700 "$WORK"
+STATE=$WORK/state
+REMOTE=$WORK/host/munero          # the trial's --remote-dir on the "host" (this machine)
+OUT=$WORK/out                     # every command's output, checked for the password at the end
+mkdir -p "$STATE" "$WORK/host" "$OUT"
+export MUNERO_STATE_DIR=$STATE CI=${CI:-true}
+export MUNERO_HEALTH_TIMEOUT=${MUNERO_HEALTH_TIMEOUT:-180}
+SSHD_PID=
+
+passed=0
+failed=0
+failures=()
+log() { printf '[deploy-e2e] %s\n' "$*"; }
+figure() { printf '[deploy-e2e] figure: %s\n' "$*"; }
+
+check() {
+    # check NAME COMMAND...: runs the command; it prints a reason on failure.
+    local name=$1 out t0=$SECONDS took=""
+    shift
+    if out=$("$@" 2>&1); then
+        passed=$((passed + 1))
+        ((SECONDS - t0 >= 2)) && took=" ($((SECONDS - t0)) s)"
+        printf 'ok    %s%s\n' "$name" "$took"
+    else
+        failed=$((failed + 1))
+        failures+=("$name")
+        printf 'FAIL  %s (%s s)\n' "$name" "$((SECONDS - t0))"
+        [[ -n $out ]] && printf '      %s\n' "${out//$'\n'/$'\n'      }"
+    fi
+    return 0
+}
+
+cli() {
+    # cli LABEL ARGS...: runs the binary with stdin closed, output kept in $OUT/LABEL.log; on
+    # failure prints the last lines.
+    local label=$1
+    shift
+    if "$BIN" "$@" </dev/null >"$OUT/$label.log" 2>&1; then
+        return 0
+    else
+        local rc=$?
+        echo "munero-infra $* exited $rc; last lines:"
+        tail -n 40 "$OUT/$label.log"
+        return "$rc"
+    fi
+}
+
+dc() {
+    # The stack on the host, as deploy left it (its .env carries COMPOSE_PROJECT_NAME).
+    (cd "$REMOTE/deploy" && docker compose "$@")
+}
+
+cleanup() {
+    local rc=$?
+    if [[ ${DEPLOY_E2E_KEEP:-0} == 1 ]]; then
+        log "DEPLOY_E2E_KEEP=1: leaving project $PROJECT, sshd pid $SSHD_PID and $WORK in place"
+        return
+    fi
+    if ((failed > 0)) || ((rc != 0)); then
+        if [[ -f $REMOTE/deploy/docker-compose.yml ]]; then
+            log "state at failure:"
+            dc ps -a 2>&1 | sed 's/^/    /' || true
+            dc logs --no-color --tail 20 2>&1 | sed 's/^/    /' || true
+        fi
+    fi
+    if [[ -f $REMOTE/deploy/docker-compose.yml ]]; then
+        dc down -v --remove-orphans --timeout 5 >/dev/null 2>&1 || true
+    fi
+    # Whatever is left of the project even without its compose file (containers, volumes, networks).
+    local ids
+    ids=$(docker ps -aq --filter "label=com.docker.compose.project=$PROJECT" 2>/dev/null || true)
+    [[ -n $ids ]] && docker rm -f $ids >/dev/null 2>&1 || true
+    ids=$(docker volume ls -q --filter "label=com.docker.compose.project=$PROJECT" 2>/dev/null || true)
+    [[ -n $ids ]] && docker volume rm -f $ids >/dev/null 2>&1 || true
+    ids=$(docker network ls -q --filter "label=com.docker.compose.project=$PROJECT" 2>/dev/null || true)
+    [[ -n $ids ]] && docker network rm $ids >/dev/null 2>&1 || true
+    if [[ -n $SSHD_PID ]]; then
+        kill "$SSHD_PID" 2>/dev/null || true
+        wait "$SSHD_PID" 2>/dev/null || true
+    fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --- preconditions --------------------------------------------------------------------------
+[[ -x $BIN ]] || { log "no binary at $BIN (cargo build, or set MUNERO_BIN)"; exit 1; }
+for img in munero-test/python:3.13 munero-test/node:20 "munero-test/caddy:$CADDY_VERSION" munero-test/ollama-stub:latest; do
+    docker image inspect "$img" >/dev/null 2>&1 || { log "image $img missing: run scripts/setup/base-images.sh"; exit 1; }
+done
+for port in 80 443; do
+    if [[ -n $(ss -Hltn "sport = :$port" 2>/dev/null) ]]; then
+        log "port $port is taken on this machine; the trial's public URL needs 127.0.0.1:80 and :443"
+        ss -Hltnp "sport = :$port" | sed 's/^/    /'
+        exit 1
+    fi
+done
+
+# --- the "host": a private sshd on 127.0.0.1, root by key only --------------------------------
+SSHD_DIR=$WORK/sshd
+mkdir -p "$SSHD_DIR" /run/sshd
+ssh-keygen -q -t ed25519 -N '' -C e2e-host -f "$SSHD_DIR/host_ed25519"
+ssh-keygen -q -t ed25519 -N '' -C e2e-operator -f "$SSHD_DIR/operator_ed25519"
+cp "$SSHD_DIR/operator_ed25519.pub" "$SSHD_DIR/authorized_keys"
+SFTP=/usr/lib/openssh/sftp-server
+[[ -x $SFTP ]] || SFTP=/usr/libexec/openssh/sftp-server
+SSH_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+cat >"$SSHD_DIR/sshd_config" <<CONF
+ListenAddress 127.0.0.1
+HostKey $SSHD_DIR/host_ed25519
+AuthorizedKeysFile $SSHD_DIR/authorized_keys
+PidFile $SSHD_DIR/sshd.pid
+StrictModes no
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+MaxStartups 64
+MaxSessions 64
+LogLevel ERROR
+Subsystem sftp $SFTP
+CONF
+/usr/sbin/sshd -D -e -f "$SSHD_DIR/sshd_config" -p "$SSH_PORT" </dev/null >/dev/null 2>"$WORK/sshd.log" &
+SSHD_PID=$!
+for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$SSH_PORT") 2>/dev/null && break
+    sleep 0.1
+done
+log "sshd (pid $SSHD_PID) on 127.0.0.1:$SSH_PORT; project $PROJECT; remote dir $REMOTE"
+
+# --- inputs: a small dataset and the env with the test images --------------------------------
+python3 backend/scripts/make_sample_db.py --rows "$ROWS" --seed 7 --end 2025-12-31 --out "$WORK/client.sqlite" >/dev/null
+cat >"$WORK/test.env" <<ENV
+# deploy e2e: registry-free test images, caddy on loopback 80/443, its own compose project.
+COMPOSE_PROJECT_NAME=$PROJECT
+OLLAMA_IMAGE=munero-test/ollama-stub:latest
+CADDY_IMAGE=munero-test/caddy:$CADDY_VERSION
+BACKEND_BASE_IMAGE=munero-test/python:3.13
+FRONTEND_BASE_IMAGE=munero-test/node:20
+BACKEND_IMAGE=munero-test/backend:deploy-e2e
+FRONTEND_IMAGE=munero-test/frontend:deploy-e2e
+CADDY_HTTP_PUBLISH=127.0.0.1:80
+CADDY_HTTPS_PUBLISH=127.0.0.1:443
+OLLAMA_MODEL=$MODEL
+ENV
+
+# --- helpers over the deployed stack ----------------------------------------------------------
+password() { sed -n 's/^password = "\(.*\)"$/\1/p' "$STATE/trials/$T/basic-auth.toml"; }
+auth_user() { sed -n 's/^user = "\(.*\)"$/\1/p' "$STATE/trials/$T/basic-auth.toml"; }
+root_crt() { dc exec -T caddy cat /data/caddy/pki/authorities/local/root.crt >"$WORK/root.crt"; }
+dashboard_status() {
+    root_crt || return 1
+    curl -sS --max-time 60 -o "$WORK/body" -w '%{http_code}' --cacert "$WORK/root.crt" \
+        -u "$(auth_user):$(password)" https://127.0.0.1/api/dashboard/test
+}
+expect_dashboard() {
+    local want=$1 got
+    got=$(dashboard_status) || { echo "request failed"; return 1; }
+    [[ $got == "$want" ]] || { echo "want HTTP $want, got $got: $(head -c 300 "$WORK/body")"; return 1; }
+}
+
+# --- the flow ---------------------------------------------------------------------------------
+check "create $T --provider ssh (host key pinned, login checked)" \
+    cli create create "$T" --provider ssh --host 127.0.0.1 --port "$SSH_PORT" --user root \
+    --identity "$SSHD_DIR/operator_ed25519" --host-key "$SSHD_DIR/host_ed25519.pub" --remote-dir "$REMOTE"
+
+t0=$SECONDS
+check "deploy $T exits 0 (upload, build, up, load, pull, healthy, smoke, exposure probe)" \
+    cli deploy1 deploy "$T" --env "$WORK/test.env" --data "$WORK/client.sqlite" --app-dir "$ROOT"
+figure "first deploy (build + up + checks): $((SECONDS - t0)) s"
+
+check_deploy_steps() {
+    local s
+    for s in wait-cloud-init upload-data compose-up load-data pull-model wait-healthy smoke exposure-probe; do
+        grep -q "\[$s\]" "$OUT/deploy1.log" || { echo "step $s not in the output"; return 1; }
+    done
+    grep -q "trusting the site's own CA" "$OUT/deploy1.log" || { echo "smoke did not use Caddy's internal CA"; return 1; }
+    grep -q "https://127.0.0.1/" "$OUT/deploy1.log" || { echo "no URL printed"; return 1; }
+    grep -Eq "tcp $SSH_PORT +answers \(expected open\)" "$OUT/deploy1.log" || { echo "the probe did not check the trial's ssh port $SSH_PORT"; return 1; }
+    for p in 11434 8000 3000; do
+        grep -Eq "tcp $p +closed \(expected closed\)" "$OUT/deploy1.log" || { echo "the probe did not find $p closed"; return 1; }
+    done
+    grep -q "sha256 .* verified on the host" "$OUT/deploy1.log" || { echo "no verified upload"; return 1; }
+}
+check "deploy walked every step, trusted Caddy's internal CA, printed the URL" check_deploy_steps
+
+check_env_mode() {
+    local m
+    m=$(stat -c %a "$REMOTE/deploy/.env") || return 1
+    [[ $m == 600 ]] || { echo ".env has mode $m"; return 1; }
+    grep -q "^COMPOSE_PROJECT_NAME=$PROJECT\$" "$REMOTE/deploy/.env" || { echo ".env lacks the project name"; return 1; }
+}
+check ".env on the host is 0600 and carries the test env" check_env_mode
+
+check_model() {
+    local l
+    l=$(dc exec -T ollama ollama list) || { echo "ollama list failed"; return 1; }
+    grep -q "^$MODEL " <<<"$l" || { echo "model $MODEL not present: $l"; return 1; }
+}
+check "model $MODEL was pulled into ollama" check_model
+
+check_services() {
+    # deploy waits for the public /health; the containers' own healthchecks report on their
+    # intervals, so give them up to two minutes to turn healthy.
+    local ps s ok
+    for _ in $(seq 60); do
+        ps=$(dc ps --format '{{.Service}} {{.Health}}') || return 1
+        ok=1
+        for s in backend frontend ollama; do
+            grep -q "^$s healthy$" <<<"$ps" || ok=0
+        done
+        ((ok)) && return 0
+        sleep 2
+    done
+    echo "not all healthy: $ps"
+    return 1
+}
+check "backend, frontend, ollama healthy (ollama by its own 'ollama list' healthcheck)" check_services
+
+check_ports() {
+    local ps
+    ps=$(docker ps --filter "label=com.docker.compose.project=$PROJECT" --format '{{.Label "com.docker.compose.service"}} {{.Ports}}')
+    while read -r svc ports; do
+        [[ $svc == caddy || $ports != *'->'* ]] || { echo "$svc publishes $ports"; return 1; }
+    done <<<"$ps"
+    grep -q '^caddy .*127.0.0.1:443->443/tcp' <<<"$ps" || { echo "caddy not on 127.0.0.1:443: $ps"; return 1; }
+    for p in 11434 8000 3000; do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "port $p answers"; return 1; fi
+    done
+}
+check "only caddy publishes; 11434/8000/3000 do not answer" check_ports
+
+check "GET /api/dashboard/test with Basic Auth -> 200 (data loaded)" expect_dashboard 200
+
+check_data_file() {
+    dc exec -T backend python3 -c "import sqlite3; c = sqlite3.connect('file:/data/munero.sqlite?mode=ro', uri=True); print(c.execute('select count(*) from sqlite_master').fetchone()[0])" >/dev/null
+}
+check "the backend reads /data/munero.sqlite" check_data_file
+
+check "smoke $T exits 0" cli smoke1 smoke "$T"
+
+check_wipe() {
+    cli wipe wipe "$T" --yes || return 1
+    grep -qi "receipt" "$OUT/wipe.log" || { echo "no receipt in the output"; cat "$OUT/wipe.log"; return 1; }
+    grep -qi "sha256" "$OUT/wipe.log" || { echo "the receipt names no sha256"; return 1; }
+    grep -q "uploaded copy removed" "$OUT/wipe.log" || { echo "the uploaded copy was not reported removed"; return 1; }
+}
+check "wipe $T --yes exits 0 and prints the receipt" check_wipe
+check "after wipe: /api/dashboard/test -> 503 (no data)" expect_dashboard 503
+check_no_data_in_volume() {
+    if dc exec -T backend test -e /data/munero.sqlite; then echo "/data/munero.sqlite still there"; return 1; fi
+}
+check "after wipe: /data in the backend is empty" check_no_data_in_volume
+check_upload_gone() {
+    local left
+    left=$(find "$REMOTE" -name '*.sqlite*' 2>/dev/null)
+    [[ -z $left ]] || { echo "uploaded copies still on the host: $left"; return 1; }
+}
+check "after wipe: no uploaded copy of the data left on the host" check_upload_gone
+check_smoke_fails() {
+    # /health stays 503 without data: no need to wait the full health timeout for it.
+    if MUNERO_HEALTH_TIMEOUT=15 cli smoke2 smoke "$T" >/dev/null; then echo "smoke passed without data"; return 1; fi
+    grep -q "did not become healthy" "$OUT/smoke2.log" || { echo "smoke failed for another reason:"; tail -n 5 "$OUT/smoke2.log"; return 1; }
+    return 0
+}
+check "after wipe: smoke $T fails" check_smoke_fails
+
+t0=$SECONDS
+check "deploy $T again exits 0" \
+    cli deploy2 deploy "$T" --env "$WORK/test.env" --data "$WORK/client.sqlite" --app-dir "$ROOT"
+figure "second deploy (warm): $((SECONDS - t0)) s"
+check "after the second deploy: /api/dashboard/test -> 200" expect_dashboard 200
+check_reuploaded() {
+    grep -q "sha256 .* verified on the host" "$OUT/deploy2.log" || { echo "the wiped dataset was not uploaded again"; grep -A2 upload-data "$OUT/deploy2.log"; return 1; }
+}
+check "the second deploy uploaded the dataset again (the wipe removed the host's copy)" check_reuploaded
+
+check_ssh_cmd() {
+    cli sshcmd ssh "$T" -- docker ps --filter "label=com.docker.compose.project=$PROJECT" --format '{{.Names}}' || return 1
+    grep -q caddy "$OUT/sshcmd.log" || { echo "no caddy container listed: $(cat "$OUT/sshcmd.log")"; return 1; }
+}
+check "ssh $T -- docker ps lists the stack" check_ssh_cmd
+
+check_no_secret() {
+    local pw hash f
+    pw=$(password)
+    [[ -n $pw ]] || { echo "no password in the credentials file"; return 1; }
+    hash=$(sed -n "s/^BASIC_AUTH_HASH=//p" "$REMOTE/deploy/.env" | tr -d "'")
+    for f in "$OUT"/*.log; do
+        if grep -qF -- "$pw" "$f"; then echo "the password appears in $(basename "$f")"; return 1; fi
+        if [[ -n $hash ]] && grep -qF -- "$hash" "$f"; then echo "the bcrypt hash appears in $(basename "$f")"; return 1; fi
+    done
+    if dc logs --no-color 2>&1 | grep -qF -- "$pw"; then echo "the password appears in the stack's logs"; return 1; fi
+    local m
+    m=$(stat -c %a "$STATE/trials/$T/basic-auth.toml")
+    [[ $m == 600 ]] || { echo "basic-auth.toml has mode $m"; return 1; }
+}
+check "no password (or hash) in any output or stack log; credentials file 0600" check_no_secret
+
+check_destroy() {
+    cli destroy destroy "$T" --yes || return 1
+    local left
+    left=$(docker ps -aq --filter "label=com.docker.compose.project=$PROJECT")
+    [[ -z $left ]] || { echo "containers left: $left"; return 1; }
+    left=$(docker volume ls -q --filter "label=com.docker.compose.project=$PROJECT")
+    [[ -z $left ]] || { echo "volumes left: $left"; return 1; }
+    [[ ! -e $REMOTE ]] || { echo "$REMOTE still on the host"; return 1; }
+    [[ ! -e $STATE/trials/$T ]] || { echo "the local record of $T is still there"; return 1; }
+}
+check "destroy $T --yes: stack, volumes, remote dir and local record gone" check_destroy
+
+echo "$passed passed, $failed failed"
+if ((failed)); then
+    printf 'failed: %s\n' "${failures[@]}"
+    exit 1
+fi
