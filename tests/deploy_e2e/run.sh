@@ -35,6 +35,10 @@ mkdir -p "$STATE" "$WORK/host" "$OUT"
 export MUNERO_STATE_DIR=$STATE CI=${CI:-true}
 export MUNERO_HEALTH_TIMEOUT=${MUNERO_HEALTH_TIMEOUT:-180}
 SSHD_PID=
+declare -A OLD_IMAGE=()
+for img in munero-test/backend:deploy-e2e munero-test/frontend:deploy-e2e; do
+    OLD_IMAGE[$img]=$(docker image inspect -f '{{.Id}}' "$img" 2>/dev/null || true)
+done
 
 passed=0
 failed=0
@@ -103,6 +107,12 @@ cleanup() {
     [[ -n $ids ]] && docker volume rm -f $ids >/dev/null 2>&1 || true
     ids=$(docker network ls -q --filter "label=com.docker.compose.project=$PROJECT" 2>/dev/null || true)
     [[ -n $ids ]] && docker network rm $ids >/dev/null 2>&1 || true
+    # A rebuild moves the tags; drop the images they pointed at before, so reruns do not pile up.
+    local img id
+    for img in "${!OLD_IMAGE[@]}"; do
+        id=$(docker image inspect -f '{{.Id}}' "$img" 2>/dev/null || true)
+        [[ -n ${OLD_IMAGE[$img]} && ${OLD_IMAGE[$img]} != "$id" ]] && docker rmi "${OLD_IMAGE[$img]}" >/dev/null 2>&1 || true
+    done
     if [[ -n $SSHD_PID ]]; then
         kill "$SSHD_PID" 2>/dev/null || true
         wait "$SSHD_PID" 2>/dev/null || true
