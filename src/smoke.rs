@@ -55,21 +55,32 @@ pub struct Check {
     pub detail: String,
 }
 
-/// Polls `/health` (no credentials) until it answers 200.
+/// Polls `/health` (no credentials) until it answers 200, then the dashboard page (with
+/// credentials) until the frontend serves it: the backend can be healthy while the frontend is
+/// still starting, and the client sees the page, not the API.
 pub async fn wait_healthy(site: &Site, timeout: Duration) -> Result<()> {
     let client = site.client(Duration::from_secs(10))?;
-    let url = format!("{}health", site.base_url());
+    let base = site.base_url();
     let start = Instant::now();
-    let mut last = String::from("no answer yet");
-    while start.elapsed() < timeout {
-        match client.get(&url).send().await {
-            Ok(r) if r.status().as_u16() == 200 => return Ok(()),
-            Ok(r) => last = format!("HTTP {}", r.status().as_u16()),
-            Err(e) => last = format!("{e:#}"),
+    for (what, url, auth) in [("/health", format!("{base}health"), false), ("the dashboard page", base.clone(), true)] {
+        let mut last: String;
+        loop {
+            let mut rb = client.get(&url);
+            if auth {
+                rb = rb.basic_auth(&site.user, Some(&site.password));
+            }
+            match rb.send().await {
+                Ok(r) if r.status().as_u16() == 200 => break,
+                Ok(r) => last = format!("HTTP {}", r.status().as_u16()),
+                Err(e) => last = format!("{e:#}"),
+            }
+            if start.elapsed() >= timeout {
+                bail!("{what} ({url}) did not become healthy within {}s (last: {last})", timeout.as_secs());
+            }
+            tokio::time::sleep(Duration::from_secs(3)).await;
         }
-        tokio::time::sleep(Duration::from_secs(3)).await;
     }
-    bail!("{url} did not become healthy within {}s (last: {last})", timeout.as_secs())
+    Ok(())
 }
 
 /// The four checks of the runbook, plus that the site refuses requests without credentials.
@@ -85,6 +96,10 @@ pub async fn smoke(site: &Site) -> Result<Vec<Check>> {
     checks.push(judge("GET /api/dashboard/test without credentials is refused", r, |s, _| s == 401).await);
 
     let auth = |rb: reqwest::RequestBuilder| rb.basic_auth(&site.user, Some(&site.password));
+    let r = client.get(base.clone()).send().await;
+    checks.push(judge("GET / without credentials is refused", r, |s, _| s == 401).await);
+    let r = auth(client.get(base.clone())).send().await;
+    checks.push(page_check("GET / (the dashboard page)", r).await);
     let r = auth(client.get(format!("{base}api/dashboard/test"))).send().await;
     checks.push(
         judge("GET /api/dashboard/test", r, |s, j| s == 200 && j.get("ok") == Some(&Value::Bool(true))).await,
@@ -104,6 +119,20 @@ pub async fn smoke(site: &Site) -> Result<Vec<Check>> {
         .await,
     );
     Ok(checks)
+}
+
+/// The frontend's page: 200 and HTML (a JSON error or Caddy's plain-text 502 is not the page).
+async fn page_check(name: &str, r: reqwest::Result<reqwest::Response>) -> Check {
+    match r {
+        Err(e) => Check { name: name.into(), ok: false, status: None, detail: format!("{e:#}") },
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            let body = resp.text().await.unwrap_or_default();
+            let html = body.get(..body.len().min(512)).unwrap_or("").to_ascii_lowercase().contains("<html");
+            let detail = if html { "html".to_string() } else { "not an HTML page".to_string() };
+            Check { name: name.into(), ok: status == 200 && html, status: Some(status), detail }
+        }
+    }
 }
 
 async fn judge(

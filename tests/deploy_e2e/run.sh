@@ -215,6 +215,8 @@ check_deploy_steps() {
         grep -q "\[$s\]" "$OUT/deploy1.log" || { echo "step $s not in the output"; return 1; }
     done
     grep -q "trusting the site's own CA" "$OUT/deploy1.log" || { echo "smoke did not use Caddy's internal CA"; return 1; }
+    grep -q "ok   GET / (the dashboard page)" "$OUT/deploy1.log" || { echo "smoke did not see the dashboard page"; return 1; }
+    grep -q "ok   GET / without credentials is refused" "$OUT/deploy1.log" || { echo "smoke did not check that / needs credentials"; return 1; }
     grep -q "https://127.0.0.1/" "$OUT/deploy1.log" || { echo "no URL printed"; return 1; }
     grep -Eq "tcp $SSH_PORT +answers \(expected open\)" "$OUT/deploy1.log" || { echo "the probe did not check the trial's ssh port $SSH_PORT"; return 1; }
     for p in 11434 8000 3000; do
