@@ -62,7 +62,7 @@ lint_shell_syntax() {
 lint_shellcheck() {
     # Errors anywhere; warnings too in the stack's own scripts.
     # shellcheck disable=SC2046
-    shellcheck -S error $(shell_files) && shellcheck -S warning $(stack_shell_files)
+    shellcheck -x -S error $(shell_files) && shellcheck -x -S warning $(stack_shell_files)
 }
 
 lint_python() {

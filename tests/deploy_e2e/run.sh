@@ -40,28 +40,9 @@ for img in munero-test/backend:deploy-e2e munero-test/frontend:deploy-e2e; do
     OLD_IMAGE[$img]=$(docker image inspect -f '{{.Id}}' "$img" 2>/dev/null || true)
 done
 
-passed=0
-failed=0
-failures=()
-log() { printf '[deploy-e2e] %s\n' "$*"; }
-figure() { printf '[deploy-e2e] figure: %s\n' "$*"; }
-
-check() {
-    # check NAME COMMAND...: runs the command; it prints a reason on failure.
-    local name=$1 out t0=$SECONDS took=""
-    shift
-    if out=$("$@" 2>&1); then
-        passed=$((passed + 1))
-        ((SECONDS - t0 >= 2)) && took=" ($((SECONDS - t0)) s)"
-        printf 'ok    %s%s\n' "$name" "$took"
-    else
-        failed=$((failed + 1))
-        failures+=("$name")
-        printf 'FAIL  %s (%s s)\n' "$name" "$((SECONDS - t0))"
-        [[ -n $out ]] && printf '      %s\n' "${out//$'\n'/$'\n'      }"
-    fi
-    return 0
-}
+CHECKS_PREFIX=deploy-e2e
+# shellcheck source=SCRIPTDIR/../lib/checks.sh
+source "$ROOT/tests/lib/checks.sh"
 
 cli() {
     # cli LABEL ARGS...: runs the binary with stdin closed, output kept in $OUT/LABEL.log; on
@@ -351,8 +332,4 @@ check_destroy() {
 }
 check "destroy $T --yes: stack, volumes, remote dir and local record gone" check_destroy
 
-echo "$passed passed, $failed failed"
-if ((failed)); then
-    printf 'failed: %s\n' "${failures[@]}"
-    exit 1
-fi
+checks_summary

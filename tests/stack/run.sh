@@ -38,29 +38,9 @@ AUTH_USER=trial
 AUTH_PASS=$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 20)
 MARKER="zebra$RANDOM$RANDOM"   # a word in a question that must never show up in any log
 
-passed=0
-failed=0
-failures=()
-
-log() { printf '[stack] %s\n' "$*"; }
-figure() { printf '[stack] figure: %s\n' "$*"; }
-
-check() {
-    # check NAME COMMAND...: runs the command; it prints a reason on failure.
-    local name=$1 out t0=$SECONDS took=""
-    shift
-    if out=$("$@" 2>&1); then
-        passed=$((passed + 1))
-        ((SECONDS - t0 >= 2)) && took=" ($((SECONDS - t0)) s)"
-        printf 'ok    %s%s\n' "$name" "$took"
-    else
-        failed=$((failed + 1))
-        failures+=("$name")
-        printf 'FAIL  %s (%s s)\n' "$name" "$((SECONDS - t0))"
-        [[ -n $out ]] && printf '      %s\n' "${out//$'\n'/$'\n'      }"
-    fi
-    return 0
-}
+CHECKS_PREFIX=stack
+# shellcheck source=SCRIPTDIR/../lib/checks.sh
+source "$ROOT/tests/lib/checks.sh"
 
 dc() {
     docker compose -p "$PROJECT" --env-file "$WORK/test.env" \
@@ -497,9 +477,4 @@ ENV
 }
 
 main
-echo
-if ((failed > 0)); then
-    log "failed: ${failures[*]}"
-fi
-echo "$passed passed, $failed failed"
-((failed == 0))
+checks_summary
