@@ -2,7 +2,11 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
+use munero_provider::ProviderKind;
+
+use crate::cloudinit::DockerSource;
+use crate::output::OutputFormat;
 
 #[derive(Debug, Parser)]
 #[command(name = "munero-infra", version, about = "Stand up, deploy to and tear down client-trial VMs")]
@@ -27,12 +31,6 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
-    Table,
-    Json,
-}
-
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create a trial VM (or resume a half-made one).
@@ -45,53 +43,15 @@ pub enum Command {
     /// Destroy every trial whose expiry has passed, on every provider with credentials.
     Teardown(TeardownArgs),
     /// Upload the data, env and stack to a trial, bring it up, prove it works from outside.
-    Deploy(crate::commands::deploy::DeployArgs),
+    Deploy(DeployArgs),
     /// Rerun the HTTPS smoke checks and the exposure probe against a deployed trial.
-    Smoke(crate::commands::smoke::SmokeArgs),
+    Smoke(SmokeArgs),
     /// Remove the client's data from a trial's stack (with a receipt).
-    Wipe(crate::commands::wipe::WipeArgs),
+    Wipe(WipeArgs),
     /// `docker compose logs` of a trial's stack.
-    Logs(crate::commands::logs::LogsArgs),
+    Logs(LogsArgs),
     /// A shell on the trial's host, or one command (`ssh TRIAL -- df -h`); host key pinned.
-    Ssh(crate::commands::ssh::SshArgs),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ProviderKind {
-    Hetzner,
-    Aws,
-    Local,
-    Ssh,
-}
-
-impl ProviderKind {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            ProviderKind::Hetzner => "hetzner",
-            ProviderKind::Aws => "aws",
-            ProviderKind::Local => "local",
-            ProviderKind::Ssh => "ssh",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DockerSource {
-    /// Docker Engine + Compose v2 from Docker's apt repository.
-    Upstream,
-    /// The distribution's docker.io + compose + buildx packages.
-    Distro,
-}
-
-impl DockerSource {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            DockerSource::Upstream => "upstream",
-            DockerSource::Distro => "distro",
-        }
-    }
+    Ssh(SshArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -100,7 +60,7 @@ pub struct CreateArgs {
     pub trial: String,
 
     /// Where to create it (default from munero.toml).
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = parse_provider, value_name = "hetzner|aws|local|ssh")]
     pub provider: Option<ProviderKind>,
 
     /// `cpu`, `gpu`, or a provider server type (e.g. cpx41).
@@ -144,7 +104,7 @@ pub struct CreateArgs {
     pub dry_run: bool,
 
     #[command(flatten)]
-    pub ssh: crate::ssh_provider::SshHostArgs,
+    pub ssh: SshHostArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -159,6 +119,9 @@ pub struct DestroyArgs {
     /// Do not ask; required when not run from a terminal.
     #[arg(long)]
     pub yes: bool,
+    /// An existing host that cannot be reached: forget its record anyway (its data may stay there).
+    #[arg(long)]
+    pub forget: bool,
     /// Print the plan, delete nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -175,4 +138,97 @@ pub struct TeardownArgs {
     /// Print the plan, delete nothing.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DeployArgs {
+    pub trial: String,
+    /// The client's SQLite database (default: the bundled sample dataset).
+    #[arg(long, value_name = "FILE.sqlite")]
+    pub data: Option<PathBuf>,
+    /// Env file for the stack (default: the bundle's .env.example); generated values are merged in.
+    #[arg(long, value_name = "FILE")]
+    pub env: Option<PathBuf>,
+    /// Ollama model to serve (default: OLLAMA_MODEL of the env file, else munero.toml, else qwen2.5-coder:3b).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Build the images here and stream them with `docker save | docker load` (no build on the host).
+    #[arg(long)]
+    pub ship_images: bool,
+    /// Checkout with backend/ and frontend/ (default: the repository this binary was built from).
+    #[arg(long, value_name = "DIR")]
+    pub app_dir: Option<PathBuf>,
+    /// Run only these steps of the plan (comma separated ids as --dry-run shows them).
+    #[arg(long, value_delimiter = ',', value_name = "STEP")]
+    pub only: Vec<String>,
+    /// Print the plan, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SmokeArgs {
+    pub trial: String,
+    /// Print the plan, check nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct WipeArgs {
+    pub trial: String,
+    /// Do not ask; required when not run from a terminal.
+    #[arg(long)]
+    pub yes: bool,
+    /// Print what would run, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LogsArgs {
+    pub trial: String,
+    /// One service: caddy, backend, frontend or ollama (default: all).
+    pub service: Option<String>,
+    /// Keep following new output.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    /// Only output since this long ago (e.g. 10m, 2h) or a timestamp.
+    #[arg(long, value_name = "DURATION")]
+    pub since: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SshArgs {
+    pub trial: String,
+    /// Command to run on the host (after `--`); none opens an interactive shell.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+/// Flags of `create --provider ssh` (flattened into `create`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct SshHostArgs {
+    /// --provider ssh: address or name of the existing host.
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+    /// --provider ssh: SSH port (default 22).
+    #[arg(long, value_name = "N")]
+    pub port: Option<u16>,
+    /// --provider ssh: login user (default deploy); it must be able to run docker.
+    #[arg(long, value_name = "U")]
+    pub user: Option<String>,
+    /// --provider ssh: private key to log in with (default: the ssh-agent's keys).
+    #[arg(long, value_name = "KEYFILE")]
+    pub identity: Option<PathBuf>,
+    /// --provider ssh: the host's public key (e.g. a copy of /etc/ssh/ssh_host_ed25519_key.pub); pinned.
+    #[arg(long = "host-key", value_name = "PUBKEYFILE")]
+    pub host_key: Option<PathBuf>,
+    /// --provider ssh: directory of the stack on the host (default: munero, under the user's home).
+    #[arg(long = "remote-dir", value_name = "DIR")]
+    pub remote_dir: Option<String>,
+}
+
+fn parse_provider(s: &str) -> Result<ProviderKind, String> {
+    s.parse()
 }

@@ -7,6 +7,24 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use tera::Tera;
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DockerSource {
+    /// Docker Engine + Compose v2 from Docker's apt repository.
+    Upstream,
+    /// The distribution's docker.io + compose + buildx packages.
+    Distro,
+}
+
+impl DockerSource {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DockerSource::Upstream => "upstream",
+            DockerSource::Distro => "distro",
+        }
+    }
+}
+
 pub const TEMPLATES: &[(&str, &str)] = &[
     ("user-data.yaml.tera", include_str!("../cloud-init/user-data.yaml.tera")),
     ("hardening.yaml.tera", include_str!("../cloud-init/hardening.yaml.tera")),

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use serde::Deserialize;
 
-use crate::cli::{DockerSource, ProviderKind};
+use munero_provider::ProviderKind;
+
+use crate::cloudinit::DockerSource;
 use crate::error::usage;
 
 pub const CONFIG_FILE: &str = "munero.toml";

@@ -2,7 +2,12 @@
 
 use serde_json::Value;
 
-use crate::cli::OutputFormat;
+/// Output format: a table for people, or exactly one JSON document on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+}
 
 /// What a command produced: one JSON document and its human rendering.
 #[derive(Debug)]

@@ -9,7 +9,8 @@ use crate::deploy::env::Credentials;
 use crate::error::usage;
 use crate::ssh::{hostkey, ConnectOptions, Session, Target};
 use crate::trial::{Trial, DEPLOY_USER};
-use crate::{validate, Ctx};
+use crate::ctx::Ctx;
+use crate::validate;
 
 pub const CREDENTIALS_FILE: &str = "basic-auth.toml";
 pub const DEFAULT_REMOTE_DIR: &str = "munero";

@@ -165,7 +165,7 @@ mod tests {
     use super::*;
 
     fn fixture_trial(name: &str) -> Trial {
-        Trial { name: name.into(), provider: "hetzner".into(), expires_unix: 1_900_000_000, ..Trial::default() }
+        Trial { name: name.into(), provider: munero_provider::ProviderKind::Hetzner, expires_unix: 1_900_000_000, ..Trial::default() }
     }
 
     #[test]

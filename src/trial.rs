@@ -1,13 +1,14 @@
 //! The trial record: what the provider cannot hold (keys, pinned host key) plus a cache of
 //! what it can (ids, address). Stored as `trial.toml` in the trial's directory.
 
+use munero_provider::ProviderKind;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Trial {
     pub name: String,
-    pub provider: String,
+    pub provider: ProviderKind,
     /// What was asked for: cpu, gpu or a provider type.
     pub size: String,
     pub gpu: bool,

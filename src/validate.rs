@@ -15,6 +15,33 @@ pub const MIN_DAYS: i64 = 1;
 pub const MAX_DAYS: i64 = 90;
 pub const DEFAULT_DAYS: i64 = 14;
 
+/// `--remote-dir` of an existing host: a directory the stack may own. `/`, the login's home
+/// itself and top-level system directories are refused: destroy would have to clean them.
+pub fn remote_dir(dir: &str, user: &str) -> Result<String> {
+    const SYSTEM: &[&str] = &[
+        "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32", "/media", "/mnt", "/opt",
+        "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/var",
+    ];
+    let d = dir.trim();
+    let norm = d.trim_end_matches('/');
+    let home = format!("/home/{user}");
+    let bad = |why: &str| {
+        usage(format!(
+            "--remote-dir {d:?} {why}; give a directory of its own for the stack, e.g. munero (under the login's home) or /opt/munero"
+        ))
+    };
+    if d.is_empty() || norm.is_empty() || matches!(norm, "." | "~" | "$HOME" | "${HOME}") || norm == home || (user == "root" && norm == "/root") {
+        return Err(bad("is the root or the login's home directory itself"));
+    }
+    if SYSTEM.contains(&norm) {
+        return Err(bad("is a system directory"));
+    }
+    if d.split('/').any(|c| c == "..") || d.chars().any(|c| c.is_control()) {
+        return Err(bad("must not contain '..' or control characters"));
+    }
+    Ok(norm.strip_prefix("~/").unwrap_or(norm).to_string())
+}
+
 pub fn trial_name(name: &str) -> Result<()> {
     static RE: OnceLock<Regex> = OnceLock::new();
     let re = RE.get_or_init(|| Regex::new(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$").unwrap());
@@ -143,6 +170,17 @@ pub fn trusted_ca(path: &std::path::Path) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn remote_dir_refuses_the_root_the_home_and_system_directories() {
+        for bad in ["/", "", ".", "~", "$HOME", "/home/deploy", "/home/deploy/", "/etc", "/srv", "/var/", "/usr", "a/../b"] {
+            let e = remote_dir(bad, "deploy").unwrap_err();
+            assert_eq!(crate::error::exit_code_of(&e), 2, "{bad}");
+        }
+        assert_eq!(remote_dir("munero", "deploy").unwrap(), "munero");
+        assert_eq!(remote_dir("/srv/munero/", "deploy").unwrap(), "/srv/munero");
+        assert_eq!(remote_dir("~/stack", "deploy").unwrap(), "stack");
+    }
 
     #[test]
     fn trial_names() {

@@ -77,7 +77,9 @@ fn dry_run_plan_lists_the_steps_that_run_and_env_is_0600_with_no_value_in_output
     let run = s.cli.run(&["deploy", TRIAL, "--data", d, "--only", FILE_STEPS]).ok();
     let planned = step_lines(&plan.stdout);
     let ran = step_lines(&run.stderr);
-    assert_eq!(planned.len(), 6, "{}", plan.stdout);
+    // The six asked for, and the manifest that goes with any step that puts files on the host.
+    assert_eq!(planned.len(), 7, "{}", plan.stdout);
+    assert!(planned.iter().any(|l| l.starts_with("[write-manifest]")), "{}", plan.stdout);
     assert_eq!(planned, ran, "dry-run:\n{}\nrun:\n{}", plan.stdout, run.stderr);
 
     // Data, stack files, build contexts and .env are on the host.

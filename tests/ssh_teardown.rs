@@ -19,8 +19,11 @@ fn register(cli: &Cli, sshd: &Sshd, trial: &str, days: &str) -> PathBuf {
         "--remote-dir", remote.to_str().unwrap(), "--days", days,
     ])
     .ok();
-    // Something on the host that only this trial put there.
-    cli.run(&["ssh", trial, "--", &format!("mkdir -p {0} && echo data > {0}/marker", remote.display())]).ok();
+    // Something on the host that only this trial put there: deploy records it in its manifest,
+    // and only what is recorded there is removed (a directory the tool did not make stays).
+    cli.run(&["deploy", trial, "--only", "upload-env"]).ok();
+    std::fs::rename(remote.join("deploy/.env"), remote.join("deploy/marker")).unwrap();
+    let remote = remote.join("deploy");
     assert!(remote.join("marker").exists());
     remote
 }

@@ -4,23 +4,11 @@ use anyhow::Result;
 use serde_json::json;
 
 use crate::deploy;
+use crate::cli::LogsArgs;
 use crate::output::Report;
 use crate::remote;
 use crate::ssh::Echo;
-use crate::Ctx;
-
-#[derive(Debug, Clone, clap::Args)]
-pub struct LogsArgs {
-    pub trial: String,
-    /// One service: caddy, backend, frontend or ollama (default: all).
-    pub service: Option<String>,
-    /// Keep following new output.
-    #[arg(long, short = 'f')]
-    pub follow: bool,
-    /// Only output since this long ago (e.g. 10m, 2h) or a timestamp.
-    #[arg(long, value_name = "DURATION")]
-    pub since: Option<String>,
-}
+use crate::ctx::Ctx;
 
 pub async fn run(ctx: &Ctx, args: &LogsArgs) -> Result<Report> {
     let trial = remote::load_trial(ctx, &args.trial)?;

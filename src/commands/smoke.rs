@@ -1,26 +1,14 @@
 //! `smoke <TRIAL>`: deploy steps 7 and 8 again: wait healthy, HTTPS checks with Basic Auth over
 //! the public URL, exposure probe from here and published ports on the host.
 
-use std::time::Duration;
-
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, Result};
 use serde_json::{json, Value};
 
-use crate::deploy::{self, Step};
+use crate::deploy::{self, verify};
+use crate::cli::SmokeArgs;
 use crate::output::Report;
 use crate::remote;
-use crate::smoke::{self, Site};
-use crate::ssh::Session;
-use crate::trial::Trial;
-use crate::Ctx;
-
-#[derive(Debug, Clone, clap::Args)]
-pub struct SmokeArgs {
-    pub trial: String,
-    /// Print the plan, check nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-}
+use crate::ctx::Ctx;
 
 pub async fn run(ctx: &Ctx, args: &SmokeArgs) -> Result<Report> {
     let trial = remote::load_trial(ctx, &args.trial)?;
@@ -36,7 +24,7 @@ pub async fn run(ctx: &Ctx, args: &SmokeArgs) -> Result<Report> {
     let total = steps.len();
     for (i, step) in steps.iter().enumerate() {
         ctx.out.progress(format!("[{}/{total}] [{}] {step}", i + 1, step.id()));
-        let v = run_step(ctx, &trial, &s, step, &creds.user, &creds.password).await?;
+        let v = verify::run_step(ctx, &trial, &s, step, &creds.user, &creds.password).await?;
         results.insert(step.id().into(), v);
     }
     s.close().await;
@@ -45,97 +33,4 @@ pub async fn run(ctx: &Ctx, args: &SmokeArgs) -> Result<Report> {
         json!({"ok": true, "command": "smoke", "trial": trial.name, "url": url, "results": Value::Object(results)}),
         format!("Trial {}: {url} passed the smoke checks and the exposure probe.", trial.name),
     ))
-}
-
-/// Caddy's internal root certificate, for trials served without a public domain.
-async fn caddy_root(ctx: &Ctx, trial: &Trial, s: &Session) -> Result<Option<Vec<u8>>> {
-    if remote::tls_mode(trial) != "internal" {
-        return Ok(None);
-    }
-    let cmd = deploy::compose_cmd(
-        &remote::remote_dir(trial),
-        trial.gpu,
-        &["exec", "-T", "caddy", "cat", "/data/caddy/pki/authorities/local/root.crt"],
-    );
-    // Caddy writes its CA at start-up; give a freshly started stack a minute.
-    let mut last = None;
-    for _ in 0..30 {
-        match s.run(&cmd).await {
-            Ok(out) if out.stdout.starts_with(b"-----BEGIN CERTIFICATE-----") => {
-                ctx.out.progress("      trusting the site's own CA (Caddy tls internal: the trial has no domain)");
-                return Ok(Some(out.stdout));
-            }
-            Ok(_) => last = Some(anyhow!("Caddy's root certificate is not a PEM certificate")),
-            Err(e) => last = Some(e),
-        }
-        tokio::time::sleep(Duration::from_secs(2)).await;
-    }
-    Err(last.unwrap_or_else(|| anyhow!("no answer")).context("reading Caddy's internal root certificate on the host"))
-}
-
-pub async fn run_step(ctx: &Ctx, trial: &Trial, s: &Session, step: &Step, user: &str, password: &str) -> Result<Value> {
-    let site = || async {
-        let host = remote::ssh_host(trial)?;
-        Ok::<Site, anyhow::Error>(Site {
-            name: remote::site_name(trial)?,
-            connect: host.parse().ok(),
-            port: 443,
-            user: user.to_string(),
-            password: password.to_string(),
-            extra_root_pem: caddy_root(ctx, trial, s).await?,
-        })
-    };
-    match step {
-        Step::WaitHealthy { .. } => {
-            let timeout = std::env::var("MUNERO_HEALTH_TIMEOUT").ok().and_then(|v| v.parse().ok()).unwrap_or(600);
-            smoke::wait_healthy(&site().await?, Duration::from_secs(timeout)).await?;
-            ctx.out.progress("      ok: /health answers 200");
-            Ok(json!({"ok": true}))
-        }
-        Step::Smoke { .. } => {
-            let checks = smoke::smoke(&site().await?).await?;
-            for c in &checks {
-                ctx.out.progress(format!(
-                    "      {} {} -> {} {}",
-                    if c.ok { "ok  " } else { "FAIL" },
-                    c.name,
-                    c.status.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
-                    c.detail
-                ));
-            }
-            let failed: Vec<&str> = checks.iter().filter(|c| !c.ok).map(|c| c.name.as_str()).collect();
-            if !failed.is_empty() {
-                bail!("smoke checks failed: {}", failed.join("; "));
-            }
-            Ok(json!(checks))
-        }
-        Step::ExposureProbe { host, open, closed } => {
-            let ports = smoke::exposure_probe(host, open, closed).await?;
-            for p in &ports {
-                ctx.out.progress(format!(
-                    "      tcp {:<5} {} (expected {})",
-                    p.port,
-                    if p.answered { "answers" } else { "closed" },
-                    if p.expected_open { "open" } else { "closed" }
-                ));
-            }
-            let ps = s.run(&deploy::published_ports_cmd()).await?.stdout_str();
-            let others = smoke::non_caddy_published(&ps);
-            let exposed: Vec<String> = ports.iter().filter(|p| p.answered && !p.expected_open).map(|p| p.port.to_string()).collect();
-            let missing: Vec<String> = ports.iter().filter(|p| !p.answered && p.expected_open).map(|p| p.port.to_string()).collect();
-            if !exposed.is_empty() || !others.is_empty() {
-                bail!(
-                    "exposure probe failed: ports answering that must not: [{}]; containers other than caddy publishing ports: [{}]",
-                    exposed.join(", "),
-                    others.join("; ")
-                );
-            }
-            if !missing.is_empty() {
-                bail!("exposure probe: expected ports do not answer: {}", missing.join(", "));
-            }
-            ctx.out.progress("      ok: only caddy publishes ports on the host");
-            Ok(json!(ports))
-        }
-        other => bail!("smoke cannot run step {other}"),
-    }
 }

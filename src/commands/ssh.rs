@@ -7,18 +7,11 @@ use std::process::Stdio;
 use anyhow::{Context, Result};
 use serde_json::json;
 
+use crate::cli::SshArgs;
 use crate::output::Report;
 use crate::remote;
 use crate::ssh::{Echo, RemoteCmd};
-use crate::Ctx;
-
-#[derive(Debug, Clone, clap::Args)]
-pub struct SshArgs {
-    pub trial: String,
-    /// Command to run on the host (after `--`); none opens an interactive shell.
-    #[arg(last = true, value_name = "COMMAND")]
-    pub command: Vec<String>,
-}
+use crate::ctx::Ctx;
 
 pub async fn run(ctx: &Ctx, args: &SshArgs) -> Result<Report> {
     let trial = remote::load_trial(ctx, &args.trial)?;

@@ -4,20 +4,21 @@
 use std::collections::BTreeMap;
 
 use anyhow::Result;
-use munero_provider::ServerInfo;
+use munero_provider::{ProviderKind, ServerInfo};
 use serde::Serialize;
 use serde_json::json;
 
 use crate::cli::StatusArgs;
-use crate::commands::rfc3339;
+use crate::timefmt::rfc3339;
 use crate::error::usage;
 use crate::output::{table, Report};
-use crate::{providers, validate, Ctx};
+use crate::ctx::Ctx;
+use crate::{hosts, validate};
 
 #[derive(Debug, Serialize)]
 pub struct Row {
     pub trial: String,
-    pub provider: String,
+    pub provider: ProviderKind,
     pub server_type: String,
     pub ipv4: Option<String>,
     pub state: String,
@@ -35,16 +36,18 @@ pub async fn run(ctx: &Ctx, args: &StatusArgs) -> Result<Report> {
     let now = ctx.now.unix_timestamp();
     let records = ctx.store.list()?;
     // provider name -> trial -> server (None when listing failed)
-    let mut live: BTreeMap<String, Option<BTreeMap<String, ServerInfo>>> = BTreeMap::new();
-    for p in providers::configured()? {
-        match p.list_managed_servers().await {
-            Ok(servers) => {
+    let mut live: BTreeMap<ProviderKind, Option<BTreeMap<String, ServerInfo>>> = BTreeMap::new();
+    for h in hosts::configured()? {
+        match h.servers().await {
+            Ok(Some(servers)) => {
                 let m = servers.into_iter().filter_map(|s| s.trial().map(str::to_string).map(|t| (t, s))).collect();
-                live.insert(p.name().to_string(), Some(m));
+                live.insert(h.kind(), Some(m));
             }
+            // A kind without an API: its records are all there is.
+            Ok(None) => {}
             Err(e) => {
-                ctx.out.progress(format!("warning: could not list {} servers: {e}", p.name()));
-                live.insert(p.name().to_string(), None);
+                ctx.out.progress(format!("warning: could not list {} servers: {e:#}", h.kind()));
+                live.insert(h.kind(), None);
             }
         }
     }
@@ -72,7 +75,7 @@ pub async fn run(ctx: &Ctx, args: &StatusArgs) -> Result<Report> {
         };
         rows.push(Row {
             trial: t.name.clone(),
-            provider: t.provider.clone(),
+            provider: t.provider,
             server_type: stype,
             ipv4,
             state,
@@ -86,13 +89,13 @@ pub async fn run(ctx: &Ctx, args: &StatusArgs) -> Result<Report> {
     for (prov, m) in &live {
         let Some(m) = m else { continue };
         for (trial, s) in m {
-            if records.iter().any(|r| &r.name == trial && &r.provider == prov) {
+            if records.iter().any(|r| &r.name == trial && r.provider == *prov) {
                 continue;
             }
             let e = s.expires();
             rows.push(Row {
                 trial: trial.clone(),
-                provider: prov.clone(),
+                provider: *prov,
                 server_type: s.server_type.clone(),
                 ipv4: s.ipv4.clone(),
                 state: format!("{} (no local record)", s.status),
@@ -121,7 +124,7 @@ pub async fn run(ctx: &Ctx, args: &StatusArgs) -> Result<Report> {
                 .map(|r| {
                     vec![
                         r.trial.clone(),
-                        r.provider.clone(),
+                        r.provider.to_string(),
                         r.server_type.clone(),
                         r.ipv4.clone().unwrap_or_else(|| "-".into()),
                         r.state.clone(),

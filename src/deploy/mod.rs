@@ -5,6 +5,10 @@
 pub mod bundle;
 pub mod checks;
 pub mod env;
+pub mod manifest;
+pub mod run;
+pub mod sample;
+pub mod verify;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -25,8 +29,11 @@ pub enum Step {
     CheckData { path: PathBuf, sample: bool },
     /// The env file parses and, merged with the generated values, has the required keys.
     CheckEnv { path: Option<PathBuf>, required: Vec<String> },
-    /// cloud-init finished (boot-finished marker + `cloud-init status --long`); on GPU the driver works.
-    WaitCloudInit { gpu: bool },
+    /// Repeat `cmd` every 5 s until it exits 0 (ready), for up to `timeout_s`; 3 means not yet,
+    /// anything else that cloud-init failed.
+    WaitCloudInit { gpu: bool, timeout_s: u64, cmd: RemoteCmd },
+    /// Record on the host what deploy puts there, so destroy removes exactly that.
+    WriteManifest { cmd: RemoteCmd },
     /// Upload with resume + sha256 verify + atomic rename; skipped when the host has the same hash.
     UploadData { local: PathBuf, remote: String },
     /// The stack files carried by this binary, plus the app build contexts unless images are shipped.
@@ -34,13 +41,13 @@ pub enum Step {
     /// The merged `.env`, written with mode 0600 (values never shown).
     UploadEnv { remote: String, keys: Vec<String> },
     /// Build the images here and stream them with `docker save | docker load`.
-    ShipImages { app_dir: PathBuf, images: Vec<String> },
+    ShipImages { app_dir: PathBuf, images: Vec<String>, cmd: RemoteCmd },
     /// `docker compose up -d` (detecting `docker compose` vs `docker-compose`).
-    ComposeUp { remote_dir: String, gpu: bool, build: bool },
+    ComposeUp { cmd: RemoteCmd },
     /// Copy the uploaded dataset into the client_data volume (deploy/load_client_data.sh).
-    LoadData { remote: String },
+    LoadData { cmd: RemoteCmd },
     /// `ollama pull` inside the stack's network, progress shown.
-    PullModel { model: String },
+    PullModel { model: String, cmd: RemoteCmd },
     /// Poll `/health` on the public URL until it answers 200.
     WaitHealthy { url: String },
     /// `/health`, `/api/dashboard/test`, `/api/chat/test`, `POST /api/chat/` with Basic Auth.
@@ -56,6 +63,7 @@ impl Step {
             Step::CheckData { .. } => "check-data",
             Step::CheckEnv { .. } => "check-env",
             Step::WaitCloudInit { .. } => "wait-cloud-init",
+            Step::WriteManifest { .. } => "write-manifest",
             Step::UploadData { .. } => "upload-data",
             Step::UploadBundle { .. } => "upload-bundle",
             Step::UploadEnv { .. } => "upload-env",
@@ -78,6 +86,7 @@ pub const STEP_IDS: &[&str] = &[
     "check-data",
     "check-env",
     "wait-cloud-init",
+    "write-manifest",
     "upload-data",
     "upload-bundle",
     "upload-env",
@@ -105,11 +114,12 @@ impl fmt::Display for Step {
                 path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "bundled .env.example".into()),
                 required.join(", ")
             ),
-            Step::WaitCloudInit { gpu } => write!(
+            Step::WaitCloudInit { gpu, timeout_s, cmd } => write!(
                 f,
-                "wait for cloud-init: /var/lib/cloud/instance/boot-finished and `cloud-init status --long`{}",
-                if *gpu { "; then for the NVIDIA driver (nvidia-smi) after its reboot" } else { "" }
+                "wait until the host is ready{} (every 5 s, up to {timeout_s} s; exit 0 ready, 3 not yet): {cmd}",
+                if *gpu { ", the NVIDIA driver included" } else { "" }
             ),
+            Step::WriteManifest { cmd } => write!(f, "record what deploy puts on the host: {cmd}"),
             Step::UploadData { local, remote } => write!(
                 f,
                 "upload {} -> {remote} (via {remote}.part, resume, sha256 verified on the host, atomic rename; skipped when unchanged)",
@@ -125,22 +135,15 @@ impl fmt::Display for Step {
             Step::UploadEnv { remote, keys } => {
                 write!(f, "write {remote} with mode 0600 (keys: {}; values not shown)", keys.join(", "))
             }
-            Step::ShipImages { app_dir, images } => write!(
+            Step::ShipImages { app_dir, images, cmd } => write!(
                 f,
-                "build {} here from {} and stream them: docker save | ssh docker load",
+                "build {} here from {} and stream them: docker save | {cmd}",
                 images.join(", "),
                 app_dir.display()
             ),
-            Step::ComposeUp { remote_dir, gpu, build } => write!(
-                f,
-                "in {remote_dir}/deploy: docker compose -f docker-compose.yml{} up -d {} --remove-orphans",
-                if *gpu { " -f docker-compose.gpu.yml" } else { "" },
-                if *build { "--build" } else { "--no-build" }
-            ),
-            Step::LoadData { remote } => {
-                write!(f, "load {remote} into the client_data volume (load_client_data.sh, atomic)")
-            }
-            Step::PullModel { model } => write!(f, "make sure model {model} is present: ollama pull inside the stack"),
+            Step::ComposeUp { cmd } => write!(f, "bring the stack up: {cmd}"),
+            Step::LoadData { cmd } => write!(f, "load the dataset into the client_data volume (atomic): {cmd}"),
+            Step::PullModel { model, cmd } => write!(f, "make sure model {model} is present: {cmd}"),
             Step::WaitHealthy { url } => write!(f, "wait until {url}health answers 200"),
             Step::Smoke { url } => write!(
                 f,
@@ -176,6 +179,9 @@ pub struct DeployInputs {
     pub probe_host: String,
     /// The trial's SSH port (22 on a cloud VM; whatever the host uses for `--provider ssh`).
     pub ssh_port: u16,
+    /// Whether the host boots our cloud-init, which leaves a ready marker to wait for.
+    pub ready_marker: bool,
+    pub cloud_init_timeout_s: u64,
 }
 
 pub fn remote_data_path(remote_dir: &str) -> String {
@@ -193,7 +199,12 @@ pub fn deploy_plan(i: &DeployInputs) -> Vec<Step> {
     let mut s = vec![
         Step::CheckData { path: i.data.clone(), sample: i.data_is_sample },
         Step::CheckEnv { path: i.env_file.clone(), required: env::REQUIRED_KEYS.iter().map(|k| k.to_string()).collect() },
-        Step::WaitCloudInit { gpu: i.gpu },
+        Step::WaitCloudInit {
+            gpu: i.gpu,
+            timeout_s: i.cloud_init_timeout_s,
+            cmd: cloud_init_check_cmd(i.gpu, i.ready_marker),
+        },
+        Step::WriteManifest { cmd: manifest::write_cmd(&i.remote_dir) },
         Step::UploadData { local: i.data.clone(), remote: remote_data_path(&i.remote_dir) },
         Step::UploadBundle {
             remote_dir: i.remote_dir.clone(),
@@ -206,11 +217,12 @@ pub fn deploy_plan(i: &DeployInputs) -> Vec<Step> {
         s.push(Step::ShipImages {
             app_dir: i.app_dir.clone(),
             images: SHIPPED_IMAGES.iter().map(|s| s.to_string()).collect(),
+            cmd: RemoteCmd::argv(["docker", "load"]),
         });
     }
-    s.push(Step::ComposeUp { remote_dir: i.remote_dir.clone(), gpu: i.gpu, build: !i.ship_images });
-    s.push(Step::LoadData { remote: remote_data_path(&i.remote_dir) });
-    s.push(Step::PullModel { model: i.model.clone() });
+    s.push(Step::ComposeUp { cmd: compose_up_cmd(&i.remote_dir, i.gpu, !i.ship_images) });
+    s.push(Step::LoadData { cmd: load_data_cmd(&i.remote_dir) });
+    s.push(Step::PullModel { model: i.model.clone(), cmd: pull_model_cmd(&i.remote_dir, i.gpu, &i.model) });
     s.extend(smoke_plan(&i.url, &i.probe_host, i.ssh_port));
     s
 }
@@ -230,12 +242,17 @@ pub fn smoke_plan(url: &str, probe_host: &str, ssh_port: u16) -> Vec<Step> {
     ]
 }
 
-/// Keep only the named steps (`--only a,b`), in plan order.
+/// Steps that put something on the host: the manifest goes with any of them.
+const PUTS_ON_HOST: &[&str] = &["upload-data", "upload-bundle", "upload-env", "ship-images", "compose-up", "load-data"];
+
+/// Keep only the named steps (`--only a,b`), in plan order; the manifest is written whenever
+/// one of them puts something on the host.
 pub fn filter_plan(plan: Vec<Step>, only: &[String]) -> Vec<Step> {
     if only.is_empty() {
         return plan;
     }
-    plan.into_iter().filter(|s| only.iter().any(|o| o == s.id())).collect()
+    let manifest = only.iter().any(|o| PUTS_ON_HOST.contains(&o.as_str()));
+    plan.into_iter().filter(|s| only.iter().any(|o| o == s.id()) || (manifest && s.id() == "write-manifest")).collect()
 }
 
 /// A numbered plan, one step per line: `  3. [upload-data] upload ...`.
@@ -332,23 +349,34 @@ pub fn published_ports_cmd() -> RemoteCmd {
     ])
 }
 
-pub fn wait_cloud_init_cmd(gpu: bool, timeout_secs: u64) -> RemoteCmd {
-    let gpu_part = if gpu {
-        format!(
-            " && i=0; until nvidia-smi >/dev/null 2>&1; do i=$((i+5)); \
-             if [ $i -ge {timeout_secs} ]; then echo 'nvidia-smi does not work yet (driver not loaded after reboot?)' >&2; exit 1; fi; sleep 5; done"
-        )
-    } else {
-        String::new()
-    };
+/// Unpack the build contexts streamed on stdin into the stack directory, replacing the old ones.
+pub fn unpack_contexts_cmd(remote_dir: &str) -> RemoteCmd {
+    let dir = quote(remote_dir);
     RemoteCmd::shell(format!(
-        "if ! command -v cloud-init >/dev/null 2>&1 && [ ! -d /var/lib/cloud ]; then echo 'no cloud-init on this host: nothing to wait for'; else \
-         i=0; until [ -f /var/lib/cloud/instance/boot-finished ]; do i=$((i+5)); \
-         if [ $i -ge {timeout_secs} ]; then echo 'cloud-init has not finished' >&2; cloud-init status --long >&2 || true; \
-         tail -n 40 /var/log/cloud-init-output.log >&2 2>/dev/null || true; exit 1; fi; sleep 5; done; \
-         cloud-init status --long; rc=$?; \
-         if [ $rc -ne 0 ] && [ $rc -ne 2 ]; then echo 'cloud-init reported an error; last lines of its log:' >&2; \
-         tail -n 40 /var/log/cloud-init-output.log >&2 2>/dev/null || true; exit 1; fi; fi{gpu_part}"
+        "mkdir -p {dir} && cd {dir} && rm -rf backend.new frontend.new && mkdir backend.new && \
+         tar -xf - --no-same-owner -C backend.new && rm -rf backend frontend && \
+         mv backend.new/backend backend && mv backend.new/frontend frontend && rmdir backend.new"
+    ))
+}
+
+/// Exit 0 ready, 3 not yet, anything else: cloud-init failed (its log tail on stderr).
+pub fn cloud_init_check_cmd(gpu: bool, marker: bool) -> RemoteCmd {
+    let gpu_check = if gpu { " && nvidia-smi >/dev/null 2>&1" } else { "" };
+    RemoteCmd::shell(format!(
+        "if [ -f /var/lib/munero/ready ]{gpu_check}; then echo \"ready since $(cat /var/lib/munero/ready)\"; exit 0; fi; \
+         if ! command -v cloud-init >/dev/null 2>&1; then \
+           if [ {marker} = 1 ]; then echo 'waiting for the ready marker'; exit 3; fi; \
+           echo 'no cloud-init on this host: nothing to wait for'; exit 0; fi; \
+         if [ ! -f /var/lib/cloud/instance/boot-finished ]; then \
+           if [ {marker} = 0 ]; then s=$(cloud-init status 2>/dev/null); case \"$s\" in \
+             *disabled*|*'not run'*|*'not started'*) echo \"cloud-init is installed but not in use on this host ($s): nothing to wait for\"; exit 0;; esac; fi; \
+           echo 'cloud-init still running'; exit 3; fi; \
+         out=$(cloud-init status --long 2>&1); rc=$?; \
+         if [ $rc -ne 0 ] && [ $rc -ne 2 ]; then echo \"$out\"; tail -n 40 /var/log/cloud-init-output.log >&2 2>/dev/null; exit 1; fi; \
+         if [ {marker} = 1 ]; then echo 'cloud-init done; waiting for the ready marker{gpu_note}'; exit 3; fi; \
+         echo 'cloud-init finished'; exit 0",
+        marker = if marker { 1 } else { 0 },
+        gpu_note = if gpu { " (after the NVIDIA driver reboot)" } else { "" },
     ))
 }
 
@@ -370,6 +398,8 @@ mod tests {
             url: "https://acme.example.net/".into(),
             probe_host: "203.0.113.9".into(),
             ssh_port: 22,
+            ready_marker: true,
+            cloud_init_timeout_s: 1800,
         }
     }
 
@@ -379,7 +409,7 @@ mod tests {
         assert_eq!(
             ids,
             [
-                "check-data", "check-env", "wait-cloud-init", "upload-data", "upload-bundle", "upload-env",
+                "check-data", "check-env", "wait-cloud-init", "write-manifest", "upload-data", "upload-bundle", "upload-env",
                 "compose-up", "load-data", "pull-model", "wait-healthy", "smoke", "exposure-probe"
             ]
         );
@@ -393,9 +423,13 @@ mod tests {
     #[test]
     fn plan_text_names_the_env_keys_but_no_values() {
         let text = render(&deploy_plan(&inputs(false, true)));
-        assert!(text.contains(" 4. [upload-data] upload /tmp/c.sqlite -> munero/data/client.sqlite"));
+        assert!(text.contains(" 5. [upload-data] upload /tmp/c.sqlite -> munero/data/client.sqlite"));
         assert!(text.contains("write munero/deploy/.env with mode 0600 (keys: MUNERO_DOMAIN, BASIC_AUTH_HASH; values not shown)"));
-        assert!(text.contains("-f docker-compose.gpu.yml up -d --build"));
+        // Remote steps print the very command line the host receives.
+        let up = compose_up_cmd("munero", true, true).to_command_line();
+        assert!(text.contains(&format!("[compose-up] bring the stack up: {up}")), "{text}");
+        assert!(up.contains("-f docker-compose.gpu.yml") && up.ends_with("dc up -d --build --remove-orphans"));
+        assert!(text.contains(&cloud_init_check_cmd(true, true).to_command_line()));
     }
 
     #[test]
@@ -411,7 +445,9 @@ mod tests {
     #[test]
     fn only_keeps_named_steps_in_plan_order() {
         let p = filter_plan(deploy_plan(&inputs(false, false)), &["upload-env".into(), "check-data".into()]);
-        assert_eq!(p.iter().map(Step::id).collect::<Vec<_>>(), ["check-data", "upload-env"]);
+        assert_eq!(p.iter().map(Step::id).collect::<Vec<_>>(), ["check-data", "write-manifest", "upload-env"]);
+        let p = filter_plan(deploy_plan(&inputs(false, false)), &["check-data".into()]);
+        assert_eq!(p.iter().map(Step::id).collect::<Vec<_>>(), ["check-data"]);
     }
 
     #[test]
@@ -429,5 +465,31 @@ mod tests {
         assert!(w.starts_with("(cd /opt/munero/deploy && MUNERO_COMPOSE_ARGS='-f docker-compose.yml' bash ./wipe_client_data.sh --yes); rc=$?;"), "{w}");
         assert!(w.contains("rm -f -- /opt/munero/data/client.sqlite /opt/munero/data/client.sqlite.part /opt/munero/data/client.sqlite.sha256"), "{w}");
         assert!(w.ends_with("exit $rc"), "{w}");
+    }
+
+    fn run(script: &str, path: &str) -> (i32, String) {
+        let out = std::process::Command::new("bash").arg("-c").arg(script).env("PATH", path).output().unwrap();
+        (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).to_string())
+    }
+
+    /// An existing host (no ready marker expected) with cloud-init installed but never run must
+    /// not be waited for; a cloud VM (marker expected) keeps waiting.
+    #[test]
+    fn existing_host_with_idle_cloud_init_is_not_waited_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = dir.path().join("cloud-init");
+        std::fs::write(&fake, "#!/bin/sh\necho 'status: disabled'\n").unwrap();
+        std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        if std::path::Path::new("/var/lib/cloud/instance/boot-finished").exists()
+            || std::path::Path::new("/var/lib/munero/ready").exists()
+        {
+            return; // a real cloud host: the branch under test is not reachable here
+        }
+        let path = format!("{}:/usr/bin:/bin", dir.path().display());
+        let (rc, out) = run(&cloud_init_check_cmd(false, false).to_command_line(), &path);
+        assert_eq!(rc, 0, "{out}");
+        assert!(out.contains("not in use on this host (status: disabled)"), "{out}");
+        let (rc, out) = run(&cloud_init_check_cmd(false, true).to_command_line(), &path);
+        assert_eq!(rc, 3, "{out}");
     }
 }

@@ -33,6 +33,13 @@ impl RemoteCmd {
     }
 }
 
+/// In a plan a command is the exact line the host receives.
+impl serde::Serialize for RemoteCmd {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_command_line())
+    }
+}
+
 impl fmt::Display for RemoteCmd {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_command_line())

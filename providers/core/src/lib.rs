@@ -11,6 +11,48 @@ use std::fmt;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+/// Every kind of host a trial can live on. Parsed once at the edge (flags, config, the trial
+/// record); what differs between kinds lives behind the lifecycle interface, not in commands.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    #[default]
+    Hetzner,
+    Aws,
+    Local,
+    /// An existing host reached over SSH (no provider API).
+    Ssh,
+}
+
+impl ProviderKind {
+    pub const ALL: [ProviderKind; 4] = [ProviderKind::Hetzner, ProviderKind::Aws, ProviderKind::Local, ProviderKind::Ssh];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ProviderKind::Hetzner => "hetzner",
+            ProviderKind::Aws => "aws",
+            ProviderKind::Local => "local",
+            ProviderKind::Ssh => "ssh",
+        }
+    }
+}
+
+impl fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ProviderKind {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        ProviderKind::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| {
+            let names: Vec<&str> = ProviderKind::ALL.iter().map(|k| k.as_str()).collect();
+            format!("unknown provider {s:?}; use one of: {}", names.join(", "))
+        })
+    }
+}
+
 /// Label key/value pairs (Hetzner labels, AWS tags).
 pub type Labels = BTreeMap<String, String>;
 
@@ -212,12 +254,6 @@ pub struct Ensured {
     pub created: bool,
 }
 
-/// What a destroy removed.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DestroyReport {
-    pub deleted: Vec<Resource>,
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
     #[error("{kind} {id} not found")]
@@ -292,29 +328,19 @@ pub trait Provider: Send + Sync {
     /// refuses (Err(Invalid)) a resource that is not managed.
     async fn delete_resource(&self, kind: ResourceKind, id: &str) -> Result<()>;
 
-    /// Delete server, then firewall, then SSH key of `trial` (only managed+labelled ones), and
-    /// verify they are gone. The default walks the listings; a provider may do better.
-    async fn destroy_trial(&self, trial: &str) -> Result<DestroyReport> {
-        let mut mine: Vec<Resource> = self
-            .list_managed_servers()
-            .await?
-            .into_iter()
-            .filter(|s| is_managed_for(&s.labels, trial))
-            .map(|s| Resource { kind: ResourceKind::Server, id: s.id, name: s.name, labels: s.labels })
-            .collect();
-        let mut rest: Vec<Resource> =
-            self.list_managed_resources().await?.into_iter().filter(|r| is_managed_for(&r.labels, trial)).collect();
-        rest.sort_by_key(|r| r.kind != ResourceKind::Firewall);
-        mine.extend(rest);
-        for r in &mine {
-            self.delete_resource(r.kind, &r.id).await?;
+    /// Delete resources as a listing returned them (labels already read there), `in_flight` at
+    /// a time; one result per resource, in order. Only managed resources are touched. The default
+    /// goes through `delete_resource` one by one; a provider may batch (teardown of many trials).
+    async fn delete_listed(&self, resources: &[Resource], _in_flight: usize) -> Vec<Result<()>> {
+        let mut out = Vec::with_capacity(resources.len());
+        for r in resources {
+            out.push(if is_managed(&r.labels) {
+                self.delete_resource(r.kind, &r.id).await
+            } else {
+                Err(ProviderError::Invalid(format!("{} {} ({}) does not carry munero-managed=true; not deleting it", r.kind, r.id, r.name)))
+            });
         }
-        let left = self.list_managed_servers().await?.iter().filter(|s| is_managed_for(&s.labels, trial)).count()
-            + self.list_managed_resources().await?.iter().filter(|r| is_managed_for(&r.labels, trial)).count();
-        if left > 0 {
-            return Err(ProviderError::Other(format!("{left} resources of trial {trial} still exist after deletion")));
-        }
-        Ok(DestroyReport { deleted: mine })
+        out
     }
 }
 
@@ -361,105 +387,5 @@ mod tests {
             description: "ssh".into(),
         };
         assert_eq!(r.to_string(), "in tcp 22 from 203.0.113.7/32 (ssh)");
-    }
-
-    /// An in-memory provider: enough to exercise the default `destroy_trial` through `dyn Provider`.
-    struct Mem {
-        items: std::sync::Mutex<Vec<Resource>>,
-        deleted: std::sync::Mutex<Vec<(ResourceKind, String)>>,
-    }
-
-    fn res(kind: ResourceKind, id: &str, labels: Labels) -> Resource {
-        Resource { kind, id: id.into(), name: id.into(), labels }
-    }
-
-    #[async_trait]
-    impl Provider for Mem {
-        fn name(&self) -> &'static str {
-            "mem"
-        }
-        async fn check_server_type(&self, _: &str) -> Result<()> {
-            Ok(())
-        }
-        async fn ensure_ssh_key(&self, _: &SshKeySpec) -> Result<Ensured> {
-            unimplemented!()
-        }
-        async fn ensure_firewall(&self, _: &FirewallSpec) -> Result<Ensured> {
-            unimplemented!()
-        }
-        async fn attach_firewall(&self, _: &str, _: &str) -> Result<()> {
-            Ok(())
-        }
-        async fn find_server(&self, _: &str) -> Result<Option<ServerInfo>> {
-            Ok(None)
-        }
-        async fn create_server(&self, _: &ServerSpec) -> Result<ServerInfo> {
-            unimplemented!()
-        }
-        async fn wait_running(&self, _: &str) -> Result<ServerInfo> {
-            unimplemented!()
-        }
-        async fn list_managed_servers(&self) -> Result<Vec<ServerInfo>> {
-            Ok(self
-                .items
-                .lock()
-                .unwrap()
-                .iter()
-                .filter(|r| r.kind == ResourceKind::Server && is_managed(&r.labels))
-                .map(|r| ServerInfo {
-                    id: r.id.clone(),
-                    name: r.name.clone(),
-                    ipv4: None,
-                    status: "running".into(),
-                    labels: r.labels.clone(),
-                    server_type: "x".into(),
-                    location: None,
-                })
-                .collect())
-        }
-        async fn list_managed_resources(&self) -> Result<Vec<Resource>> {
-            // Keys first on purpose: destroy_trial must still delete firewalls before keys.
-            let mut v: Vec<Resource> = self
-                .items
-                .lock()
-                .unwrap()
-                .iter()
-                .filter(|r| r.kind != ResourceKind::Server && is_managed(&r.labels))
-                .cloned()
-                .collect();
-            v.sort_by_key(|r| r.kind != ResourceKind::SshKey);
-            Ok(v)
-        }
-        async fn delete_resource(&self, kind: ResourceKind, id: &str) -> Result<()> {
-            self.items.lock().unwrap().retain(|r| !(r.kind == kind && r.id == id));
-            self.deleted.lock().unwrap().push((kind, id.to_string()));
-            Ok(())
-        }
-    }
-
-    #[tokio::test]
-    async fn default_destroy_trial_deletes_only_the_trials_managed_resources_server_first() {
-        let mine = trial_labels("acme", 1);
-        let other = trial_labels("other", 1);
-        let mut unmanaged = Labels::new();
-        unmanaged.insert(LABEL_TRIAL.into(), "acme".into());
-        let mem = Mem {
-            items: std::sync::Mutex::new(vec![
-                res(ResourceKind::SshKey, "k1", mine.clone()),
-                res(ResourceKind::Firewall, "f1", mine.clone()),
-                res(ResourceKind::Server, "s1", mine.clone()),
-                res(ResourceKind::Server, "s2", other),
-                res(ResourceKind::Server, "decoy", unmanaged),
-            ]),
-            deleted: Default::default(),
-        };
-        let p: Box<dyn Provider> = Box::new(mem);
-        let report = p.destroy_trial("acme").await.unwrap();
-        assert_eq!(report.deleted.len(), 3);
-        let order: Vec<ResourceKind> = report.deleted.iter().map(|r| r.kind).collect();
-        assert_eq!(order, vec![ResourceKind::Server, ResourceKind::Firewall, ResourceKind::SshKey]);
-        let left = p.list_managed_servers().await.unwrap();
-        assert_eq!(left.len(), 1);
-        assert_eq!(left[0].id, "s2");
     }
 }

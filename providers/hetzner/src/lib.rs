@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use munero_provider::{
-    is_managed, is_managed_for, managed_selector, trial_selector, DestroyReport, Ensured, FirewallRule, FirewallSpec,
+    is_managed, is_managed_for, managed_selector, trial_selector, Ensured, FirewallRule, FirewallSpec,
     Provider, ProviderError, Resource, ResourceKind, Result, ServerInfo, ServerSpec, SshKeySpec,
 };
 use serde::de::DeserializeOwned;
@@ -59,6 +59,8 @@ pub struct HetznerProvider {
 
 /// How many times a create is re-tried after a 5xx/timeout whose outcome is unknown.
 const CREATE_ATTEMPTS: u32 = 4;
+/// Action ids asked for in one `GET /actions`.
+const ACTIONS_PER_READ: usize = 25;
 /// Upper bound on pages walked in one listing.
 const MAX_PAGES: u64 = 200;
 
@@ -122,11 +124,16 @@ impl HetznerProvider {
             }
             tokio::time::sleep(interval).await;
             interval = interval.mul_f64(1.5).min(self.poll.max_interval);
-            let q: Vec<(&str, String)> = pending.iter().map(|a| ("id", a.id.to_string())).collect();
-            let got: ActionsEnvelope = self.client.get("/actions", &q).await?;
+            // Many actions (a teardown of many trials) are read a page of ids at a time.
+            let mut got: Vec<Action> = Vec::new();
+            for chunk in pending.chunks(ACTIONS_PER_READ) {
+                let q: Vec<(&str, String)> = chunk.iter().map(|a| ("id", a.id.to_string())).collect();
+                let page: ActionsEnvelope = self.client.get("/actions", &q).await?;
+                got.extend(page.actions);
+            }
             let mut still = Vec::new();
             for p in pending {
-                match got.actions.iter().find(|a| a.id == p.id) {
+                match got.iter().find(|a| a.id == p.id) {
                     Some(a) => {
                         if !self.finished(a)? {
                             still.push(a.clone());
@@ -258,14 +265,10 @@ impl HetznerProvider {
     }
 
     async fn delete_firewall_checked(&self, fw: &Firewall) -> Result<()> {
-        // Detach from servers that are still attached (they normally are gone by now).
-        let servers: Vec<Value> = fw
-            .applied_to
-            .iter()
-            .filter(|a| a.kind == "server")
-            .filter_map(|a| a.server.as_ref())
-            .map(|s| json!({"type": "server", "server": {"id": s.id}}))
-            .collect();
+        // Detach from servers that are still attached (they normally are gone by now), but only
+        // from our own: a server without our label keeps its firewall, and so its exposure.
+        let attached = self.servers_using(fw).await?;
+        let servers: Vec<Value> = attached.iter().map(|s| json!({"type": "server", "server": {"id": s.id}})).collect();
         if !servers.is_empty() {
             let r: Result<ActionsEnvelope> = self
                 .client
@@ -278,22 +281,83 @@ impl HetznerProvider {
                 Err(e) => tracing::warn!("detaching firewall {}: {e}", fw.id),
             }
         }
-        // The API refuses to delete a firewall still in use while a detach settles: retry a little.
+        self.delete_firewall_when_free(fw.id).await?;
+        self.wait_gone(ResourceKind::Firewall, fw.id).await
+    }
+
+    /// The managed servers a firewall is applied to; Err when one of them is not ours.
+    async fn servers_using(&self, fw: &Firewall) -> Result<Vec<Server>> {
+        let mut ours = Vec::new();
+        for id in fw.applied_to.iter().filter(|a| a.kind == "server").filter_map(|a| a.server.as_ref()).map(|s| s.id) {
+            match self.get_server(id).await {
+                Ok(s) if is_managed(&s.labels) => ours.push(s),
+                Ok(s) => {
+                    return Err(ProviderError::Conflict(format!(
+                        "firewall {} ({}) is in use by server {} ({}), which does not carry munero-managed=true;                          kept, and that server left as it is: detach it there by hand if the firewall should go",
+                        fw.name, fw.id, s.name, s.id
+                    )))
+                }
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(ours)
+    }
+
+    /// DELETE a firewall; while the API says it is in use (a server deletion still settling),
+    /// wait and retry, unless what holds it is a server that is not ours.
+    async fn delete_firewall_when_free(&self, id: u64) -> Result<()> {
         let start = Instant::now();
         let mut interval = self.poll.interval;
         loop {
-            match self.client.delete(&format!("/firewalls/{}", fw.id)).await {
-                Ok(_) => break,
+            match self.client.delete(&format!("/firewalls/{id}")).await {
+                Ok(_) => return Ok(()),
                 Err(e) if e.is_not_found() => return Ok(()),
                 Err(e) if in_use(&e) && start.elapsed() < self.poll.deadline => {
-                    tracing::warn!("firewall {} still in use; waiting", fw.id);
+                    let fw = match self.get_firewall(id).await {
+                        Ok(fw) => fw,
+                        Err(e) if e.is_not_found() => return Ok(()),
+                        Err(e) => return Err(e),
+                    };
+                    self.servers_using(&fw).await?;
+                    tracing::warn!("firewall {id} still in use; waiting");
                     tokio::time::sleep(interval).await;
                     interval = interval.mul_f64(1.5).min(self.poll.max_interval);
                 }
                 Err(e) => return Err(e),
             }
         }
-        self.wait_gone(ResourceKind::Firewall, fw.id).await
+    }
+
+    /// Delete listed servers concurrently, then wait for all their delete actions in one loop.
+    async fn delete_servers_listed(&self, ids: &[u64], in_flight: usize) -> Vec<Result<()>> {
+        use futures::stream::{self, StreamExt};
+        let started: Vec<Result<Option<Action>>> = stream::iter(ids.iter().copied())
+            .map(|id| async move {
+                match self.client.delete(&format!("/servers/{id}")).await {
+                    Ok(body) if body.is_empty() => Ok(None),
+                    Ok(body) => Ok(serde_json::from_slice::<ActionEnvelope>(&body).unwrap_or_default().action),
+                    Err(e) if e.is_not_found() => Ok(None),
+                    Err(e) => Err(e),
+                }
+            })
+            .buffered(in_flight.max(1))
+            .collect()
+            .await;
+        let actions: Vec<Action> = started.iter().filter_map(|r| r.as_ref().ok().cloned().flatten()).collect();
+        if self.wait_actions(&actions).await.is_ok() {
+            return started.into_iter().map(|r| r.map(|_| ())).collect();
+        }
+        // Some action failed or timed out: find out which, one by one.
+        let mut out = Vec::with_capacity(started.len());
+        for r in started {
+            out.push(match r {
+                Ok(Some(a)) => self.wait_actions(&[a]).await,
+                Ok(None) => Ok(()),
+                Err(e) => Err(e),
+            });
+        }
+        out
     }
 
     async fn delete_ssh_key_checked(&self, k: &SshKey) -> Result<()> {
@@ -618,46 +682,44 @@ impl Provider for HetznerProvider {
         }
     }
 
-    async fn destroy_trial(&self, trial: &str) -> Result<DestroyReport> {
-        let sel = trial_selector(trial);
-        let mut report = DestroyReport::default();
-        // 1. servers
-        let servers: Vec<Server> = self.list_all("/servers", "servers", Some(&sel)).await?;
-        for s in servers.iter().filter(|s| is_managed_for(&s.labels, trial)) {
-            tracing::info!("deleting server {} ({})", s.name, s.id);
-            self.delete_server_checked(s).await?;
-            report.deleted.push(Resource { kind: ResourceKind::Server, id: s.id.to_string(), name: s.name.clone(), labels: s.labels.clone() });
+    async fn delete_listed(&self, resources: &[Resource], in_flight: usize) -> Vec<Result<()>> {
+        use futures::stream::{self, StreamExt};
+        let refuse = |r: &Resource| {
+            ProviderError::Invalid(format!("{} {} ({}) does not carry munero-managed=true; not deleting it", r.kind, r.id, r.name))
+        };
+        let mut out: Vec<Option<Result<()>>> = resources.iter().map(|_| None).collect();
+        let mut servers = Vec::new();
+        let mut others = Vec::new();
+        for (i, r) in resources.iter().enumerate() {
+            match (is_managed(&r.labels), parse_id(&r.kind.to_string(), &r.id)) {
+                (false, _) => out[i] = Some(Err(refuse(r))),
+                (true, Err(e)) => out[i] = Some(Err(e)),
+                (true, Ok(id)) if r.kind == ResourceKind::Server => servers.push((i, id)),
+                (true, Ok(id)) => others.push((i, r.kind, id)),
+            }
         }
-        // 2. firewalls (after the servers are gone)
-        let fws: Vec<Firewall> = self.list_all("/firewalls", "firewalls", Some(&sel)).await?;
-        for f in fws.iter().filter(|f| is_managed_for(&f.labels, trial)) {
-            tracing::info!("deleting firewall {} ({})", f.name, f.id);
-            // Re-read: the server deletion may have detached it.
-            let fresh = match self.get_firewall(f.id).await {
-                Ok(x) => x,
-                Err(e) if e.is_not_found() => continue,
-                Err(e) => return Err(e),
-            };
-            self.delete_firewall_checked(&fresh).await?;
-            report.deleted.push(Resource { kind: ResourceKind::Firewall, id: f.id.to_string(), name: f.name.clone(), labels: f.labels.clone() });
+        let ids: Vec<u64> = servers.iter().map(|(_, id)| *id).collect();
+        for ((i, _), r) in servers.iter().zip(self.delete_servers_listed(&ids, in_flight).await) {
+            out[*i] = Some(r);
         }
-        // 3. ssh keys
-        let keys: Vec<SshKey> = self.list_all("/ssh_keys", "ssh_keys", Some(&sel)).await?;
-        for k in keys.iter().filter(|k| is_managed_for(&k.labels, trial)) {
-            tracing::info!("deleting ssh key {} ({})", k.name, k.id);
-            self.delete_ssh_key_checked(k).await?;
-            report.deleted.push(Resource { kind: ResourceKind::SshKey, id: k.id.to_string(), name: k.name.clone(), labels: k.labels.clone() });
+        let done: Vec<(usize, Result<()>)> = stream::iter(others)
+            .map(|(i, kind, id)| async move {
+                let r = match kind {
+                    ResourceKind::Firewall => self.delete_firewall_when_free(id).await,
+                    _ => match self.client.delete(&format!("/ssh_keys/{id}")).await {
+                        Ok(_) => Ok(()),
+                        Err(e) if e.is_not_found() => Ok(()),
+                        Err(e) => Err(e),
+                    },
+                };
+                (i, r)
+            })
+            .buffered(in_flight.max(1))
+            .collect()
+            .await;
+        for (i, r) in done {
+            out[i] = Some(r);
         }
-        // 4. verify nothing of the trial is left
-        let left_s: Vec<Server> = self.list_all("/servers", "servers", Some(&sel)).await?;
-        let left_f: Vec<Firewall> = self.list_all("/firewalls", "firewalls", Some(&sel)).await?;
-        let left_k: Vec<SshKey> = self.list_all("/ssh_keys", "ssh_keys", Some(&sel)).await?;
-        let n_left = left_s.iter().filter(|s| is_managed_for(&s.labels, trial)).count()
-            + left_f.iter().filter(|f| is_managed_for(&f.labels, trial)).count()
-            + left_k.iter().filter(|k| is_managed_for(&k.labels, trial)).count();
-        if n_left > 0 {
-            return Err(ProviderError::Other(format!("{n_left} resources of trial {trial} still exist after deletion")));
-        }
-        Ok(report)
+        out.into_iter().map(|r| r.unwrap_or(Ok(()))).collect()
     }
 }

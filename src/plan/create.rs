@@ -1,11 +1,13 @@
-//! A lifecycle as data: an ordered list of typed steps. `--dry-run` prints the list; the
-//! executor walks the same list.
+//! The steps of `create`: on a cloud, keys -> ssh key -> firewall -> server -> running -> record;
+//! on an existing host, pin its key -> log in and check it -> record.
 
 use std::fmt;
 use std::path::PathBuf;
 
-use munero_provider::{labels_to_string, FirewallRule, Labels, ResourceKind};
+use munero_provider::{labels_to_string, FirewallRule, Labels};
 use serde::Serialize;
+
+use crate::ssh::RemoteCmd;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -18,7 +20,7 @@ pub enum KeyRole {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "step", rename_all = "snake_case")]
-pub enum Step {
+pub enum CreateStep {
     /// Generate (or reuse, when resuming) an ed25519 key stored 0600 in the trial dir.
     GenerateKey { role: KeyRole, path: PathBuf, reuse: bool },
     /// Find the SSH key by label, or register it.
@@ -37,20 +39,34 @@ pub enum Step {
     },
     /// Wait for the running state and the public IPv4.
     WaitRunning { name: String },
+    /// Keep the host key the operator vouches for (nothing is trusted on first use).
+    PinHostKey { fingerprint: String, from: PathBuf, to: PathBuf },
+    /// Log in with the pinned host key and run this check on the host.
+    VerifyLogin { target: String, with: String, cmd: RemoteCmd },
     /// Write the trial record.
     RecordTrial { path: PathBuf },
-    /// Delete one labelled resource (NotFound counts as done) and wait until it is gone.
-    DeleteResource { provider: String, kind: ResourceKind, id: String, name: String, trial: String },
-    /// List the trial's labelled resources again: none may be left.
-    VerifyGone { provider: String, trial: String },
-    /// Remove the trial's local record and secrets.
-    ForgetLocal { trial: String, path: PathBuf },
 }
 
-impl fmt::Display for Step {
+impl CreateStep {
+    /// Short name for error messages ("failed at step 3/7 (firewall)").
+    pub fn name(&self) -> &'static str {
+        match self {
+            CreateStep::GenerateKey { .. } => "keys",
+            CreateStep::EnsureSshKey { .. } => "ssh key",
+            CreateStep::EnsureFirewall { .. } => "firewall",
+            CreateStep::EnsureServer { .. } => "server",
+            CreateStep::WaitRunning { .. } => "wait running",
+            CreateStep::PinHostKey { .. } => "pin host key",
+            CreateStep::VerifyLogin { .. } => "log in",
+            CreateStep::RecordTrial { .. } => "record",
+        }
+    }
+}
+
+impl fmt::Display for CreateStep {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Step::GenerateKey { role, path, reuse } => {
+            CreateStep::GenerateKey { role, path, reuse } => {
                 let what = match role {
                     KeyRole::Login => "trial login key",
                     KeyRole::Host => "server host key",
@@ -58,53 +74,47 @@ impl fmt::Display for Step {
                 let verb = if *reuse { "reuse" } else { "generate" };
                 write!(f, "{verb} ed25519 {what} -> {} (0600)", path.display())
             }
-            Step::EnsureSshKey { name, fingerprint, labels } => {
+            CreateStep::EnsureSshKey { name, fingerprint, labels } => {
                 write!(f, "ensure ssh key {name} ({fingerprint}) labels {}", labels_to_string(labels))
             }
-            Step::EnsureFirewall { name, rules, labels } => {
+            CreateStep::EnsureFirewall { name, rules, labels } => {
                 write!(f, "ensure firewall {name} labels {}", labels_to_string(labels))?;
                 for r in rules {
                     write!(f, "\n     rule: {r}")?;
                 }
                 write!(f, "\n     rule: everything else inbound is dropped")
             }
-            Step::EnsureServer { name, server_type, image, location, user_data_bytes, labels } => {
-                write!(
-                    f,
-                    "ensure server {name}: find by label, else create type={server_type} image={image} location={} \
-                     user-data={user_data_bytes} bytes labels {}; wait for the create action",
-                    location.as_deref().unwrap_or("(provider default)"),
-                    labels_to_string(labels)
-                )
+            CreateStep::EnsureServer { name, server_type, image, location, user_data_bytes, labels } => write!(
+                f,
+                "ensure server {name}: find by label, else create type={server_type} image={image} location={} \
+                 user-data={user_data_bytes} bytes labels {}; wait for the create action",
+                location.as_deref().unwrap_or("(provider default)"),
+                labels_to_string(labels)
+            ),
+            CreateStep::WaitRunning { name } => write!(f, "wait until server {name} is running with a public IPv4"),
+            CreateStep::PinHostKey { fingerprint, from, to } => {
+                write!(f, "pin host key {fingerprint} from {} -> {} (0600)", from.display(), to.display())
             }
-            Step::WaitRunning { name } => write!(f, "wait until server {name} is running with a public IPv4"),
-            Step::RecordTrial { path } => write!(f, "record the trial in {}", path.display()),
-            Step::DeleteResource { provider, kind, id, name, trial } => {
-                write!(f, "delete {provider} {kind} {name} (id {id}) of trial {trial}; wait until gone")
-            }
-            Step::VerifyGone { provider, trial } => {
-                write!(f, "verify no {provider} resource labelled munero-trial={trial} is left")
-            }
-            Step::ForgetLocal { trial, path } => write!(f, "remove local secrets of {trial}: {}", path.display()),
+            CreateStep::VerifyLogin { target, with, cmd } => write!(
+                f,
+                "log in as {target} with {with} (the host must present exactly the pinned key) and run: {cmd}"
+            ),
+            CreateStep::RecordTrial { path } => write!(f, "record the trial in {}", path.display()),
         }
     }
-}
-
-/// A numbered plan, one step per line.
-pub fn render(steps: &[Step]) -> String {
-    steps.iter().enumerate().map(|(i, s)| format!("{:>2}. {s}", i + 1)).collect::<Vec<_>>().join("\n")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::render;
     use munero_provider::{trial_labels, Direction, Protocol};
 
     #[test]
     fn plan_renders_numbered_steps_with_rules() {
         let labels = trial_labels("acme", 1_800_000_000);
         let steps = vec![
-            Step::EnsureFirewall {
+            CreateStep::EnsureFirewall {
                 name: "munero-acme".into(),
                 rules: vec![FirewallRule {
                     direction: Direction::In,
@@ -115,7 +125,7 @@ mod tests {
                 }],
                 labels: labels.clone(),
             },
-            Step::WaitRunning { name: "acme".into() },
+            CreateStep::WaitRunning { name: "acme".into() },
         ];
         assert_eq!(
             render(&steps),
@@ -125,5 +135,16 @@ mod tests {
         );
         let j = serde_json::to_value(&steps[1]).unwrap();
         assert_eq!(j["step"], "wait_running");
+    }
+
+    #[test]
+    fn a_login_check_shows_the_command_it_runs() {
+        let s = CreateStep::VerifyLogin {
+            target: "deploy@h:22".into(),
+            with: "the ssh-agent".into(),
+            cmd: RemoteCmd::argv(["docker", "compose", "version"]),
+        };
+        assert!(s.to_string().ends_with("and run: docker compose version"));
+        assert_eq!(serde_json::to_value(&s).unwrap()["cmd"], "docker compose version");
     }
 }

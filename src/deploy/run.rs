@@ -1,0 +1,242 @@
+//! Walks a deploy plan over one SSH connection with the pinned host key: each remote step runs
+//! the command it carries, so what `--dry-run` printed is what runs.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::{json, Value};
+
+use crate::ctx::Ctx;
+use crate::deploy::env::EnvFile;
+use crate::deploy::{bundle, checks, verify, Step};
+use crate::error::usage;
+use crate::remote;
+use crate::ssh::upload::{self, UploadOptions};
+use crate::ssh::{Echo, RemoteCmd, Session};
+use crate::trial::Trial;
+
+/// What the steps need besides themselves: the trial, the merged env, the Basic Auth login.
+pub struct Deploy<'a> {
+    pub ctx: &'a Ctx,
+    pub trial: &'a Trial,
+    pub env: &'a EnvFile,
+    pub user: String,
+    pub password: Option<String>,
+}
+
+/// Walk the steps; returns each step's result by id.
+pub async fn run(d: &Deploy<'_>, steps: &[Step]) -> Result<serde_json::Map<String, Value>> {
+    let mut ex = Executor { d, sess: None, results: serde_json::Map::new() };
+    let total = steps.len();
+    for (i, step) in steps.iter().enumerate() {
+        d.ctx.out.progress(format!("[{}/{total}] [{}] {}", i + 1, step.id(), crate::plan::headline(step)));
+        ex.step(step).await.with_context(|| format!("deploy step {} ({}) failed", i + 1, step.id()))?;
+    }
+    if let Some(s) = ex.sess.take() {
+        s.close().await;
+    }
+    Ok(ex.results)
+}
+
+struct Executor<'a> {
+    d: &'a Deploy<'a>,
+    sess: Option<Session>,
+    results: serde_json::Map<String, Value>,
+}
+
+impl Executor<'_> {
+    async fn session(&mut self) -> Result<&Session> {
+        if self.sess.is_none() {
+            self.sess = Some(remote::connect(self.d.ctx, self.d.trial).await?);
+        }
+        Ok(self.sess.as_ref().expect("connected above"))
+    }
+
+    async fn remote(&mut self, cmd: &RemoteCmd) -> Result<()> {
+        let s = self.session().await?;
+        s.run_with(cmd, None::<tokio::io::Empty>, Echo::Progress).await?;
+        Ok(())
+    }
+
+    async fn step(&mut self, step: &Step) -> Result<()> {
+        let ctx = self.d.ctx;
+        match step {
+            Step::CheckData { path, .. } => {
+                let c = checks::check_sqlite(path)?;
+                ctx.out.progress(format!("      ok: {} tables, {}", c.tables, upload::human_bytes(c.bytes)));
+                self.results.insert("data".into(), json!(c));
+            }
+            Step::CheckEnv { .. } => {
+                let missing = self.d.env.missing_required();
+                if !missing.is_empty() {
+                    return Err(usage(format!(
+                        "the env is missing required keys: {} (set them in the --env file{})",
+                        missing.join(", "),
+                        if missing.iter().any(|k| k == "ACME_EMAIL") { ", or acme_email in munero.toml" } else { "" }
+                    )));
+                }
+                ctx.out.progress(format!("      ok: {} keys", self.d.env.keys().len()));
+            }
+            Step::WaitCloudInit { timeout_s, cmd, .. } => self.wait_ready(cmd, Duration::from_secs(*timeout_s)).await?,
+            Step::WriteManifest { cmd } | Step::ComposeUp { cmd } | Step::LoadData { cmd } | Step::PullModel { cmd, .. } => {
+                self.remote(cmd).await?
+            }
+            Step::UploadData { local, remote } => {
+                let opts = UploadOptions {
+                    hash_cache: Some(ctx.store.root().join("upload-hashes.json")),
+                    progress_bar: true,
+                    ..Default::default()
+                };
+                let s = self.session().await?;
+                let r = upload::upload_file(s, local, remote, &opts).await?;
+                if r.skipped {
+                    ctx.out.progress(format!("      skipped: the host already holds sha256 {}", r.sha256));
+                } else {
+                    ctx.out.progress(format!(
+                        "      uploaded {} (sent {}{}), sha256 {} verified on the host",
+                        upload::human_bytes(r.size),
+                        upload::human_bytes(r.bytes_sent),
+                        if r.resumed_from > 0 { format!(", resumed at {}", upload::human_bytes(r.resumed_from)) } else { String::new() },
+                        r.sha256
+                    ));
+                }
+                self.results.insert("upload".into(), json!(r));
+            }
+            Step::UploadBundle { remote_dir, app_dir, .. } => {
+                let s = self.session().await?;
+                for f in bundle::files() {
+                    upload::put_bytes(s, &format!("{remote_dir}/deploy/{}", f.path), f.contents, f.mode).await?;
+                }
+                if let Some(dir) = app_dir {
+                    send_build_contexts(s, dir, remote_dir).await?;
+                }
+                ctx.out.progress(format!(
+                    "      ok: {} stack files{}",
+                    bundle::files().len(),
+                    if app_dir.is_some() { " + backend/ frontend/" } else { "" }
+                ));
+            }
+            Step::UploadEnv { remote, .. } => {
+                let text = self.d.env.render();
+                let s = self.session().await?;
+                upload::put_bytes(s, remote, text.as_bytes(), 0o600).await?;
+                let mode = s.run(&RemoteCmd::argv(["stat", "-c", "%a", remote])).await?.stdout_str();
+                if mode.trim() != "600" {
+                    bail!("{remote} has mode {} on the host, expected 600", mode.trim());
+                }
+                ctx.out.progress("      ok: mode 0600");
+            }
+            Step::ShipImages { app_dir, images, cmd } => self.ship_images(app_dir, images, cmd).await?,
+            Step::WaitHealthy { .. } | Step::Smoke { .. } | Step::ExposureProbe { .. } => {
+                let password = self.d.password.clone().ok_or_else(|| anyhow!("no Basic Auth credentials"))?;
+                let (trial, user) = (self.d.trial, self.d.user.clone());
+                let s = self.session().await?;
+                let v = verify::run_step(ctx, trial, s, step, &user, &password).await?;
+                self.results.insert(step.id().into(), v);
+            }
+        }
+        Ok(())
+    }
+
+    /// Repeat the readiness check (exit 0 ready, 3 not yet, else failed) until the deadline,
+    /// reconnecting across the reboot a GPU driver install makes.
+    async fn wait_ready(&mut self, check: &RemoteCmd, timeout: Duration) -> Result<()> {
+        let start = Instant::now();
+        let mut last = String::new();
+        loop {
+            if self.sess.is_none() {
+                match remote::connect(self.d.ctx, self.d.trial).await {
+                    Ok(s) => self.sess = Some(s),
+                    Err(e) => {
+                        // A pinned-key mismatch is final; anything else may be the reboot.
+                        if e.chain().any(|c| c.downcast_ref::<crate::ssh::HostKeyMismatch>().is_some()) {
+                            return Err(e);
+                        }
+                        last = format!("{e:#}");
+                    }
+                }
+            }
+            if let Some(s) = &self.sess {
+                match s.exec(check).await {
+                    Ok(out) if out.status == Some(0) => {
+                        let first = out.stdout_str().lines().next().unwrap_or("").to_string();
+                        self.d.ctx.out.progress(format!("      ok: {first}"));
+                        return Ok(());
+                    }
+                    Ok(out) if out.status == Some(3) => last = out.stdout_str().trim().to_string(),
+                    Ok(out) => bail!(
+                        "cloud-init failed on the host:\n{}{}",
+                        out.stdout_str(),
+                        crate::ssh::tail_lines(&out.stderr_str(), 40)
+                    ),
+                    Err(e) => {
+                        last = format!("{e:#}");
+                        self.sess = None;
+                    }
+                }
+            }
+            if start.elapsed() > timeout {
+                bail!("the host was not ready after {}s (last: {last})", timeout.as_secs());
+            }
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+    }
+
+    async fn ship_images(&mut self, app_dir: &Path, images: &[String], load: &RemoteCmd) -> Result<()> {
+        // Build with the local engine from the checkout's own compose file, with the merged env
+        // in a private temp file (compose refuses to start without the required variables).
+        let tmp = std::env::temp_dir().join(format!("munero-ship-{}.env", std::process::id()));
+        crate::store::atomic_write(&tmp, self.d.env.render().as_bytes(), 0o600)?;
+        let compose = app_dir.join("deploy/docker-compose.yml");
+        let st = tokio::process::Command::new("docker")
+            .args(["compose", "-f"])
+            .arg(&compose)
+            .arg("--env-file")
+            .arg(&tmp)
+            .args(["build", "backend", "frontend"])
+            .status()
+            .await;
+        let _ = std::fs::remove_file(&tmp);
+        if !st.context("running docker compose build here")?.success() {
+            bail!("building the images locally failed (see the output above)");
+        }
+        let mut save = tokio::process::Command::new("docker")
+            .arg("save")
+            .args(images)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .context("running docker save")?;
+        let stdout = save.stdout.take().context("docker save stdout")?;
+        let s = self.session().await?;
+        s.run_with(load, Some(stdout), Echo::Progress).await?;
+        if !save.wait().await?.success() {
+            bail!("docker save failed");
+        }
+        Ok(())
+    }
+}
+
+/// `tar` of backend/ and frontend/ (without dependencies, caches and local data) streamed into
+/// the stack directory on the host.
+async fn send_build_contexts(s: &Session, app_dir: &Path, remote_dir: &str) -> Result<()> {
+    if !app_dir.join("backend").is_dir() || !app_dir.join("frontend").is_dir() {
+        return Err(usage(format!(
+            "{}: no backend/ and frontend/ to build from; pass --app-dir CHECKOUT or --ship-images",
+            app_dir.display()
+        )));
+    }
+    let mut cmd = tokio::process::Command::new("tar");
+    cmd.arg("-C").arg(app_dir);
+    for e in bundle::CONTEXT_EXCLUDES {
+        cmd.arg(format!("--exclude={e}"));
+    }
+    cmd.args(["-cf", "-", "backend", "frontend"]).stdout(std::process::Stdio::piped());
+    let mut child = cmd.spawn().context("running tar for the build contexts")?;
+    let stdout = child.stdout.take().context("tar stdout")?;
+    s.run_with(&crate::deploy::unpack_contexts_cmd(remote_dir), Some(stdout), Echo::Capture).await?;
+    if !child.wait().await?.success() {
+        bail!("tar of {} failed", app_dir.display());
+    }
+    Ok(())
+}

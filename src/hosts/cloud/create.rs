@@ -1,0 +1,399 @@
+//! Create on a cloud: keys -> ssh key -> firewall -> find or create the server -> wait running ->
+//! record. Re-running resumes; a failure half-way deletes what this run created.
+
+use anyhow::{anyhow, Context, Result};
+use munero_provider::{
+    trial_labels, Direction, FirewallRule, FirewallSpec, Labels, Protocol, Provider, ProviderError, ResourceKind,
+    ServerInfo, ServerSpec, SshKeySpec,
+};
+use serde_json::json;
+
+use crate::cloudinit::{self, UserDataInput};
+use crate::ctx::Ctx;
+use crate::error::usage;
+use crate::hosts::lifecycle::CreatePlan;
+use crate::keys::{self, KeyPair};
+use crate::output::Report;
+use crate::plan::create::{CreateStep, KeyRole};
+use crate::resolve::CreateRequest;
+use crate::trial::{self, Keys, Trial};
+
+/// What the steps need besides the record: keys and user-data (secret) and the specs.
+pub struct Prepared {
+    login: KeyPair,
+    host: KeyPair,
+    existed: bool,
+    user_data: String,
+    user_data_redacted: String,
+    labels: Labels,
+    firewall: FirewallSpec,
+    ssh_key: SshKeySpec,
+}
+
+/// Inbound tcp 80 and 443 from anywhere, tcp 22 only from `ssh_from`; nothing else.
+pub fn firewall_rules(ssh_from: &[String]) -> Vec<FirewallRule> {
+    let any = vec!["0.0.0.0/0".to_string(), "::/0".to_string()];
+    let rule = |port: &str, src: Vec<String>, d: &str| FirewallRule {
+        direction: Direction::In,
+        protocol: Protocol::Tcp,
+        port: Some(port.into()),
+        source_ips: src,
+        description: d.into(),
+    };
+    vec![rule("80", any.clone(), "http"), rule("443", any, "https"), rule("22", ssh_from.to_vec(), "ssh from the operator")]
+}
+
+/// Read-only checks at the provider (when connected), keys, user-data, specs and steps.
+pub async fn plan(ctx: &Ctx, api: Option<&dyn Provider>, req: &CreateRequest) -> Result<CreatePlan> {
+    let name = req.name.clone();
+    let kind = req.kind;
+    let mut notes = Vec::new();
+    if let Some(p) = api {
+        p.check_server_type(&req.server_type).await.map_err(|e| match e {
+            ProviderError::Invalid(m) => usage(m),
+            other => anyhow!(other).context("checking the server type"),
+        })?;
+        p.check_placement(&req.image, req.location.as_deref()).await.map_err(|e| match e {
+            ProviderError::Invalid(m) => usage(m),
+            other => anyhow!(other).context("checking the image and location"),
+        })?;
+        if req.prior.is_none() {
+            if let Some(s) = p.find_server(&name).await.context("looking for an existing server of the trial")? {
+                return Err(anyhow!(
+                    "trial {name} already has server {} at {} but no local record in {} (its keys are not here); \
+                     use the state dir that created it, or run `munero-infra destroy {name} --yes` and create it again",
+                    s.id,
+                    p.name(),
+                    ctx.store.root().display()
+                ));
+            }
+        }
+    } else {
+        notes.push(format!("note: no credentials for {kind}, so the server type was not checked against the API"));
+    }
+
+    let dir = ctx.store.trial_dir(&name);
+    let (login, host, reuse_keys) = match &req.prior {
+        Some(t) if !t.keys.ssh_private_key.is_empty() && dir.join(&t.keys.host_private_key).exists() => {
+            let login = keys::from_private(&ctx.store.read_file(&name, &t.keys.ssh_private_key)?)
+                .context("reading the trial's login key")?;
+            let host = keys::from_private(&ctx.store.read_file(&name, &t.keys.host_private_key)?)
+                .context("reading the trial's host key")?;
+            (login, host, true)
+        }
+        _ => (keys::generate_ed25519(&format!("munero-{name}"))?, keys::generate_ed25519(&format!("root@{name}"))?, false),
+    };
+
+    let input = UserDataInput {
+        trial: name.clone(),
+        provider: kind.as_str().to_string(),
+        size: req.size.clone(),
+        gpu: req.gpu,
+        docker_source: req.docker_source.as_str().to_string(),
+        expires_unix: req.expires_unix(),
+        expires_rfc3339: req.expires_rfc3339(),
+        expires_systemd: req.expires_systemd(),
+        domain: req.domain.clone(),
+        deploy_user: trial::DEPLOY_USER.to_string(),
+        authorized_key: login.public_openssh.clone(),
+        host_public_key: host.public_openssh.clone(),
+        host_private_key: host.private_openssh.clone(),
+        trusted_cas: req.trusted_cas.clone(),
+    };
+    let user_data = cloudinit::render(&input)?;
+    let user_data_redacted = cloudinit::render_redacted(&input)?;
+    cloudinit::check_size(kind.as_str(), &user_data).map_err(|e| usage(e.to_string()))?;
+
+    let labels = trial_labels(&name, req.expires_unix());
+    let rname = trial::resource_name(&name);
+    let firewall = FirewallSpec { name: rname.clone(), labels: labels.clone(), rules: firewall_rules(&req.ssh_from) };
+    let ssh_key = SshKeySpec { name: rname, public_key: login.public_openssh.clone(), labels: labels.clone() };
+
+    let mut t = req.prior.clone().unwrap_or_default();
+    t.name = name.clone();
+    t.provider = kind;
+    t.size = req.size.clone();
+    t.gpu = req.gpu;
+    t.server_type = req.server_type.clone();
+    t.location = req.location.clone();
+    t.image = req.image.clone();
+    t.docker_source = req.docker_source.as_str().to_string();
+    if t.created_unix == 0 {
+        t.created_unix = ctx.now.unix_timestamp();
+    }
+    t.expires_unix = req.expires_unix();
+    t.expires = req.expires_rfc3339();
+    t.domain = req.domain.clone();
+    t.ssh_from = req.ssh_from.clone();
+    t.ssh_user = trial::DEPLOY_USER.to_string();
+    if t.state.is_empty() {
+        t.state = "creating".into();
+    }
+    t.keys = Keys {
+        ssh_private_key: trial::SSH_KEY_FILE.into(),
+        ssh_public_key: format!("{}.pub", trial::SSH_KEY_FILE),
+        ssh_key_fingerprint: login.fingerprint.clone(),
+        host_private_key: trial::HOST_KEY_FILE.into(),
+        host_public_key: format!("{}.pub", trial::HOST_KEY_FILE),
+        host_key_fingerprint: host.fingerprint.clone(),
+    };
+
+    let steps = vec![
+        CreateStep::GenerateKey { role: KeyRole::Login, path: dir.join(trial::SSH_KEY_FILE), reuse: reuse_keys },
+        CreateStep::GenerateKey { role: KeyRole::Host, path: dir.join(trial::HOST_KEY_FILE), reuse: reuse_keys },
+        CreateStep::EnsureSshKey { name: ssh_key.name.clone(), fingerprint: login.fingerprint.clone(), labels: labels.clone() },
+        CreateStep::EnsureFirewall { name: firewall.name.clone(), rules: firewall.rules.clone(), labels: labels.clone() },
+        CreateStep::EnsureServer {
+            name: name.clone(),
+            server_type: t.server_type.clone(),
+            image: t.image.clone(),
+            location: t.location.clone(),
+            user_data_bytes: user_data.len(),
+            labels: labels.clone(),
+        },
+        CreateStep::WaitRunning { name: name.clone() },
+        CreateStep::RecordTrial { path: dir.join(crate::store::RECORD_FILE) },
+    ];
+    let details = json!({
+        "server_type": t.server_type,
+        "server_type_checked": api.is_some(),
+        "expires": t.expires,
+        "expires_unix": t.expires_unix,
+        "ssh_from": t.ssh_from,
+        "user_data_bytes": user_data.len(),
+        "user_data_limit": cloudinit::limit_for(kind.as_str()),
+        "user_data": user_data_redacted,
+    });
+    let prepared = Prepared {
+        login,
+        host,
+        existed: req.prior.is_some(),
+        user_data,
+        user_data_redacted,
+        labels,
+        firewall,
+        ssh_key,
+    };
+    Ok(CreatePlan { trial: t, steps, details, notes, prepared: Box::new(prepared) })
+}
+
+/// What this run changed at the provider, for clean-up after a failure.
+#[derive(Default)]
+struct Progress {
+    created: Vec<(ResourceKind, String)>,
+    firewall_id: Option<String>,
+    server: Option<ServerInfo>,
+    /// Reached the server step without finding an existing server: any server of the trial
+    /// found later was made by this run.
+    server_ours: bool,
+    wrote_local: bool,
+    resumed: bool,
+}
+
+pub async fn execute(ctx: &Ctx, p: &dyn Provider, plan: CreatePlan) -> Result<Report> {
+    let prep = plan.prepared.downcast::<Prepared>().map_err(|_| anyhow!("a cloud create needs a cloud plan"))?;
+    let steps = plan.steps;
+    let mut trial = plan.trial;
+    let mut prog = Progress::default();
+    let total = steps.len();
+    for (i, step) in steps.iter().enumerate() {
+        ctx.out.progress(format!("[{}/{total}] {}", i + 1, crate::plan::headline(step)));
+        if let Err(e) = run_step(ctx, p, &prep, &mut trial, step, &mut prog).await {
+            let cleanup = rollback(ctx, p, &prep, &trial.name, &prog).await;
+            return Err(e.context(format!("create {} failed at step {}/{total} ({}); {cleanup}", trial.name, i + 1, step.name())));
+        }
+    }
+    let dir = ctx.store.trial_dir(&trial.name);
+    let (server_name, location) = prog.server.as_ref().map(|s| (s.name.clone(), s.location.clone())).unwrap_or_default();
+    let human = format!(
+        "Trial {} is {} on {}: {} ({}), IPv4 {}, expires {}.\nSSH: ssh -i {} {}@{}  (host key {})",
+        trial.name,
+        if prog.resumed { "running (resumed)" } else { "running" },
+        trial.provider,
+        server_name,
+        trial.server_type,
+        trial.ipv4.as_deref().unwrap_or("-"),
+        trial.expires,
+        dir.join(&trial.keys.ssh_private_key).display(),
+        trial.ssh_user,
+        trial.ipv4.as_deref().unwrap_or("-"),
+        trial.keys.host_key_fingerprint,
+    );
+    let json = json!({
+        "ok": true,
+        "command": "create",
+        "dry_run": false,
+        "resumed": prog.resumed,
+        "trial": trial.name,
+        "provider": trial.provider,
+        "server_type": trial.server_type,
+        "location": location,
+        "image": trial.image,
+        "ipv4": trial.ipv4,
+        "state": trial.state,
+        "expires": trial.expires,
+        "expires_unix": trial.expires_unix,
+        "domain": trial.domain,
+        "ssh_from": trial.ssh_from,
+        "resources": {
+            "server_id": trial.resources.server_id,
+            "firewall_id": trial.resources.firewall_id,
+            "ssh_key_id": trial.resources.ssh_key_id,
+        },
+        "ssh": {
+            "user": trial.ssh_user,
+            "private_key_path": dir.join(&trial.keys.ssh_private_key),
+            "key_fingerprint": trial.keys.ssh_key_fingerprint,
+            "host_key_fingerprint": trial.keys.host_key_fingerprint,
+            "host_public_key": prep.host.public_openssh,
+        },
+        "state_dir": dir,
+        "plan": steps,
+        "user_data_bytes": prep.user_data.len(),
+        "user_data": prep.user_data_redacted,
+    });
+    Ok(Report::new(json, human))
+}
+
+async fn run_step(
+    ctx: &Ctx,
+    p: &dyn Provider,
+    prep: &Prepared,
+    trial: &mut Trial,
+    step: &CreateStep,
+    prog: &mut Progress,
+) -> Result<()> {
+    let name = trial.name.clone();
+    match step {
+        CreateStep::GenerateKey { role, reuse, .. } => {
+            if !*reuse {
+                let (file, kp) = match role {
+                    KeyRole::Login => (trial::SSH_KEY_FILE, &prep.login),
+                    KeyRole::Host => (trial::HOST_KEY_FILE, &prep.host),
+                };
+                ctx.store.write_secret(&name, file, kp.private_openssh.as_bytes())?;
+                ctx.store.write_secret(&name, &format!("{file}.pub"), format!("{}\n", kp.public_openssh).as_bytes())?;
+            }
+            if *role == KeyRole::Host {
+                // The record exists from here on, so a later failure can be resumed or destroyed.
+                ctx.store.save(trial)?;
+                prog.wrote_local = !prep.existed;
+            }
+        }
+        CreateStep::EnsureSshKey { .. } => {
+            let e = p.ensure_ssh_key(&prep.ssh_key).await.context("ensuring the ssh key")?;
+            if e.created {
+                prog.created.push((ResourceKind::SshKey, e.id.clone()));
+            }
+            ctx.out.progress(format!("      ssh key {} {}", e.id, if e.created { "created" } else { "found" }));
+            trial.resources.ssh_key_id = Some(e.id);
+            ctx.store.save(trial)?;
+        }
+        CreateStep::EnsureFirewall { .. } => {
+            let e = p.ensure_firewall(&prep.firewall).await.context("ensuring the firewall")?;
+            if e.created {
+                prog.created.push((ResourceKind::Firewall, e.id.clone()));
+            }
+            ctx.out.progress(format!("      firewall {} {}", e.id, if e.created { "created" } else { "found, rules set" }));
+            trial.resources.firewall_id = Some(e.id.clone());
+            prog.firewall_id = Some(e.id);
+            ctx.store.save(trial)?;
+        }
+        CreateStep::EnsureServer { .. } => {
+            let fw = prog.firewall_id.clone().context("no firewall id")?;
+            if let Some(s) = p.find_server(&name).await.context("looking for the trial's server")? {
+                ctx.out.progress(format!("      server {} exists ({}): resuming", s.id, s.status));
+                prog.resumed = true;
+                p.attach_firewall(&fw, &s.id).await.context("attaching the firewall to the existing server")?;
+                trial.resources.server_id = Some(s.id.clone());
+                prog.server = Some(s);
+            } else {
+                prog.server_ours = true;
+                let spec = ServerSpec {
+                    name: name.clone(),
+                    server_type: trial.server_type.clone(),
+                    image: trial.image.clone(),
+                    location: trial.location.clone(),
+                    user_data: prep.user_data.clone(),
+                    labels: prep.labels.clone(),
+                    ssh_key_ids: vec![prep.ssh_key.name.clone()],
+                    firewall_ids: vec![fw],
+                };
+                let s = p.create_server(&spec).await.context("creating the server")?;
+                ctx.out.progress(format!("      server {} created", s.id));
+                prog.created.push((ResourceKind::Server, s.id.clone()));
+                trial.resources.server_id = Some(s.id.clone());
+                prog.server = Some(s);
+            }
+            ctx.store.save(trial)?;
+        }
+        CreateStep::WaitRunning { .. } => {
+            let id = prog.server.as_ref().map(|s| s.id.clone()).context("no server id")?;
+            let s = p.wait_running(&id).await.context("waiting for the server to run")?;
+            trial.ipv4 = s.ipv4.clone();
+            trial.state = s.status.clone();
+            if trial.location.is_none() {
+                trial.location = s.location.clone();
+            }
+            ctx.out.progress(format!("      running, IPv4 {}", s.ipv4.as_deref().unwrap_or("-")));
+            prog.server = Some(s);
+        }
+        CreateStep::RecordTrial { .. } => {
+            ctx.store.save(trial)?;
+        }
+        other => return Err(anyhow!("a cloud create has no step {}", other.name())),
+    }
+    Ok(())
+}
+
+/// Delete what this run created, newest first. Returns a sentence for the error message.
+async fn rollback(ctx: &Ctx, p: &dyn Provider, prep: &Prepared, trial: &str, prog: &Progress) -> String {
+    let mut targets: Vec<(ResourceKind, String)> = Vec::new();
+    if prog.server_ours {
+        // The server may exist even when its create call failed (action error, lost answer).
+        match p.find_server(trial).await {
+            Ok(Some(s)) => targets.push((ResourceKind::Server, s.id)),
+            Ok(None) => {}
+            Err(e) => {
+                return format!(
+                    "could not check for a half-made server ({e}); anything left is labelled munero-trial={trial}: \
+                     run `munero-infra destroy {trial} --yes`"
+                )
+            }
+        }
+    }
+    for (k, id) in prog.created.iter().rev() {
+        if *k != ResourceKind::Server && !targets.contains(&(*k, id.clone())) {
+            targets.push((*k, id.clone()));
+        }
+    }
+    let forget = || {
+        if prog.wrote_local {
+            let _ = ctx.store.remove(trial);
+        }
+    };
+    if targets.is_empty() {
+        forget();
+        return "this run created nothing at the provider".into();
+    }
+    let mut deleted = Vec::new();
+    let mut left = Vec::new();
+    for (k, id) in &targets {
+        ctx.out.progress(format!("      cleaning up: deleting {k} {id}"));
+        match p.delete_resource(*k, id).await {
+            Ok(()) => deleted.push(format!("{k} {id}")),
+            Err(e) => left.push(format!("{k} {id} ({e})")),
+        }
+    }
+    if left.is_empty() {
+        forget();
+        let earlier = if prep.existed { " (resources from an earlier run are kept: re-run create to resume)" } else { "" };
+        format!("deleted what this run created: {}{earlier}", deleted.join(", "))
+    } else {
+        format!(
+            "deleted {}; could NOT delete {}: they stay labelled munero-trial={trial} so `munero-infra destroy {trial} --yes` removes them",
+            if deleted.is_empty() { "nothing".to_string() } else { deleted.join(", ") },
+            left.join(", "),
+        )
+    }
+}

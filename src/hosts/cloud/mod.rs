@@ -1,0 +1,160 @@
+//! A host at a cloud with an API behind `munero_provider::Provider` (Hetzner; AWS and others
+//! plug in the same way): labelled resources that create makes and destroy deletes.
+
+pub mod create;
+pub mod teardown;
+
+use anyhow::{anyhow, Context, Result};
+use async_trait::async_trait;
+use munero_provider::{Provider, ProviderKind, Resource, ResourceKind, ServerInfo};
+
+use crate::config::Config;
+use crate::ctx::Ctx;
+use crate::error::usage;
+use crate::hosts::lifecycle::{CreatePlan, Host, TeardownOutcome, TeardownPlan};
+use crate::hosts::resources;
+use crate::output::Report;
+use crate::plan::destroy::DestroyStep;
+use crate::plan::teardown::TeardownStep;
+use crate::resolve::{CreateRequest, Defaults};
+use crate::trial::Trial;
+
+pub struct CloudHost {
+    kind: ProviderKind,
+    /// None for a dry run without credentials: plans come from local records and defaults.
+    api: Option<Box<dyn Provider>>,
+    defaults: fn(&Config) -> Defaults,
+    /// Environment variable holding the credentials, named in errors.
+    credential: &'static str,
+}
+
+impl CloudHost {
+    pub fn new(kind: ProviderKind, api: Option<Box<dyn Provider>>, defaults: fn(&Config) -> Defaults, credential: &'static str) -> Self {
+        CloudHost { kind, api, defaults, credential }
+    }
+
+    fn api(&self) -> Result<&dyn Provider> {
+        self.api
+            .as_deref()
+            .ok_or_else(|| usage(format!("{} is not set: export the {} API credentials", self.credential, self.kind)))
+    }
+}
+
+/// Hetzner Cloud has no GPU server types.
+pub fn hetzner_defaults(cfg: &Config) -> Defaults {
+    Defaults {
+        cpu: cfg.hetzner.size_cpu.clone(),
+        gpu: Err("--size gpu is not offered on Hetzner Cloud (no GPU server types); use --provider aws --size gpu, or --size cpu".into()),
+        image: cfg.hetzner.image.clone(),
+        location: cfg.hetzner.location.clone(),
+        firewall: true,
+    }
+}
+
+/// The resource ids a local record remembers (for a dry run without credentials).
+fn record_resources(t: &Trial) -> Vec<Resource> {
+    let mk = |kind, id: &Option<String>, name: String| id.clone().map(|id| Resource { kind, id, name, labels: Default::default() });
+    [
+        mk(ResourceKind::Server, &t.resources.server_id, t.name.clone()),
+        mk(ResourceKind::Firewall, &t.resources.firewall_id, t.resource_name()),
+        mk(ResourceKind::SshKey, &t.resources.ssh_key_id, t.resource_name()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+#[async_trait]
+impl Host for CloudHost {
+    fn kind(&self) -> ProviderKind {
+        self.kind
+    }
+
+    fn boots_our_cloud_init(&self) -> bool {
+        true
+    }
+
+    fn defaults(&self, cfg: &Config) -> Defaults {
+        (self.defaults)(cfg)
+    }
+
+    async fn plan_create(&self, ctx: &Ctx, req: &CreateRequest) -> Result<CreatePlan> {
+        create::plan(ctx, self.api.as_deref(), req).await
+    }
+
+    async fn create(&self, ctx: &Ctx, plan: CreatePlan) -> Result<Report> {
+        create::execute(ctx, self.api()?, plan).await
+    }
+
+    async fn plan_destroy(&self, ctx: &Ctx, trial: &str, record: Option<&Trial>) -> Result<Vec<DestroyStep>> {
+        let found = match &self.api {
+            Some(p) => resources::trial_resources(p.as_ref(), trial).await?,
+            None => {
+                ctx.out.progress(format!(
+                    "note: no {}: the plan lists the ids of the local record, not checked at the provider",
+                    self.credential
+                ));
+                record.map(record_resources).unwrap_or_default()
+            }
+        };
+        if record.is_none() && found.is_empty() {
+            return Err(usage(format!(
+                "no trial named {trial}: no local record in {} and nothing labelled munero-trial={trial} at {}",
+                ctx.store.root().display(),
+                self.kind
+            )));
+        }
+        let mut steps: Vec<DestroyStep> = found.iter().map(|r| DestroyStep::delete(self.kind, trial, r)).collect();
+        steps.push(DestroyStep::VerifyGone { provider: self.kind, trial: trial.to_string() });
+        if record.is_some() {
+            steps.push(DestroyStep::ForgetLocal { trial: trial.to_string(), path: ctx.store.trial_dir(trial) });
+        }
+        Ok(steps)
+    }
+
+    async fn destroy(&self, ctx: &Ctx, steps: &[DestroyStep]) -> Result<Vec<String>> {
+        let p = self.api()?;
+        let mut done = Vec::new();
+        let total = steps.len();
+        for (i, step) in steps.iter().enumerate() {
+            ctx.out.progress(format!("[{}/{total}] {step}", i + 1));
+            match step {
+                DestroyStep::DeleteResource { kind, id, name, .. } => {
+                    p.delete_resource(*kind, id).await.with_context(|| format!("deleting {kind} {name} ({id})"))?;
+                    done.push(format!("{kind} {name} ({id})"));
+                }
+                DestroyStep::VerifyGone { trial, provider } => {
+                    let left = resources::trial_resources(p, trial).await?;
+                    if !left.is_empty() {
+                        let names: Vec<String> = left.iter().map(|r| format!("{} {} ({})", r.kind, r.name, r.id)).collect();
+                        return Err(anyhow!("{provider} still holds resources of trial {trial}: {}", names.join(", ")));
+                    }
+                }
+                DestroyStep::ForgetLocal { trial, .. } => {
+                    ctx.store.remove(trial)?;
+                    done.push(format!("local record of {trial}"));
+                }
+                DestroyStep::OnHost { .. } => return Err(anyhow!("a {} trial has no step {step}", self.kind)),
+            }
+        }
+        Ok(done)
+    }
+
+    async fn plan_teardown(&self, ctx: &Ctx, at_unix: i64) -> Result<TeardownPlan> {
+        teardown::plan(ctx, self.kind, self.api()?, at_unix).await
+    }
+
+    async fn teardown(&self, ctx: &Ctx, steps: &[TeardownStep]) -> TeardownOutcome {
+        match self.api() {
+            Ok(p) => teardown::execute(ctx, self.kind, p, steps).await,
+            Err(e) => TeardownOutcome {
+                failed: vec![serde_json::json!({"provider": self.kind, "trial": null, "error": format!("{e:#}")})],
+                ..Default::default()
+            },
+        }
+    }
+
+    async fn servers(&self) -> Result<Option<Vec<ServerInfo>>> {
+        Ok(Some(self.api()?.list_managed_servers().await?))
+    }
+}

@@ -1,0 +1,79 @@
+//! The one lifecycle interface every kind of host implements (docker-machine's driver model):
+//! a cloud creates a server behind a firewall, an existing host is registered and verified;
+//! destroy deletes what the tool made, or wipes and forgets. Commands hold a `Box<dyn Host>`
+//! and never ask which kind it is.
+
+use std::any::Any;
+
+use anyhow::Result;
+use async_trait::async_trait;
+use munero_provider::{ProviderKind, ServerInfo};
+use serde_json::Value;
+
+use crate::config::Config;
+use crate::ctx::Ctx;
+use crate::output::Report;
+use crate::plan::create::CreateStep;
+use crate::plan::destroy::DestroyStep;
+use crate::plan::teardown::TeardownStep;
+use crate::resolve::{CreateRequest, Defaults};
+use crate::trial::Trial;
+
+/// A create, planned: the steps `--dry-run` prints and `create` walks, the record it will write,
+/// what a dry run reports besides the steps, and the host's own prepared values (keys,
+/// user-data), which only that host reads.
+pub struct CreatePlan {
+    pub trial: Trial,
+    pub steps: Vec<CreateStep>,
+    pub details: Value,
+    pub notes: Vec<String>,
+    pub prepared: Box<dyn Any + Send + Sync>,
+}
+
+/// A teardown, planned for one kind of host.
+#[derive(Default)]
+pub struct TeardownPlan {
+    pub steps: Vec<TeardownStep>,
+    pub expired: Vec<String>,
+    pub kept: Vec<Value>,
+    pub notes: Vec<String>,
+}
+
+/// What a teardown did.
+#[derive(Default)]
+pub struct TeardownOutcome {
+    pub destroyed: Vec<String>,
+    pub failed: Vec<Value>,
+}
+
+#[async_trait]
+pub trait Host: Send + Sync {
+    fn kind(&self) -> ProviderKind;
+
+    /// Whether hosts of this kind boot our cloud-init, whose ready marker deploy waits for.
+    fn boots_our_cloud_init(&self) -> bool;
+
+    /// Server types, image and location that flags and config do not override.
+    fn defaults(&self, cfg: &Config) -> Defaults;
+
+    /// Check what can be checked without changing anything and decide the steps.
+    async fn plan_create(&self, ctx: &Ctx, req: &CreateRequest) -> Result<CreatePlan>;
+
+    /// Walk the plan. A failure half-way removes what this run made.
+    async fn create(&self, ctx: &Ctx, plan: CreatePlan) -> Result<Report>;
+
+    /// The steps that remove the trial (`record` is the local one, when there is one).
+    async fn plan_destroy(&self, ctx: &Ctx, trial: &str, record: Option<&Trial>) -> Result<Vec<DestroyStep>>;
+
+    /// Walk destroy steps; stops at the first failure. Returns what was removed.
+    async fn destroy(&self, ctx: &Ctx, steps: &[DestroyStep]) -> Result<Vec<String>>;
+
+    /// The trials that expired before `at_unix`, as steps.
+    async fn plan_teardown(&self, ctx: &Ctx, at_unix: i64) -> Result<TeardownPlan>;
+
+    /// Walk teardown steps; one trial's failure does not stop the others.
+    async fn teardown(&self, ctx: &Ctx, steps: &[TeardownStep]) -> TeardownOutcome;
+
+    /// Servers this kind of host reports for `status` (none for hosts without an API).
+    async fn servers(&self) -> Result<Option<Vec<ServerInfo>>>;
+}

@@ -1,0 +1,57 @@
+//! The kinds of host a trial can live on, behind one lifecycle interface. This is the only place
+//! that maps a provider kind to its implementation; commands hold a `Box<dyn Host>`.
+
+pub mod cloud;
+pub mod existing;
+pub mod lifecycle;
+pub mod resources;
+
+use anyhow::Result;
+use munero_provider::ProviderKind;
+
+use crate::error::usage;
+pub use lifecycle::Host;
+
+/// The Hetzner token from the environment (never printed).
+fn hetzner_token() -> Option<String> {
+    std::env::var("HCLOUD_TOKEN").ok().filter(|t| !t.trim().is_empty())
+}
+
+/// The host for `kind`. Without credentials a dry run still gets one that plans from local
+/// records and defaults; anything else names the missing credential (exit 2).
+pub fn connect(kind: ProviderKind, dry_run: bool) -> Result<Box<dyn Host>> {
+    match kind {
+        ProviderKind::Hetzner => {
+            let api: Option<Box<dyn munero_provider::Provider>> = match hetzner_token() {
+                Some(token) => Some(Box::new(munero_hetzner::HetznerProvider::from_env(&token)?)),
+                None if dry_run => None,
+                None => {
+                    return Err(usage(
+                        "HCLOUD_TOKEN is not set: export an API token of the Hetzner Cloud project (read & write)",
+                    ))
+                }
+            };
+            Ok(Box::new(cloud::CloudHost::new(kind, api, cloud::hetzner_defaults, "HCLOUD_TOKEN")))
+        }
+        ProviderKind::Ssh => Ok(Box::new(existing::ExistingHost)),
+        ProviderKind::Aws | ProviderKind::Local => {
+            Err(usage(format!("--provider {kind} is not available yet; use --provider hetzner or --provider ssh")))
+        }
+    }
+}
+
+/// Every kind of host that `status` and `teardown` can ask: the clouds with credentials in the
+/// environment, and existing hosts (their local records are all there is).
+pub fn configured() -> Result<Vec<Box<dyn Host>>> {
+    let mut out: Vec<Box<dyn Host>> = Vec::new();
+    if hetzner_token().is_some() {
+        out.push(connect(ProviderKind::Hetzner, false)?);
+    }
+    out.push(connect(ProviderKind::Ssh, false)?);
+    Ok(out)
+}
+
+/// Whether any kind with a provider API has credentials (teardown needs one or a record).
+pub fn any_cloud_configured() -> bool {
+    hetzner_token().is_some()
+}

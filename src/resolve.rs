@@ -1,0 +1,282 @@
+//! `create`'s inputs, resolved without touching the network: flags over the trial's earlier
+//! record (a resumed create keeps what it was made with) over `munero.toml` over the provider's
+//! defaults. Pure, so every precedence rule is a unit test.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use munero_provider::ProviderKind;
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+use time::OffsetDateTime;
+
+use crate::cli::CreateArgs;
+use crate::cloudinit::DockerSource;
+use crate::config::Config;
+use crate::error::usage;
+use crate::trial::Trial;
+use crate::validate;
+
+/// What a kind of host offers by default (`hosts::Host::defaults`).
+#[derive(Debug, Clone)]
+pub struct Defaults {
+    /// Server type for `--size cpu`.
+    pub cpu: String,
+    /// Server type for `--size gpu`; Err holds the reason and the fix when there is none.
+    pub gpu: Result<String, String>,
+    pub image: String,
+    pub location: Option<String>,
+    /// Whether the kind puts a firewall in front of SSH (then `--ssh-from` matters).
+    pub firewall: bool,
+}
+
+/// A create, fully decided.
+#[derive(Debug, Clone)]
+pub struct CreateRequest {
+    pub name: String,
+    pub kind: ProviderKind,
+    /// What was asked for: cpu, gpu or a provider type.
+    pub size: String,
+    pub gpu: bool,
+    pub server_type: String,
+    pub location: Option<String>,
+    pub image: String,
+    pub expires: OffsetDateTime,
+    pub domain: Option<String>,
+    /// CIDRs (`auto` already replaced by the operator's address).
+    pub ssh_from: Vec<String>,
+    /// PEM texts of extra CAs the host should trust.
+    pub trusted_cas: Vec<String>,
+    pub docker_source: DockerSource,
+    /// The trial's earlier record, when this create resumes one.
+    pub prior: Option<Trial>,
+    pub existing: ExistingHostArgs,
+    pub dry_run: bool,
+}
+
+/// `--provider ssh`: where the host is and how to log in (checked by that kind of host).
+#[derive(Debug, Clone, Default)]
+pub struct ExistingHostArgs {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub user: Option<String>,
+    pub identity: Option<PathBuf>,
+    pub host_key: Option<PathBuf>,
+    pub remote_dir: Option<String>,
+}
+
+impl CreateRequest {
+    pub fn expires_unix(&self) -> i64 {
+        self.expires.unix_timestamp()
+    }
+    pub fn expires_rfc3339(&self) -> String {
+        self.expires.format(&Rfc3339).unwrap_or_default()
+    }
+    /// The form systemd's OnCalendar takes.
+    pub fn expires_systemd(&self) -> String {
+        self.expires
+            .to_offset(time::UtcOffset::UTC)
+            .format(format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC"))
+            .unwrap_or_default()
+    }
+}
+
+/// The provider a create goes to: the flag, else munero.toml, else a usage error.
+pub fn provider_kind(args: &CreateArgs, cfg: &Config) -> Result<ProviderKind> {
+    args.provider.or(cfg.provider).ok_or_else(|| {
+        usage("--provider is required (hetzner|aws|local|ssh), or set `provider` in munero.toml")
+    })
+}
+
+/// The `--ssh-from` values before `auto` is looked up: flags, else the record's, else config,
+/// else `auto`.
+pub fn ssh_from_inputs(args: &CreateArgs, prior: Option<&Trial>, cfg: &Config) -> Vec<String> {
+    let prior_from = prior.map(|t| t.ssh_from.clone()).unwrap_or_default();
+    let v = if !args.ssh_from.is_empty() {
+        args.ssh_from.clone()
+    } else if !prior_from.is_empty() {
+        prior_from
+    } else {
+        cfg.ssh_from.clone()
+    };
+    if v.is_empty() {
+        vec!["auto".to_string()]
+    } else {
+        v
+    }
+}
+
+/// Everything else: validated, merged, the expiry computed. `ssh_from` is the resolved CIDR list;
+/// `notes` collects what people should hear (a kept expiry).
+pub fn create_request(
+    args: &CreateArgs,
+    kind: ProviderKind,
+    prior: Option<Trial>,
+    cfg: &Config,
+    defaults: &Defaults,
+    now: OffsetDateTime,
+    ssh_from: Vec<String>,
+    notes: &mut Vec<String>,
+) -> Result<CreateRequest> {
+    let name = args.trial.clone();
+    validate::trial_name(&name)?;
+    if let Some(t) = &prior {
+        if t.provider != kind {
+            return Err(usage(format!(
+                "trial {name} already exists on provider {}; destroy it first or choose another name",
+                t.provider
+            )));
+        }
+    }
+    let was = |f: fn(&Trial) -> Option<String>| prior.as_ref().and_then(f).filter(|v| !v.is_empty());
+
+    let size = args.size.clone().or_else(|| was(|t| Some(t.size.clone()))).unwrap_or_else(|| "cpu".to_string());
+    let gpu = size == "gpu";
+    let server_type = match size.as_str() {
+        "cpu" => defaults.cpu.clone(),
+        "gpu" => defaults.gpu.clone().map_err(usage)?,
+        other => {
+            validate::token("--size", other)?;
+            other.to_string()
+        }
+    };
+    let location = args.location.clone().or_else(|| was(|t| t.location.clone())).or_else(|| defaults.location.clone());
+    if let Some(l) = &location {
+        validate::token("--location", l)?;
+    }
+    let image = args.image.clone().or_else(|| was(|t| Some(t.image.clone()))).unwrap_or_else(|| defaults.image.clone());
+    if !image.is_empty() {
+        validate::token("--image", &image)?;
+    }
+
+    let mut expires = match (&args.expires, args.days.or(cfg.days)) {
+        (Some(e), _) => validate::expires(e, now)?,
+        (None, d) => now + time::Duration::days(validate::days(d.unwrap_or(validate::DEFAULT_DAYS))?),
+    };
+    expires = expires.replace_nanosecond(0).unwrap_or(expires);
+    // A resumed trial keeps the expiry it was created with: its resources already carry it.
+    if let Some(t) = prior.as_ref().filter(|t| t.expires_unix > 0) {
+        if t.expires_unix != expires.unix_timestamp() && (args.days.is_some() || args.expires.is_some()) {
+            notes.push(format!("note: trial {name} exists; keeping its expiry {} (set when it was first created)", t.expires));
+        }
+        expires = OffsetDateTime::from_unix_timestamp(t.expires_unix).unwrap_or(expires);
+    }
+
+    let domain = match (args.domain.clone().or_else(|| was(|t| t.domain.clone())), &cfg.domain_pattern) {
+        (Some(d), _) => Some(validate::fqdn(&d)?),
+        (None, Some(p)) => Some(validate::fqdn(&p.replace("{trial}", &name))?),
+        (None, None) => None,
+    };
+    let ca_paths = if args.trusted_ca.is_empty() { cfg.trusted_ca.clone() } else { args.trusted_ca.clone() };
+    let trusted_cas = ca_paths.iter().map(|p| validate::trusted_ca(p)).collect::<Result<Vec<_>>>()?;
+    let prior_docker = match was(|t| Some(t.docker_source.clone())).as_deref() {
+        Some("distro") => Some(DockerSource::Distro),
+        Some("upstream") => Some(DockerSource::Upstream),
+        _ => None,
+    };
+    let docker_source = args.docker_source.or(prior_docker).or(cfg.docker_source).unwrap_or(DockerSource::Upstream);
+    let h = &args.ssh;
+    Ok(CreateRequest {
+        name,
+        kind,
+        size,
+        gpu,
+        server_type,
+        location,
+        image,
+        expires,
+        domain,
+        ssh_from,
+        trusted_cas,
+        docker_source,
+        prior,
+        existing: ExistingHostArgs {
+            host: h.host.clone(),
+            port: h.port,
+            user: h.user.clone(),
+            identity: h.identity.clone(),
+            host_key: h.host_key.clone(),
+            remote_dir: h.remote_dir.clone(),
+        },
+        dry_run: args.dry_run,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn args(extra: &[&str]) -> CreateArgs {
+        let mut v = vec!["munero-infra", "create", "acme"];
+        v.extend_from_slice(extra);
+        match crate::cli::Cli::parse_from(v).command {
+            crate::cli::Command::Create(a) => a,
+            _ => unreachable!(),
+        }
+    }
+
+    fn hetzner() -> Defaults {
+        Defaults {
+            cpu: "cpx41".into(),
+            gpu: Err("no GPU here".into()),
+            image: "ubuntu-24.04".into(),
+            location: Some("nbg1".into()),
+            firewall: true,
+        }
+    }
+
+    fn now() -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
+    }
+
+    fn resolve(a: &CreateArgs, prior: Option<Trial>) -> Result<CreateRequest> {
+        create_request(a, ProviderKind::Hetzner, prior, &Config::default(), &hetzner(), now(), vec![], &mut vec![])
+    }
+
+    #[test]
+    fn provider_defaults_fill_what_no_flag_gives() {
+        let r = resolve(&args(&[]), None).unwrap();
+        assert_eq!((r.server_type.as_str(), r.image.as_str(), r.location.as_deref()), ("cpx41", "ubuntu-24.04", Some("nbg1")));
+        assert_eq!(r.expires_unix(), 1_800_000_000 + 14 * 86_400);
+        let e = resolve(&args(&["--size", "gpu"]), None).unwrap_err();
+        assert_eq!(crate::error::exit_code_of(&e), 2);
+        assert!(e.to_string().contains("no GPU here"));
+    }
+
+    #[test]
+    fn a_resumed_create_keeps_the_records_values_over_defaults_and_its_first_expiry() {
+        let prior = Trial {
+            name: "acme".into(),
+            size: "cx22".into(),
+            location: Some("hel1".into()),
+            image: "debian-12".into(),
+            expires_unix: 1_800_000_500,
+            expires: "then".into(),
+            ..Trial::default()
+        };
+        let mut notes = vec![];
+        let a = args(&["--days", "3"]);
+        let r = create_request(&a, ProviderKind::Hetzner, Some(prior), &Config::default(), &hetzner(), now(), vec![], &mut notes).unwrap();
+        assert_eq!((r.server_type.as_str(), r.location.as_deref(), r.image.as_str()), ("cx22", Some("hel1"), "debian-12"));
+        assert_eq!(r.expires_unix(), 1_800_000_500);
+        assert!(notes[0].contains("keeping its expiry then"), "{notes:?}");
+    }
+
+    #[test]
+    fn a_trial_on_another_provider_is_refused() {
+        let prior = Trial { name: "acme".into(), provider: ProviderKind::Ssh, ..Trial::default() };
+        let e = resolve(&args(&[]), Some(prior)).unwrap_err();
+        assert!(e.to_string().contains("already exists on provider ssh"), "{e}");
+    }
+
+    #[test]
+    fn ssh_from_comes_from_flags_then_record_then_config_then_auto() {
+        let cfg = Config { ssh_from: vec!["198.51.100.0/24".into()], ..Config::default() };
+        assert_eq!(ssh_from_inputs(&args(&[]), None, &Config::default()), ["auto"]);
+        assert_eq!(ssh_from_inputs(&args(&[]), None, &cfg), ["198.51.100.0/24"]);
+        let prior = Trial { ssh_from: vec!["203.0.113.7/32".into()], ..Trial::default() };
+        assert_eq!(ssh_from_inputs(&args(&[]), Some(&prior), &cfg), ["203.0.113.7/32"]);
+        assert_eq!(ssh_from_inputs(&args(&["--ssh-from", "192.0.2.1/32"]), Some(&prior), &cfg), ["192.0.2.1/32"]);
+    }
+}

@@ -1,0 +1,9 @@
+//! Instants for people.
+
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+/// Unix seconds as RFC 3339 (UTC).
+pub fn rfc3339(unix: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(unix).ok().and_then(|t| t.format(&Rfc3339).ok()).unwrap_or_else(|| unix.to_string())
+}
