@@ -15,7 +15,8 @@
 #
 # Env: MUNERO_BIN (default target/release/munero-infra, built when missing), TRIALS, LATENCY_MS,
 # LIVE (live trials, default 2), ACTION_POLLS (reads before a fake action finishes, default 1),
-# POLL_MS (the CLI's MUNERO_POLL_MS, default 100), KEEP=1 keeps the work dir.
+# POLL_MS (the CLI's MUNERO_POLL_MS, default 100), DETAIL=1 (requests by endpoint on stderr),
+# KEEP=1 keeps the work dir.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -29,7 +30,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --trials) TRIALS=$2; shift 2 ;;
     --latency-ms) LATENCY_MS=$2; shift 2 ;;
-    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "bench-teardown: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -67,7 +68,7 @@ CONTROL="http://127.0.0.1:$PORT/__fake"
 
 # helper.py seed N LIVE | helper.py check N LIVE RUN_JSON WALL_S: both talk to the control API.
 cat >"$WORK/helper.py" <<'PY'
-import json, sys, time, urllib.request
+import json, os, re, sys, time, urllib.request
 
 control = sys.argv[1]
 
@@ -147,6 +148,14 @@ def check(n, live, run_json, wall):
             problems.append("%s of expired trials are left: %s" % (kind, ", ".join(left[:5]) + (" ..." if len(left) > 5 else "")))
     if destroyed != n:
         problems.append("the CLI reports %s destroyed, expected %d" % (destroyed, n))
+    if os.environ.get("DETAIL") == "1":
+        kinds = {}
+        for r in requests:
+            key = "%s %s%s" % (r["method"], re.sub(r"/\d+", "/{id}", r["path"]),
+                               " ?label_selector" if "label_selector" in r["query"] else "")
+            kinds[key] = kinds.get(key, 0) + 1
+        for key, count in sorted(kinds.items(), key=lambda kv: -kv[1]):
+            print("    %5d  %s" % (count, key), file=sys.stderr)
     for p in problems:
         print("bench-teardown: %d trials: %s" % (n, p), file=sys.stderr)
     sys.exit(1 if problems else 0)
