@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from .profile import Dimension, Measure
+from .sql_engine import MAX_FILTER_VALUES, SqlEngine
 
 log = logging.getLogger("munero.columnar")
 FORMAT_VERSION = 1
-MAX_FILTER_VALUES = 200
 
 
 def _cache_key(ds) -> str:
@@ -123,7 +123,7 @@ class ColumnarStore:
         order = sorted(range(len(cnt)), key=lambda i: (-int(cnt[i]), labels[i]))
         return [labels[i] for i in order if cnt[i] > 0][:MAX_FILTER_VALUES]
 
-    # -- questions (same interface as dashboard.SqlEngine) ----------------------------------
+    # -- questions (same interface as sql_engine.SqlEngine) ----------------------------------
     def date_range(self):
         if not len(self.day):
             return None, None
@@ -281,16 +281,8 @@ def build_columnar(ds, settings) -> ColumnarStore | None:
     except (OSError, ValueError, KeyError) as exc:
         log.info("dashboard cache not loaded (%s), rebuilding", type(exc).__name__)
 
-    from .dashboard import SqlEngine  # local import: dashboard imports this module's users
-    from .profile import date_expr
-    from .core.database import quote_ident
-
-    eng = SqlEngine(ds)
-    frm, exprs = eng._from(p.dimensions)
     cols = sorted({m.column for m in p.measures if m.agg in ("sum", "avg")})
-    dexpr = date_expr(f"f.{quote_ident(p.date_column)}", p.date_kind)
-    select = [dexpr] + [exprs[d.name] for d in p.dimensions] + [f"f.{quote_ident(c)}" for c in cols]
-    sql = f"SELECT {', '.join(select)} {frm}"
+    sql = SqlEngine(ds).fact_rows_sql(cols)
     day_cache: dict[str, int] = {}
     raw_maps: list[dict] = [dict() for _ in p.dimensions]
     n_est = max(p.fact_rows, 1)

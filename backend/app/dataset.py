@@ -13,27 +13,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterator
 
+from .columnar import ColumnarStore, build_columnar
 from .core.config import Settings
 from .core.database import ConnectionPool, NoDataError, fingerprint, list_tables, open_readonly, quote_ident
 from .profile import Profile, ProfileError, build_profile
+from .sql_engine import register_functions
 
 log = logging.getLogger("munero.dataset")
-
-
-def iso_week_label(d: str | None) -> str | None:
-    if not d:
-        return None
-    from datetime import date
-
-    try:
-        y, w, _ = date.fromisoformat(d[:10]).isocalendar()
-    except ValueError:
-        return None
-    return f"{y}-W{w:02d}"
-
-
-def _register_functions(conn: sqlite3.Connection) -> None:
-    conn.create_function("munero_iso_week", 1, iso_week_label, deterministic=True)
 
 
 @dataclass
@@ -44,7 +30,7 @@ class Dataset:
     profile: Profile
     profile_error: str | None = None
     pool: ConnectionPool = field(default=None)  # type: ignore[assignment]
-    columnar: object | None = None  # app.columnar.ColumnarStore once built
+    columnar: ColumnarStore | None = None  # set by the background build
     _filters_cache: dict | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -135,8 +121,6 @@ class DatasetManager:
             self._building.add(key)
 
         def run():
-            from .columnar import build_columnar
-
             try:
                 ds.columnar = build_columnar(ds, self.settings)
             except Exception as exc:  # the SQL path keeps answering
@@ -157,7 +141,7 @@ class DatasetManager:
 class _FunctionPool(ConnectionPool):
     def acquire(self) -> sqlite3.Connection:
         conn = super().acquire()
-        _register_functions(conn)
+        register_functions(conn)
         return conn
 
 

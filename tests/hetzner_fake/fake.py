@@ -1319,7 +1319,12 @@ class Handler(BaseHTTPRequestHandler):
                 f["remaining"] -= 1
                 fault = dict(f)
                 break
+            latency = state.config["latency_ms"] / 1000.0
 
+        # Slept outside the lock, so concurrent requests overlap as on the real API: a client that
+        # sends 8 at once waits one latency, not eight. Only that makes a parallel client measurable.
+        if latency > 0:
+            time.sleep(latency)
         delay = fault["delay"] if fault else 0
         if delay and fault["when"] == "before":
             time.sleep(delay)  # nothing happens until the delay is over
@@ -1388,7 +1393,7 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def serve(host, port, config, verbose=False, serve_root=True):
-    state = State(config)
+    state = State({"latency_ms": 0, **config})
     handler = type("BoundHandler", (Handler,), {"state": state})
     server_cls = type("Server", (ThreadingHTTPServer,), {"request_queue_size": 128})
     httpd = server_cls((host, port), handler)
@@ -1412,13 +1417,16 @@ def main(argv=None):
     parser.add_argument("--rate-refill", type=float, default=1.0, help="requests added to the bucket per second")
     parser.add_argument("--release-on-delete", choices=("after_action", "immediate"), default="after_action",
                         help="when firewalls let go of a deleted server")
+    parser.add_argument("--latency-ms", type=int, default=0,
+                        help="every API request is answered this many milliseconds late (0 = at once)")
     parser.add_argument("--no-root", action="store_true",
                         help="serve the API only under /v1 (a request to /servers gets 404)")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     config = {"action_polls": args.action_polls, "action_seconds": args.action_seconds,
               "starting_polls": args.starting_polls, "rate_limit": args.rate_limit,
-              "release_on_delete": args.release_on_delete, "rate_refill": args.rate_refill}
+              "release_on_delete": args.release_on_delete, "rate_refill": args.rate_refill,
+              "latency_ms": args.latency_ms}
     httpd, _ = serve(args.host, args.port, config, args.verbose, serve_root=not args.no_root)
     print("LISTENING %d" % httpd.server_address[1], flush=True)
     try:

@@ -205,7 +205,7 @@ class Launcher:
         cmd = [sys.executable, os.path.join(HERE, "fake.py"), "--host", "127.0.0.1", "--port", str(a.port),
                "--action-polls", str(a.action_polls), "--action-seconds", str(a.action_seconds),
                "--starting-polls", str(a.starting_polls), "--rate-limit", str(a.rate_limit),
-               "--rate-refill", str(a.rate_refill),
+               "--rate-refill", str(a.rate_refill), "--latency-ms", str(a.latency_ms),
                "--release-on-delete", a.release_on_delete, "--no-root"]
         err = open(self.fake_log, "ab")
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
@@ -361,6 +361,7 @@ def parse_args(argv=None):
     p.add_argument("--rate-limit", type=int, default=3600)
     p.add_argument("--rate-refill", type=float, default=1.0)
     p.add_argument("--release-on-delete", choices=("after_action", "immediate"), default="after_action")
+    p.add_argument("--latency-ms", type=int, default=0, help="delay every API request by this much (0 = none)")
     p.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for Prism to answer")
     p.add_argument("--log-dir", help="where prism.log, violations.log and fake.log go (default: a new temp dir)")
     p.add_argument("--keep-logs", action="store_true",

@@ -9,6 +9,7 @@ without the spec they are skipped with "contract check skipped: spec not found a
 """
 
 import base64
+import concurrent.futures
 import hashlib
 import json
 import os
@@ -244,6 +245,26 @@ class ApiBehaviour:
         self.ctl("POST", "config", {"action_polls": 7})
         self.ctl("POST", "reset", {})
         self.assertEqual(self.ctl("GET", "config")["action_polls"], 2)
+
+    def test_latency_delays_every_api_request_and_overlaps_concurrent_ones(self):
+        self.ctl("POST", "config", {"latency_ms": 400})
+        t0 = time.monotonic()
+        self.assertEqual(self.api("GET", "/locations")[0], 200)
+        self.assertGreaterEqual(time.monotonic() - t0, 0.4)
+        t0 = time.monotonic()
+        self.ctl("GET", "health")
+        self.assertLess(time.monotonic() - t0, 0.4, "the control API is not delayed")
+        # Eight requests at once: one latency for all of them, not eight in a row.
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            t0 = time.monotonic()
+            statuses = list(pool.map(lambda _: self.api("GET", "/servers")[0], range(8)))
+            elapsed = time.monotonic() - t0
+        self.assertEqual(statuses, [200] * 8)
+        self.assertGreaterEqual(elapsed, 0.4)
+        self.assertLess(elapsed, 8 * 0.4 / 2, "concurrent requests were served one after another")
+        self.assertEqual(len(self.ctl("GET", "requests")["requests"]), 9)
+        self.ctl("POST", "reset", {})
+        self.assertEqual(self.ctl("GET", "config")["latency_ms"], 0)
 
     def test_every_response_carries_rate_limit_headers(self):
         for path in ("/locations", "/servers/424242"):
@@ -719,6 +740,18 @@ class LauncherTests(unittest.TestCase):
                 os.kill(info["pid"], signal.SIGTERM)
             except ProcessLookupError:
                 pass
+
+    def test_latency_flag_sets_the_start_up_latency(self):
+        launched = Launched("--quiet", "--latency-ms", "300")
+        try:
+            control = launched.info["control"] + "/__fake/"
+            self.assertEqual(request(control + "config", token=None)[2]["latency_ms"], 300)
+            request(control + "reset", "POST", {}, token=None)  # the flag is the start-up config
+            t0 = time.monotonic()
+            self.assertEqual(request(launched.info["endpoint"] + "/locations")[0], 200)
+            self.assertGreaterEqual(time.monotonic() - t0, 0.3)
+        finally:
+            launched.close()
 
     @staticmethod
     def _answers(info):
