@@ -89,7 +89,10 @@ fn prepare(ctx: &Ctx, args: &DeployArgs, write_state: bool) -> Result<Prepared> 
         }
     }
     let (data, sample) = match &args.data {
-        Some(d) => (d.clone(), false),
+        Some(d) => {
+            checks::check_data_file(d)?;
+            (d.clone(), false)
+        }
         None => (sample_dataset(ctx, write_state && wants(args, "check-data") || write_state && wants(args, "upload-data"))?, true),
     };
     let base = match &args.env {
