@@ -8,7 +8,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 
 use crate::deploy::env::{self, EnvFile, Generated};
-use crate::deploy::{self, bundle, checks, Step};
+use crate::deploy::{self, bundle, checks, snapshot, Step};
 use crate::error::usage;
 use crate::output::Report;
 use crate::remote;
@@ -232,13 +232,18 @@ impl Executor<'_> {
                 self.wait_cloud_init(*gpu, marker).await?;
             }
             Step::UploadData { local, remote } => {
+                let src = snapshot::UploadSource::prepare(local, &ctx.store.root().join("snapshots"))?;
+                if let Some(line) = src.progress_line() {
+                    ctx.out.progress(line);
+                }
                 let opts = UploadOptions {
                     hash_cache: Some(ctx.store.root().join("upload-hashes.json")),
                     progress_bar: true,
                     ..Default::default()
                 };
                 let s = self.session().await?;
-                let r = upload::upload_file(s, local, remote, &opts).await?;
+                let r = upload::upload_file(s, &src.path, remote, &opts).await?;
+                src.verify_unchanged()?;
                 if r.skipped {
                     ctx.out.progress(format!("      skipped: the host already holds sha256 {}", r.sha256));
                 } else {
@@ -250,7 +255,9 @@ impl Executor<'_> {
                         r.sha256
                     ));
                 }
-                self.results.insert("upload".into(), json!(r));
+                let mut v = json!(r);
+                src.annotate(&mut v);
+                self.results.insert("upload".into(), v);
             }
             Step::UploadBundle { remote_dir, app_dir, .. } => {
                 let s = self.session().await?;

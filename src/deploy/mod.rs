@@ -5,6 +5,7 @@
 pub mod bundle;
 pub mod checks;
 pub mod env;
+pub mod snapshot;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -112,7 +113,8 @@ impl fmt::Display for Step {
             ),
             Step::UploadData { local, remote } => write!(
                 f,
-                "upload {} -> {remote} (via {remote}.part, resume, sha256 verified on the host, atomic rename; skipped when unchanged)",
+                "upload {} -> {remote} (via {remote}.part, resume, sha256 verified on the host, atomic rename; skipped when unchanged; \
+                 a database in WAL mode or with a -wal/-journal beside it goes as a checked snapshot)",
                 local.display()
             ),
             Step::UploadBundle { remote_dir, files, app_dir } => {
