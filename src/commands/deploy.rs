@@ -176,15 +176,18 @@ pub async fn run(ctx: &Ctx, args: &DeployArgs) -> Result<Report> {
     }
     let url = prep.inputs.url.clone();
     let creds = remote::credentials_path(ctx, &prep.trial);
-    let human = format!(
-        "Trial {} deployed in {:.0}s: {url}\nBasic Auth user {}; password in {} (mode 0600).",
-        prep.trial.name,
-        started.elapsed().as_secs_f64(),
-        prep.creds_user,
-        creds.display()
-    );
+    let human = match deploy::not_deployed_summary(&prep.trial.name, &steps) {
+        Some(ran) => format!("{ran} ({:.0}s).", started.elapsed().as_secs_f64()),
+        None => format!(
+            "Trial {} deployed in {:.0}s: {url}\nBasic Auth user {}; password in {} (mode 0600).",
+            prep.trial.name,
+            started.elapsed().as_secs_f64(),
+            prep.creds_user,
+            creds.display()
+        ),
+    };
     Ok(Report::new(
-        json!({"ok": true, "command": "deploy", "dry_run": false, "trial": prep.trial.name, "url": url,
+        json!({"ok": true, "command": "deploy", "dry_run": false, "deployed": deploy::brings_stack_up(&steps), "trial": prep.trial.name, "url": url,
                "credentials_file": creds, "basic_auth_user": prep.creds_user,
                "steps": steps.iter().map(|s| s.id()).collect::<Vec<_>>(), "results": Value::Object(exec.results)}),
         human,

@@ -240,6 +240,27 @@ pub fn filter_plan(plan: Vec<Step>, only: &[String]) -> Vec<Step> {
     plan.into_iter().filter(|s| only.iter().any(|o| o == s.id())).collect()
 }
 
+/// True when the steps include the one that starts the stack: only then was anything deployed.
+pub fn brings_stack_up(steps: &[Step]) -> bool {
+    steps.iter().any(|s| matches!(s, Step::ComposeUp { .. }))
+}
+
+/// The closing line of a run that did not start the stack (`--only` without compose-up): what
+/// ran, and that nothing was deployed. None when the stack was brought up.
+pub fn not_deployed_summary(trial: &str, steps: &[Step]) -> Option<String> {
+    if brings_stack_up(steps) {
+        return None;
+    }
+    let ids: Vec<&str> = steps.iter().map(Step::id).collect();
+    let ran = if ids.is_empty() { "no step".to_string() } else { ids.join(", ") };
+    let why = if steps.iter().all(Step::is_local_only) {
+        "nothing was sent to the host"
+    } else {
+        "the stack is started by compose-up, which did not run"
+    };
+    Some(format!("Ran {ran} on trial {trial}; nothing was deployed ({why})"))
+}
+
 /// A numbered plan, one step per line: `  3. [upload-data] upload ...`.
 pub fn render(steps: &[Step]) -> String {
     steps
@@ -431,5 +452,21 @@ mod tests {
         assert!(w.starts_with("(cd /opt/munero/deploy && MUNERO_COMPOSE_ARGS='-f docker-compose.yml' bash ./wipe_client_data.sh --yes); rc=$?;"), "{w}");
         assert!(w.contains("rm -f -- /opt/munero/data/client.sqlite /opt/munero/data/client.sqlite.part /opt/munero/data/client.sqlite.sha256"), "{w}");
         assert!(w.ends_with("exit $rc"), "{w}");
+    }
+
+    #[test]
+    fn a_run_without_compose_up_says_what_ran_and_that_nothing_was_deployed() {
+        let plan = deploy_plan(&inputs(false, false));
+        let only = |ids: &[&str]| filter_plan(plan.clone(), &ids.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(
+            not_deployed_summary("acme", &only(&["check-data"])).unwrap(),
+            "Ran check-data on trial acme; nothing was deployed (nothing was sent to the host)"
+        );
+        assert_eq!(
+            not_deployed_summary("acme", &only(&["upload-data", "upload-env"])).unwrap(),
+            "Ran upload-data, upload-env on trial acme; nothing was deployed (the stack is started by compose-up, which did not run)"
+        );
+        assert_eq!(not_deployed_summary("acme", &only(&["compose-up"])), None);
+        assert_eq!(not_deployed_summary("acme", &plan), None);
     }
 }
