@@ -523,4 +523,36 @@ mod tests {
             assert_eq!(crate::error::exit_code_of(&err), 2, "{text}");
         }
     }
+
+    /// The same values through docker compose's own reader, when this machine has it.
+    #[test]
+    fn docker_compose_reads_every_rendered_value_back_unchanged() {
+        let has = std::process::Command::new("docker").args(["compose", "version"]).output();
+        if !has.is_ok_and(|o| o.status.success()) {
+            eprintln!("skipped: no docker compose here");
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        let mut env = EnvFile::default();
+        for (i, v) in SPECIAL.iter().enumerate() {
+            env.set(&format!("K{i}"), v);
+        }
+        std::fs::write(d.path().join(".env"), env.render()).unwrap();
+        std::fs::write(d.path().join("c.yml"), "services:\n  p:\n    image: busybox\n    env_file: [.env]\n").unwrap();
+        let out = std::process::Command::new("docker")
+            .args(["compose", "-f", "c.yml", "config", "--format", "json"])
+            .current_dir(d.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let cfg: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let got = &cfg["services"]["p"]["environment"];
+        for (i, v) in SPECIAL.iter().enumerate() {
+            // `config` prints a compose file, where a literal `$` is written `$$`.
+            let want = v.replace('$', "$$");
+            let k = format!("K{i}");
+            let got = got[&k].as_str().unwrap_or("");
+            assert_eq!(got, want, "{v:?} rendered as {:?}", env.render().lines().nth(i));
+        }
+    }
 }
