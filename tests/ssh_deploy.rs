@@ -244,3 +244,157 @@ fn without_data_deploy_uses_the_bundled_sample_dataset() {
         .expect("the sample dataset was generated in the state dir");
     assert_eq!(sha256_file(&s.remote.join("data/client.sqlite")), sha256_file(&sample));
 }
+
+/// The number of tables and of `orders` rows in a database file read alone (no sidecar files).
+fn tables_and_rows(db: &Path) -> (i64, i64) {
+    let dir = tempfile::tempdir().unwrap();
+    let alone = dir.path().join("alone.sqlite");
+    std::fs::copy(db, &alone).unwrap();
+    let c = rusqlite::Connection::open(&alone).unwrap();
+    let tables = c
+        .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0))
+        .unwrap();
+    let rows = c.query_row("SELECT count(*) FROM orders", [], |r| r.get(0)).unwrap_or(-1);
+    (tables, rows)
+}
+
+#[test]
+fn wal_database_with_uncheckpointed_writes_reaches_the_host_with_its_rows() {
+    let s = setup();
+    let data = s.sshd.dir.path().join("live.sqlite");
+    // A running app: WAL mode, no automatic checkpoint, connection held open throughout.
+    let app = rusqlite::Connection::open(&data).unwrap();
+    app.query_row("PRAGMA journal_mode=WAL", [], |r| r.get::<_, String>(0)).unwrap();
+    app.execute_batch(
+        "PRAGMA wal_autocheckpoint=0; CREATE TABLE orders(id INTEGER PRIMARY KEY, amount REAL); CREATE TABLE customers(id, name);",
+    )
+    .unwrap();
+    for i in 0..500 {
+        app.execute("INSERT INTO orders(amount) VALUES (?1)", [i as f64]).unwrap();
+    }
+    assert!(std::fs::metadata(format!("{}-wal", data.display())).unwrap().len() > 0, "the rows are in the -wal");
+    let d = data.to_str().unwrap();
+
+    let r = s.cli.run(&["--output", "json", "deploy", TRIAL, "--data", d, "--only", "check-data,upload-data"]).ok();
+    let remote = s.remote.join("data/client.sqlite");
+    assert_eq!(tables_and_rows(&remote), (2, 500), "the host has the tables and rows of the -wal");
+    let up = &r.json()["results"]["upload"];
+    assert_eq!(up["snapshot"], true, "{up}");
+    assert!(up["snapshot_reason"].as_str().unwrap().contains("-wal"), "{up}");
+    assert!(r.stderr.contains("snapshot:"), "the progress says a snapshot was uploaded:\n{}", r.stderr);
+    assert_eq!(common::mode(&s.cli.state_dir().join("upload-hashes.json")), 0o600);
+    let left: Vec<_> = std::fs::read_dir(s.cli.state_dir().join("snapshots")).unwrap().collect();
+    assert!(left.is_empty(), "the local copy of the client data is removed: {left:?}");
+
+    // Unchanged data: the same snapshot bytes, nothing sent. Then a new write is sent.
+    let again = s.cli.run(&["--output", "json", "deploy", TRIAL, "--data", d, "--only", "upload-data"]).ok();
+    assert_eq!(again.json()["results"]["upload"]["skipped"], true, "{}", again.stdout);
+    app.execute("INSERT INTO orders(amount) VALUES (1)", []).unwrap();
+    s.cli.run(&["deploy", TRIAL, "--data", d, "--only", "upload-data"]).ok();
+    assert_eq!(tables_and_rows(&remote), (2, 501));
+    drop(app);
+
+    // A plain rollback-journal file goes as it is.
+    let plain = s.sshd.dir.path().join("plain.sqlite");
+    sqlite_file(&plain, 1);
+    let r = s.cli.run(&["--output", "json", "deploy", TRIAL, "--data", plain.to_str().unwrap(), "--only", "upload-data"]).ok();
+    assert_eq!(r.json()["results"]["upload"]["snapshot"], false);
+    assert_eq!(sha256_file(&remote), sha256_file(&plain));
+}
+
+#[test]
+fn env_values_with_quotes_and_shell_characters_reach_the_host_as_compose_reads_them() {
+    use munero_infra::deploy::env::EnvFile;
+    let s = setup();
+    let values: &[(&str, &str, &str)] = &[
+        // (key, line in the operator's file, the value compose reads from it)
+        ("APOS", "APOS=it's-a-secret", "it's-a-secret"),
+        ("DQUOTE", r#"DQUOTE="say \"hi\"""#, r#"say "hi""#),
+        ("DOLLAR", "DOLLAR='pa$$word$x'", "pa$$word$x"),
+        ("BACKSLASH", r#"BACKSLASH="C:\\path\\""#, r"C:\path\"),
+        ("SINGLE_BS", r"SINGLE_BS='a\nb\c'", r"a\nb\c"),
+        ("HASH", "HASH='a # b'", "a # b"),
+        ("SPACES", "SPACES='  two  words '", "  two  words "),
+        ("NEWLINE", r#"NEWLINE="l1\nl2""#, "l1\nl2"),
+        ("MIXED", r#"MIXED="it's \"$$x\" \\ # y""#, r#"it's "$x" \ # y"#),
+    ];
+    let mut text = String::from("MUNERO_TLS=internal\n");
+    for (_, line, _) in values {
+        text.push_str(line);
+        text.push('\n');
+    }
+    let env_file = s.sshd.dir.path().join("client.env");
+    std::fs::write(&env_file, &text).unwrap();
+
+    let r = s.cli.run(&["deploy", TRIAL, "--env", env_file.to_str().unwrap(), "--only", "check-env,upload-env"]).ok();
+    let on_host = std::fs::read_to_string(s.remote.join("deploy/.env")).unwrap();
+    assert!(on_host.contains("\nAPOS=\"it's-a-secret\"\n"), "{on_host}");
+    let parsed = EnvFile::parse(&on_host).unwrap();
+    for (key, _, want) in values {
+        assert_eq!(parsed.get(key), Some(*want), "{key} on the host:\n{on_host}");
+        if want.len() > 3 {
+            assert!(!r.all_output().contains(want), "the value of {key} was printed");
+        }
+    }
+
+    // What docker compose itself reads, when this machine has it.
+    let has_compose = std::process::Command::new("docker")
+        .args(["compose", "version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_compose {
+        eprintln!("skipped: the `docker compose config` check (no docker compose here)");
+        return;
+    }
+    let dir = s.remote.join("deploy");
+    std::fs::write(dir.join("probe.yml"), "services:\n  probe:\n    image: busybox\n    env_file: [.env]\n").unwrap();
+    let out = std::process::Command::new("docker")
+        .args(["compose", "-f", "probe.yml", "--env-file", ".env", "config", "--format", "json"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cfg: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let envs = &cfg["services"]["probe"]["environment"];
+    for (key, _, want) in values {
+        // `config` prints a compose file, where a literal `$` is written `$$`.
+        let printed = want.replace('$', "$$");
+        assert_eq!(envs[key].as_str(), Some(printed.as_str()), "{key} as docker compose reads it");
+    }
+}
+
+#[test]
+fn bad_data_exits_2_naming_the_path_in_a_dry_run_and_a_real_run() {
+    let s = setup();
+    let dir = s.sshd.dir.path().join("exports");
+    std::fs::create_dir_all(&dir).unwrap();
+    let csv = s.sshd.dir.path().join("orders.csv");
+    std::fs::write(&csv, "id,amount\n1,2\n").unwrap();
+    let missing = s.sshd.dir.path().join("missing.sqlite");
+    for (path, why) in [(&dir, "is a directory"), (&csv, "is not an SQLite database"), (&missing, "no such file")] {
+        let p = path.to_str().unwrap();
+        for dry in [true, false] {
+            let mut args = vec!["deploy", TRIAL, "--data", p, "--only", FILE_STEPS];
+            if dry {
+                args.push("--dry-run");
+            }
+            let r = s.cli.run(&args);
+            assert_eq!(r.code, 2, "{args:?}: {r:?}");
+            assert!(r.stderr.contains(p) && r.stderr.contains(why) && r.stderr.contains("pass --data"), "{}", r.stderr);
+        }
+    }
+    assert!(!s.remote.exists(), "nothing may reach the host");
+}
+
+#[test]
+fn only_check_data_says_what_ran_and_that_nothing_was_deployed() {
+    let s = setup();
+    let data = s.sshd.dir.path().join("c.sqlite");
+    sqlite_file(&data, 1);
+    let r = s.cli.run(&["deploy", TRIAL, "--data", data.to_str().unwrap(), "--only", "check-data"]).ok();
+    let out = r.all_output();
+    assert!(out.contains(&format!("Ran check-data on trial {TRIAL}; nothing was deployed")), "{out}");
+    assert!(!out.contains("deployed in"), "{out}");
+    let j = s.cli.run(&["--output", "json", "deploy", TRIAL, "--data", data.to_str().unwrap(), "--only", "check-data"]).ok();
+    assert_eq!(j.json()["deployed"], false);
+}

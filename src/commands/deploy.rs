@@ -11,7 +11,7 @@ use crate::cli::DeployArgs;
 use crate::ctx::Ctx;
 use crate::deploy::env::{self, EnvFile, Generated};
 use crate::deploy::run::{self, Deploy};
-use crate::deploy::{self, bundle, sample};
+use crate::deploy::{self, bundle, checks, sample};
 use crate::error::usage;
 use crate::output::Report;
 use crate::trial::Trial;
@@ -34,7 +34,10 @@ fn prepare(ctx: &Ctx, args: &DeployArgs, write_state: bool) -> Result<Prepared> 
         }
     }
     let (data, is_sample) = match &args.data {
-        Some(d) => (d.clone(), false),
+        Some(d) => {
+            checks::check_data_file(d)?;
+            (d.clone(), false)
+        }
         None => {
             let make = write_state && (wants(args, "check-data") || wants(args, "upload-data"));
             (sample::sample_dataset(ctx.store.root(), make, |m| ctx.out.progress(m))?, true)
@@ -121,15 +124,19 @@ pub async fn run(ctx: &Ctx, args: &DeployArgs) -> Result<Report> {
     let results = run::run(&d, &steps).await?;
     let url = prep.inputs.url.clone();
     let creds = remote::credentials_path(ctx, &prep.trial);
-    let human = format!(
-        "Trial {} deployed in {:.0}s: {url}\nBasic Auth user {}; password in {} (mode 0600).",
-        prep.trial.name,
-        started.elapsed().as_secs_f64(),
-        prep.creds_user,
-        creds.display()
-    );
+    let human = match deploy::not_deployed_summary(&prep.trial.name, &steps) {
+        Some(ran) => format!("{ran} ({:.0}s).", started.elapsed().as_secs_f64()),
+        None => format!(
+            "Trial {} deployed in {:.0}s: {url}\nBasic Auth user {}; password in {} (mode 0600).",
+            prep.trial.name,
+            started.elapsed().as_secs_f64(),
+            prep.creds_user,
+            creds.display()
+        ),
+    };
     Ok(Report::new(
-        json!({"ok": true, "command": "deploy", "dry_run": false, "trial": prep.trial.name, "url": url,
+        json!({"ok": true, "command": "deploy", "dry_run": false, "deployed": deploy::brings_stack_up(&steps),
+               "trial": prep.trial.name, "url": url,
                "credentials_file": creds, "basic_auth_user": prep.creds_user,
                "steps": steps.iter().map(|s| s.id()).collect::<Vec<_>>(), "plan": steps,
                "results": Value::Object(results)}),

@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
+
+use crate::error::usage;
 
 /// Keys the stack cannot start without (docker-compose.yml uses `${...:?}` for some of them).
 pub const REQUIRED_KEYS: &[&str] = &[
@@ -29,26 +31,40 @@ enum Line {
 }
 
 impl EnvFile {
+    /// Reads the file as docker compose's env-file reader (compose-go `dotenv`) does, so the
+    /// value kept for a key is the one the stack would have seen from this file. What that
+    /// reader would take from elsewhere (a `$NAME` reference) is refused, naming the key only.
     pub fn parse(text: &str) -> Result<EnvFile> {
         let mut lines = Vec::new();
-        for (i, raw) in text.lines().enumerate() {
+        let mut rest = text;
+        let mut n = 0;
+        while !rest.is_empty() {
+            n += 1;
+            let (raw, after) = split_line(rest);
             let t = raw.trim();
             if t.is_empty() || t.starts_with('#') {
-                lines.push(Line::Other(raw.to_string()));
+                lines.push(Line::Other(raw.trim_end_matches('\r').to_string()));
+                rest = after;
                 continue;
             }
-            let t = t.strip_prefix("export ").unwrap_or(t);
+            let t = t.strip_prefix("export ").map(str::trim_start).unwrap_or(t);
             let Some((k, v)) = t.split_once('=') else {
-                bail!("line {}: expected KEY=VALUE (the value is not shown)", i + 1);
+                return Err(usage(format!("line {n}: expected KEY=VALUE (the value is not shown)")));
             };
             let key = k.trim().to_string();
             if key.is_empty()
                 || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
                 || key.as_bytes()[0].is_ascii_digit()
             {
-                bail!("line {}: {key:?} is not a valid variable name", i + 1);
+                return Err(usage(format!("line {n}: {key:?} is not a valid variable name")));
             }
-            lines.push(Line::Pair { key, value: unquote(v.trim()) });
+            // The value may run over several lines (a quoted value with newlines): parse it from
+            // the remaining text, not from this line alone.
+            let start = v.as_ptr() as usize - rest.as_ptr() as usize;
+            let (value, after) = parse_value(&rest[start..], &key, n)?;
+            n += rest[..rest.len() - after.len()].matches('\n').count().saturating_sub(1);
+            lines.push(Line::Pair { key, value });
+            rest = after;
         }
         Ok(EnvFile { lines })
     }
@@ -122,8 +138,8 @@ impl EnvFile {
         miss
     }
 
-    /// Render for Docker Compose: values with shell-special characters single-quoted (a bcrypt
-    /// hash has `$`, which compose would otherwise interpolate).
+    /// Render for Docker Compose: every value quoted so that compose reads back exactly the
+    /// stored value (see [`quote_value`]).
     pub fn render(&self) -> String {
         let mut s = String::new();
         for l in &self.lines {
@@ -141,29 +157,155 @@ impl EnvFile {
     }
 }
 
-fn unquote(v: &str) -> String {
-    let b = v.as_bytes();
-    if b.len() >= 2 && ((b[0] == b'\'' && b[b.len() - 1] == b'\'') || (b[0] == b'"' && b[b.len() - 1] == b'"')) {
-        v[1..v.len() - 1].to_string()
-    } else {
-        // An unquoted value ends at an inline comment.
-        match v.find(" #") {
-            Some(i) => v[..i].trim_end().to_string(),
-            None => v.to_string(),
-        }
+/// `(line, rest after its newline)`.
+fn split_line(s: &str) -> (&str, &str) {
+    match s.find('\n') {
+        Some(i) => (&s[..i], &s[i + 1..]),
+        None => (s, ""),
     }
 }
 
-fn quote_value(v: &str) -> String {
-    let plain = v
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"-_./:,+@%=".contains(&b));
-    if plain {
-        v.to_string()
-    } else {
-        // Compose: single-quoted values are taken literally (no interpolation).
-        format!("'{}'", v.replace('\'', ""))
+fn refuse(n: usize, key: &str, why: &str) -> anyhow::Error {
+    usage(format!("line {n}: {key}: {why} (the value is not shown)"))
+}
+
+/// One value as compose-go's dotenv parser reads it: single quotes literal, except that `\'`
+/// stands for `'`; double quotes with `\"`, `\\`, `\n`-style escapes and `$` interpolation;
+/// unquoted to the end of the line, cut at ` #`, with `$` interpolation. Returns the value and
+/// the text after its line.
+fn parse_value<'a>(src: &'a str, key: &str, n: usize) -> Result<(String, &'a str)> {
+    let src = src.trim_start_matches([' ', '\t']);
+    let q = match src.chars().next() {
+        Some(c @ ('\'' | '"')) => c,
+        _ => {
+            let (line, after) = split_line(src);
+            let v = match line.find(" #") {
+                Some(i) => &line[..i],
+                None => line,
+            };
+            return Ok((interpolate(v.trim_end(), key, n)?, after));
+        }
+    };
+    let mut raw = String::new();
+    let mut escaped = false;
+    for (i, c) in src[1..].char_indices() {
+        if c != q {
+            if !escaped && c == '\\' {
+                escaped = true;
+                continue;
+            }
+            if escaped {
+                escaped = false;
+                raw.push('\\');
+            }
+            raw.push(c);
+            continue;
+        }
+        if escaped {
+            escaped = false;
+            raw.push(c);
+            continue;
+        }
+        let (tail, after) = split_line(&src[1 + i + 1..]);
+        let tail = tail.trim();
+        if !tail.is_empty() && !tail.starts_with('#') {
+            return Err(refuse(n, key, "unexpected text after the closing quote"));
+        }
+        let value = if q == '"' { interpolate(&unescape(&raw, key, n)?, key, n)? } else { raw };
+        return Ok((value, after));
     }
+    Err(refuse(n, key, &format!("the value opens with {q} but has no closing {q}")))
+}
+
+/// The escapes compose expands inside double quotes. A `\$` becomes `$$`, which
+/// [`interpolate`] then reads as a literal `$`, as compose does.
+fn unescape(raw: &str, key: &str, n: usize) -> Result<String> {
+    let mut out = String::with_capacity(raw.len());
+    let mut it = raw.chars().peekable();
+    while let Some(c) = it.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        let e = match it.peek() {
+            Some('n') => "\n",
+            Some('r') => "\r",
+            Some('t') => "\t",
+            Some('a') => "\x07",
+            Some('b') => "\x08",
+            Some('f') => "\x0c",
+            Some('v') => "\x0b",
+            Some('$') => "$$",
+            Some('"') => "\"",
+            Some('\\') => "\\",
+            Some('0') => return Err(refuse(n, key, "octal escapes (\\0NNN) are not supported; write the character itself")),
+            _ => {
+                out.push('\\');
+                continue;
+            }
+        };
+        it.next();
+        out.push_str(e);
+    }
+    Ok(out)
+}
+
+/// Compose's interpolation: `$$` is a `$`; `$NAME` and `${...}` take a value from the host's
+/// environment or an earlier line, which is not this file's value and could differ on the
+/// host: refused. Any other `$` is kept.
+fn interpolate(v: &str, key: &str, n: usize) -> Result<String> {
+    let mut out = String::with_capacity(v.len());
+    let mut it = v.chars().peekable();
+    while let Some(c) = it.next() {
+        if c != '$' {
+            out.push(c);
+            continue;
+        }
+        match it.peek() {
+            Some('$') => {
+                it.next();
+                out.push('$');
+            }
+            Some(&d) if d == '{' || d == '_' || d.is_ascii_alphabetic() => {
+                return Err(refuse(
+                    n,
+                    key,
+                    "the value refers to a variable ($NAME or ${...}) that docker compose would \
+                     replace; write $$ for a literal $, or put the value in single quotes",
+                ));
+            }
+            _ => out.push('$'),
+        }
+    }
+    Ok(out)
+}
+
+/// Writes a value so that compose's env-file reader gives back exactly `v`: plain values as
+/// they are; otherwise single quotes (literal, and what operators expect for a bcrypt hash)
+/// when `v` has no `'`, no line break and does not end in `\` (which would escape the closing
+/// quote); else double quotes with `\\`, `\"`, `\n`, `\r` escaped and `$` doubled.
+fn quote_value(v: &str) -> String {
+    let plain = v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./:,+@%=".contains(&b));
+    if plain {
+        return v.to_string();
+    }
+    if !v.contains(['\'', '\n', '\r']) && !v.ends_with('\\') {
+        return format!("'{v}'");
+    }
+    let mut s = String::with_capacity(v.len() + 8);
+    s.push('"');
+    for c in v.chars() {
+        match c {
+            '\\' => s.push_str("\\\\"),
+            '"' => s.push_str("\\\""),
+            '$' => s.push_str("$$"),
+            '\n' => s.push_str("\\n"),
+            '\r' => s.push_str("\\r"),
+            c => s.push(c),
+        }
+    }
+    s.push('"');
+    s
 }
 
 /// Values of .env.example that only show the shape and must not reach a real host.
@@ -296,5 +438,121 @@ mod tests {
     fn bad_line_error_does_not_show_the_value() {
         let err = EnvFile::parse("GOOD=1\nsecret-value-without-equals\n").unwrap_err().to_string();
         assert!(err.contains("line 2") && !err.contains("secret-value"), "{err}");
+    }
+
+    /// Values with every character the env-file syntax treats specially, each alone and mixed.
+    const SPECIAL: &[&str] = &[
+        "it's-a-secret", "'", "''", "\"", "say \"hi\"", "\"quoted\"", "$", "$$", "a$b", "$2b$12$abc",
+        "$HOME", "${HOME}", "\\", "back\\slash", "ends\\", "ends\\\\", "a\\nb", "\\'", "\\\"", "#", "#start",
+        "x # not a comment", "two words", " leading and trailing ", "line1\nline2", "\n", "cr\rx",
+        "tab\there", "it's \"all\" $HOME \\ # x\n'", "", "caf\u{e9} \u{20ac}",
+    ];
+
+    #[test]
+    fn every_special_character_round_trips_through_render_and_parse() {
+        for v in SPECIAL {
+            let mut env = EnvFile::default();
+            env.set("K", v);
+            let text = env.render();
+            let back = EnvFile::parse(&text).unwrap_or_else(|e| panic!("{v:?} rendered as {text:?}: {e:#}"));
+            assert_eq!(back.get("K"), Some(*v), "rendered as {text:?}");
+        }
+    }
+
+    #[test]
+    fn quoting_is_the_simplest_that_compose_reads_back() {
+        let line = |v: &str| {
+            let mut e = EnvFile::default();
+            e.set("K", v);
+            e.render()
+        };
+        assert_eq!(line("plain-1.2:3"), "K=plain-1.2:3\n");
+        assert_eq!(line("it's-a-secret"), "K=\"it's-a-secret\"\n");
+        assert_eq!(line("$2b$12$abc"), "K='$2b$12$abc'\n");
+        assert_eq!(line("a \"b\" # c"), "K='a \"b\" # c'\n");
+        assert_eq!(line("it's $x \\ \"y\"\nz"), "K=\"it's $$x \\\\ \\\"y\\\"\\nz\"\n");
+        assert_eq!(line("ends\\"), "K=\"ends\\\\\"\n");
+        assert_eq!(line(""), "K=\n");
+    }
+
+    /// What compose-go's dotenv reader gives for each line (its own test cases and rules).
+    #[test]
+    fn operator_files_are_read_as_compose_reads_them() {
+        let cases: &[(&str, &str)] = &[
+            ("A=it's-a-secret", "it's-a-secret"),
+            ("A='it\\'s'", "it's"),
+            ("A='a\\nb'", "a\\nb"),
+            ("A='$x ${y}'", "$x ${y}"),
+            ("A=\"a\\\"b\"", "a\"b"),
+            ("A=\"a\\\\b\"", "a\\b"),
+            ("A=\"l1\\nl2\"", "l1\nl2"),
+            ("A=\"it's\"", "it's"),
+            ("A=\"$$x \\$y\"", "$x $y"),
+            ("A=$$x", "$x"),
+            ("A=$2b$12$./x", "$2b$12$./x"),
+            ("A=x #c", "x"),
+            ("A=x#c", "x#c"),
+            ("A = spaced  ", "spaced"),
+            ("export A=1", "1"),
+            ("A='x' # why", "x"),
+            ("A=a\\nb", "a\\nb"),
+            ("A=\"multi\nline\"", "multi\nline"),
+            ("A=crlf\r", "crlf"),
+        ];
+        for (text, want) in cases {
+            let env = EnvFile::parse(&format!("{text}\nB=after\n")).unwrap_or_else(|e| panic!("{text:?}: {e:#}"));
+            assert_eq!(env.get("A"), Some(*want), "{text:?}");
+            assert_eq!(env.get("B"), Some("after"), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn values_compose_would_change_are_refused_by_key_without_the_value() {
+        for text in [
+            "SECRET=pre${HOME}post",
+            "SECRET=pre$HOME",
+            "SECRET=\"pre$HOME\"",
+            "SECRET='pre-unterminated",
+            "SECRET=\"pre-unterminated",
+            "SECRET='pre' post",
+        ] {
+            let err = EnvFile::parse(&format!("OK=1\n{text}\n")).unwrap_err();
+            let msg = format!("{err:#}");
+            assert!(msg.contains("line 2: SECRET:"), "{text}: {msg}");
+            assert!(!msg.contains("pre"), "the value leaked: {msg}");
+            assert_eq!(crate::error::exit_code_of(&err), 2, "{text}");
+        }
+    }
+
+    /// The same values through docker compose's own reader, when this machine has it.
+    #[test]
+    fn docker_compose_reads_every_rendered_value_back_unchanged() {
+        let has = std::process::Command::new("docker").args(["compose", "version"]).output();
+        if !has.is_ok_and(|o| o.status.success()) {
+            eprintln!("skipped: no docker compose here");
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        let mut env = EnvFile::default();
+        for (i, v) in SPECIAL.iter().enumerate() {
+            env.set(&format!("K{i}"), v);
+        }
+        std::fs::write(d.path().join(".env"), env.render()).unwrap();
+        std::fs::write(d.path().join("c.yml"), "services:\n  p:\n    image: busybox\n    env_file: [.env]\n").unwrap();
+        let out = std::process::Command::new("docker")
+            .args(["compose", "-f", "c.yml", "config", "--format", "json"])
+            .current_dir(d.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let cfg: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let got = &cfg["services"]["p"]["environment"];
+        for (i, v) in SPECIAL.iter().enumerate() {
+            // `config` prints a compose file, where a literal `$` is written `$$`.
+            let want = v.replace('$', "$$");
+            let k = format!("K{i}");
+            let got = got[&k].as_str().unwrap_or("");
+            assert_eq!(got, want, "{v:?} rendered as {:?}", env.render().lines().nth(i));
+        }
     }
 }

@@ -8,6 +8,7 @@ pub mod env;
 pub mod manifest;
 pub mod run;
 pub mod sample;
+pub mod snapshot;
 pub mod verify;
 
 use std::fmt;
@@ -122,7 +123,8 @@ impl fmt::Display for Step {
             Step::WriteManifest { cmd } => write!(f, "record what deploy puts on the host: {cmd}"),
             Step::UploadData { local, remote } => write!(
                 f,
-                "upload {} -> {remote} (via {remote}.part, resume, sha256 verified on the host, atomic rename; skipped when unchanged)",
+                "upload {} -> {remote} (via {remote}.part, resume, sha256 verified on the host, atomic rename; skipped when unchanged; \
+                 a database in WAL mode or with a -wal/-journal beside it goes as a checked snapshot)",
                 local.display()
             ),
             Step::UploadBundle { remote_dir, files, app_dir } => {
@@ -253,6 +255,27 @@ pub fn filter_plan(plan: Vec<Step>, only: &[String]) -> Vec<Step> {
     }
     let manifest = only.iter().any(|o| PUTS_ON_HOST.contains(&o.as_str()));
     plan.into_iter().filter(|s| only.iter().any(|o| o == s.id()) || (manifest && s.id() == "write-manifest")).collect()
+}
+
+/// True when the steps include the one that starts the stack: only then was anything deployed.
+pub fn brings_stack_up(steps: &[Step]) -> bool {
+    steps.iter().any(|s| matches!(s, Step::ComposeUp { .. }))
+}
+
+/// The closing line of a run that did not start the stack (`--only` without compose-up): what
+/// ran, and that nothing was deployed. None when the stack was brought up.
+pub fn not_deployed_summary(trial: &str, steps: &[Step]) -> Option<String> {
+    if brings_stack_up(steps) {
+        return None;
+    }
+    let ids: Vec<&str> = steps.iter().map(Step::id).collect();
+    let ran = if ids.is_empty() { "no step".to_string() } else { ids.join(", ") };
+    let why = if steps.iter().all(Step::is_local_only) {
+        "nothing was sent to the host"
+    } else {
+        "the stack is started by compose-up, which did not run"
+    };
+    Some(format!("Ran {ran} on trial {trial}; nothing was deployed ({why})"))
 }
 
 /// A numbered plan, one step per line: `  3. [upload-data] upload ...`.
@@ -491,5 +514,21 @@ mod tests {
         assert!(out.contains("not in use on this host (status: disabled)"), "{out}");
         let (rc, out) = run(&cloud_init_check_cmd(false, true).to_command_line(), &path);
         assert_eq!(rc, 3, "{out}");
+    }
+
+    #[test]
+    fn a_run_without_compose_up_says_what_ran_and_that_nothing_was_deployed() {
+        let plan = deploy_plan(&inputs(false, false));
+        let only = |ids: &[&str]| filter_plan(plan.clone(), &ids.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(
+            not_deployed_summary("acme", &only(&["check-data"])).unwrap(),
+            "Ran check-data on trial acme; nothing was deployed (nothing was sent to the host)"
+        );
+        assert_eq!(
+            not_deployed_summary("acme", &only(&["upload-data", "upload-env"])).unwrap(),
+            "Ran write-manifest, upload-data, upload-env on trial acme; nothing was deployed (the stack is started by compose-up, which did not run)"
+        );
+        assert_eq!(not_deployed_summary("acme", &only(&["compose-up"])), None);
+        assert_eq!(not_deployed_summary("acme", &plan), None);
     }
 }

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::ctx::Ctx;
 use crate::deploy::env::EnvFile;
-use crate::deploy::{bundle, checks, verify, Step};
+use crate::deploy::{bundle, checks, snapshot, verify, Step};
 use crate::error::usage;
 use crate::remote;
 use crate::ssh::upload::{self, UploadOptions};
@@ -83,13 +83,18 @@ impl Executor<'_> {
                 self.remote(cmd).await?
             }
             Step::UploadData { local, remote } => {
+                let src = snapshot::UploadSource::prepare(local, &ctx.store.root().join("snapshots"))?;
+                if let Some(line) = src.progress_line() {
+                    ctx.out.progress(line);
+                }
                 let opts = UploadOptions {
                     hash_cache: Some(ctx.store.root().join("upload-hashes.json")),
                     progress_bar: true,
                     ..Default::default()
                 };
                 let s = self.session().await?;
-                let r = upload::upload_file(s, local, remote, &opts).await?;
+                let r = upload::upload_file(s, &src.path, remote, &opts).await?;
+                src.verify_unchanged()?;
                 if r.skipped {
                     ctx.out.progress(format!("      skipped: the host already holds sha256 {}", r.sha256));
                 } else {
@@ -101,7 +106,9 @@ impl Executor<'_> {
                         r.sha256
                     ));
                 }
-                self.results.insert("upload".into(), json!(r));
+                let mut v = json!(r);
+                src.annotate(&mut v);
+                self.results.insert("upload".into(), v);
             }
             Step::UploadBundle { remote_dir, app_dir, .. } => {
                 let s = self.session().await?;

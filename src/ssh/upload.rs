@@ -508,12 +508,18 @@ fn store_local_sha256(path: &Path, cache: Option<&Path>, sha: &str) {
     let (Some(c), Some((key, size, mtime_ns))) = (cache, file_key(path)) else { return };
     let mut db = read_cache(c);
     db.files.insert(key, CachedHash { size, mtime_ns, sha256: sha.to_string() });
+    write_cache(c, &db);
+}
+
+/// The cache names the client's datasets and their hashes: private like the rest of the state.
+fn write_cache(c: &Path, db: &HashCache) {
     if let Some(dir) = c.parent() {
         std::fs::create_dir_all(dir).ok();
     }
-    let tmp = c.with_extension("tmp");
-    if serde_json::to_vec_pretty(&db).ok().and_then(|b| std::fs::write(&tmp, b).ok()).is_some() {
-        let _ = std::fs::rename(&tmp, c);
+    if let Ok(b) = serde_json::to_vec_pretty(db) {
+        if let Err(e) = crate::store::atomic_write(c, &b, 0o600) {
+            tracing::debug!("not caching the hash in {}: {e:#}", c.display());
+        }
     }
 }
 
@@ -555,13 +561,7 @@ fn local_sha256_blocking(path: &Path, cache: Option<&Path>) -> Result<String> {
                 sha256: sha.clone(),
             },
         );
-        if let Some(dir) = c.parent() {
-            std::fs::create_dir_all(dir).ok();
-        }
-        let tmp = c.with_extension("tmp");
-        if std::fs::write(&tmp, serde_json::to_vec_pretty(&db)?).is_ok() {
-            let _ = std::fs::rename(&tmp, c);
-        }
+        write_cache(c, &db);
     }
     Ok(sha)
 }
@@ -602,5 +602,20 @@ mod tests {
         assert_eq!(a, "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824");
         let text = std::fs::read_to_string(&cache).unwrap();
         assert!(text.contains(&a));
+    }
+
+    #[test]
+    fn hash_cache_is_private_even_when_an_older_run_left_it_readable() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("client.sqlite");
+        std::fs::write(&f, b"data").unwrap();
+        let cache = dir.path().join("upload-hashes.json");
+        local_sha256_blocking(&f, Some(&cache)).unwrap();
+        assert_eq!(std::fs::metadata(&cache).unwrap().permissions().mode() & 0o777, 0o600);
+        std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o644)).unwrap();
+        store_local_sha256(&f, Some(&cache), &"b".repeat(64));
+        assert_eq!(std::fs::metadata(&cache).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(cached_local_sha256(&f, Some(&cache)).unwrap(), "b".repeat(64));
     }
 }
