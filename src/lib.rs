@@ -9,6 +9,7 @@ pub mod config;
 pub mod deploy;
 pub mod error;
 pub mod keys;
+pub mod lock;
 pub mod output;
 pub mod plan;
 pub mod providers;

@@ -88,6 +88,7 @@ pub async fn create(ctx: &Ctx, args: &CreateArgs) -> Result<Report> {
     if args.dry_run {
         return Ok(Report::new(json!({"ok": true, "command": "create", "dry_run": true, "provider": "ssh", "trial": args.trial, "plan_text": plan}), plan));
     }
+    let _lock = crate::lock::for_command(ctx, &args.trial, "create", false)?;
 
     let target = Target { host: host.clone(), port, user: user.clone(), identity: identity.clone(), host_key: host_key.clone() };
     ctx.out.progress(format!("connecting to {} (pinned host key {fp})", target.display()));

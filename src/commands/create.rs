@@ -52,6 +52,8 @@ pub async fn run(ctx: &Ctx, args: &CreateArgs) -> Result<Report> {
     } else {
         Some(providers::connect(kind)?)
     };
+    // Before prepare: it reads the record and keys another run of this trial may be writing.
+    let _lock = crate::lock::for_command(ctx, &args.trial, "create", args.dry_run)?;
     let prep = prepare(ctx, args, kind, provider.as_deref()).await?;
     let steps = create_plan(ctx, &prep);
 

@@ -88,6 +88,7 @@ pub async fn execute_steps(ctx: &Ctx, p: &dyn Provider, steps: &[Step]) -> Resul
 
 pub async fn run(ctx: &Ctx, args: &DestroyArgs) -> Result<Report> {
     validate::trial_name(&args.trial)?;
+    let _lock = crate::lock::for_command(ctx, &args.trial, "destroy", args.dry_run)?;
     let trial = args.trial.as_str();
     let record = ctx.store.load(trial)?;
     let kind = match &record {

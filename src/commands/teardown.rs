@@ -153,7 +153,8 @@ pub async fn run(ctx: &Ctx, args: &TeardownArgs) -> Result<Report> {
     let mut destroyed = Vec::new();
     for (pi, trial, steps) in &plans {
         ctx.out.progress(format!("Destroying expired trial {trial} on {}", provs[*pi].name()));
-        match execute_steps(ctx, provs[*pi].as_ref(), steps).await {
+        let locked = crate::lock::lock_trial(ctx.store.root(), trial, "teardown", |m| ctx.out.progress(m));
+        match async { let _held = locked?; execute_steps(ctx, provs[*pi].as_ref(), steps).await }.await {
             Ok(_) => destroyed.push(trial.clone()),
             Err(e) => {
                 ctx.out.progress(format!("error: trial {trial}: {e:#}; going on with the others"));
@@ -164,7 +165,8 @@ pub async fn run(ctx: &Ctx, args: &TeardownArgs) -> Result<Report> {
     for t in &ssh_expired {
         ctx.out.progress(format!("Destroying expired trial {} (ssh host)", t.name));
         let args = DestroyArgs { trial: t.name.clone(), yes: true, dry_run: false };
-        match ssh_provider::destroy(ctx, &args).await {
+        let locked = crate::lock::lock_trial(ctx.store.root(), &t.name, "teardown", |m| ctx.out.progress(m));
+        match async { let _held = locked?; ssh_provider::destroy(ctx, &args).await }.await {
             Ok(_) => destroyed.push(t.name.clone()),
             Err(e) => {
                 ctx.out.progress(format!("error: trial {}: {e:#}; going on with the others", t.name));

@@ -23,6 +23,7 @@ pub struct WipeArgs {
 }
 
 pub async fn run(ctx: &Ctx, args: &WipeArgs) -> Result<Report> {
+    let _lock = crate::lock::for_command(ctx, &args.trial, "wipe", args.dry_run)?;
     let trial = remote::load_trial(ctx, &args.trial)?;
     let cmd = deploy::wipe_cmd(&remote::remote_dir(&trial), trial.gpu);
     let plan = format!(
