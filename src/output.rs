@@ -17,6 +17,21 @@ impl Report {
     pub fn new(json: Value, human: impl Into<String>) -> Self {
         Report { json, human: human.into(), exit_code: 0 }
     }
+
+    /// Add `"warnings": [...]` to the JSON document (only when there are any), so a script sees
+    /// what a person sees on stderr.
+    pub fn with_warnings(mut self, warnings: &[String]) -> Self {
+        if warnings.is_empty() {
+            return self;
+        }
+        if let Some(obj) = self.json.as_object_mut() {
+            let list = obj.entry("warnings").or_insert_with(|| Value::Array(Vec::new()));
+            if let Some(a) = list.as_array_mut() {
+                a.extend(warnings.iter().cloned().map(Value::String));
+            }
+        }
+        self
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -36,6 +51,14 @@ impl Out {
     /// A progress line for people, always on stderr.
     pub fn progress(&self, msg: impl AsRef<str>) {
         eprintln!("{}", msg.as_ref());
+    }
+
+    /// Each warning as a `warning: ...` progress line; returns them for the JSON document.
+    pub fn warn_all(&self, warnings: Vec<String>) -> Vec<String> {
+        for w in &warnings {
+            self.progress(format!("warning: {w}"));
+        }
+        warnings
     }
 
     /// Print the command's result: one JSON document, or the human text.
@@ -86,5 +109,13 @@ mod tests {
     fn table_aligns_columns() {
         let t = table(&["TRIAL", "IPV4"], &[vec!["a".into(), "1.2.3.4".into()], vec!["longer".into(), "-".into()]]);
         assert_eq!(t, "TRIAL   IPV4\na       1.2.3.4\nlonger  -");
+    }
+
+    #[test]
+    fn warnings_join_the_json_document_only_when_there_are_some() {
+        let r = Report::new(serde_json::json!({"ok": true}), "").with_warnings(&[]);
+        assert!(r.json.get("warnings").is_none());
+        let r = r.with_warnings(&["a".into()]).with_warnings(&["b".into()]);
+        assert_eq!(r.json["warnings"], serde_json::json!(["a", "b"]));
     }
 }

@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use serde_json::json;
 
 /// The key part of an OpenSSH public key line (`ssh-ed25519 AAAA...`), without the comment.
 fn key_of(line: &str) -> String {
@@ -49,4 +50,40 @@ fn three_creates_of_one_trial_at_once_leave_one_server_whose_keys_are_the_stored
         assert_eq!(r.json()["ssh"]["host_public_key"].as_str().map(key_of), Some(host_pub.clone()));
     }
     fake.assert_no_violations();
+}
+
+#[test]
+fn ssh_from_anywhere_is_refused_with_exit_2_and_nothing_is_created() {
+    let fake = Fake::start();
+    let cli = Cli::new(Some(&fake));
+    for any in ["0.0.0.0/0", "::/0"] {
+        let r = cli.run(&["--output", "json", "create", "open-world", "--provider", "hetzner", "--ssh-from", any]);
+        assert_eq!(r.code, 2, "{}", r.stderr);
+        assert!(r.stderr.contains(any) && r.stderr.contains("--allow-ssh-from-anywhere"), "{}", r.stderr);
+        assert_eq!(r.json()["exit_code"], 2);
+    }
+    assert!(fake.mutating_requests().is_empty(), "{:?}", fake.mutating_requests());
+    assert!(fake.is_empty());
+    assert!(!cli.trial_dir("open-world").exists());
+
+    // Said on purpose: accepted, with the warning kept in the JSON document.
+    let r = cli
+        .run(&["--output", "json", "create", "open-world", "--provider", "hetzner", "--ssh-from", "::/0", "--allow-ssh-from-anywhere", "--dry-run"])
+        .ok();
+    assert!(r.json()["warnings"][0].as_str().unwrap().contains("whole internet"), "{}", r.stdout);
+}
+
+#[test]
+fn ssh_from_a_private_range_warns_that_only_a_vpn_reaches_it() {
+    let fake = Fake::start();
+    let cli = Cli::new(Some(&fake));
+    let r = cli.create("vpn-only", &["--ssh-from", "10.20.0.0/16"]).ok();
+    assert!(r.stderr.contains("warning: --ssh-from 10.20.0.0/16 is a private range"), "{}", r.stderr);
+    let doc = r.json();
+    let warnings = doc["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "the public address gets no warning: {warnings:?}");
+    assert!(warnings[0].as_str().unwrap().contains("VPN"), "{warnings:?}");
+    let fw = &fake.firewalls()[0];
+    let ssh = fw["rules"].as_array().unwrap().iter().find(|r| r["port"] == "22").unwrap().clone();
+    assert_eq!(ssh["source_ips"], json!(["198.51.100.7/32", "10.20.0.0/16"]));
 }

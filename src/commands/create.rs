@@ -55,6 +55,7 @@ pub async fn run(ctx: &Ctx, args: &CreateArgs) -> Result<Report> {
     // Before prepare: it reads the record and keys another run of this trial may be writing.
     let _lock = crate::lock::for_command(ctx, &args.trial, "create", args.dry_run)?;
     let prep = prepare(ctx, args, kind, provider.as_deref()).await?;
+    let warnings = ctx.out.warn_all(validate::ssh_from_policy(&prep.trial.ssh_from, args.allow_ssh_from_anywhere)?);
     let steps = create_plan(ctx, &prep);
 
     if args.dry_run {
@@ -80,11 +81,11 @@ pub async fn run(ctx: &Ctx, args: &CreateArgs) -> Result<Report> {
             "user_data_limit": cloudinit::limit_for(&prep.trial.provider),
             "user_data": prep.user_data_redacted,
         });
-        return Ok(Report::new(json, text));
+        return Ok(Report::new(json, text).with_warnings(&warnings));
     }
 
     let provider = provider.expect("connected when not a dry run");
-    execute(ctx, provider.as_ref(), prep, steps).await
+    execute(ctx, provider.as_ref(), prep, steps).await.map(|r| r.with_warnings(&warnings))
 }
 
 /// Validate every input and build the keys, user-data and specs. Creates nothing.
