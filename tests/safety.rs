@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::time::{Duration, Instant};
+
 use common::*;
 use serde_json::json;
 
@@ -86,4 +88,19 @@ fn ssh_from_a_private_range_warns_that_only_a_vpn_reaches_it() {
     let fw = &fake.firewalls()[0];
     let ssh = fw["rules"].as_array().unwrap().iter().find(|r| r["port"] == "22").unwrap().clone();
     assert_eq!(ssh["source_ips"], json!(["198.51.100.7/32", "10.20.0.0/16"]));
+}
+
+#[test]
+fn an_api_that_never_answers_fails_within_the_deadline_naming_the_timeout_and_attempts() {
+    let fake = Fake::start();
+    let cli = Cli::new(Some(&fake)).env("MUNERO_HTTP_TIMEOUT_S", "1").env("MUNERO_HTTP_DEADLINE_S", "3");
+    fake.fault(json!({"method": "GET", "path_regex": "^/v1/server_types$", "delay": 30, "count": 100}));
+    let t0 = Instant::now();
+    let r = cli.create("hung-api", &[]);
+    let took = t0.elapsed();
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("no answer from the Hetzner API after"), "{}", r.stderr);
+    assert!(r.stderr.contains("attempts of up to 1 s each"), "{}", r.stderr);
+    assert!(took < Duration::from_secs(15), "bounded by the 3 s deadline, took {took:?}");
+    assert!(fake.is_empty());
 }
