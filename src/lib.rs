@@ -7,6 +7,7 @@ pub mod cloudinit;
 pub mod commands;
 pub mod config;
 pub mod deploy;
+pub mod echo_ip;
 pub mod error;
 pub mod keys;
 pub mod lock;

@@ -104,3 +104,13 @@ fn an_api_that_never_answers_fails_within_the_deadline_naming_the_timeout_and_at
     assert!(took < Duration::from_secs(15), "bounded by the 3 s deadline, took {took:?}");
     assert!(fake.is_empty());
 }
+
+#[test]
+fn ssh_from_auto_says_when_the_echo_service_timed_out() {
+    let echo = EchoServer::silent();
+    let cli = Cli::new(None).env("MUNERO_IP_ECHO_URL", &echo.url).env("MUNERO_IP_ECHO_TIMEOUT_S", "1");
+    let r = cli.run(&["create", "echo-silent", "--provider", "hetzner", "--ssh-from", "auto", "--dry-run"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("timed out after 1 s"), "{}", r.stderr);
+    assert!(r.stderr.contains(&echo.url) && r.stderr.contains("explicit CIDR"), "{}", r.stderr);
+}
