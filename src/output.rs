@@ -74,6 +74,17 @@ impl Out {
     }
 }
 
+/// Colour on stderr only for a person at a terminal: escape codes in a log file or a CI
+/// capture are noise, and NO_COLOR (https://no-color.org) turns them off everywhere.
+pub fn stderr_colour() -> bool {
+    use std::io::IsTerminal;
+    colour_wanted(std::io::stderr().is_terminal(), std::env::var_os("NO_COLOR").as_deref())
+}
+
+fn colour_wanted(is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    is_terminal && no_color.map_or(true, |v| v.is_empty())
+}
+
 /// A plain text table with left-aligned columns.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
@@ -109,6 +120,15 @@ mod tests {
     fn table_aligns_columns() {
         let t = table(&["TRIAL", "IPV4"], &[vec!["a".into(), "1.2.3.4".into()], vec!["longer".into(), "-".into()]]);
         assert_eq!(t, "TRIAL   IPV4\na       1.2.3.4\nlonger  -");
+    }
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        use std::ffi::OsStr;
+        assert!(colour_wanted(true, None));
+        assert!(colour_wanted(true, Some(OsStr::new(""))));
+        assert!(!colour_wanted(true, Some(OsStr::new("1"))));
+        assert!(!colour_wanted(false, None));
     }
 
     #[test]

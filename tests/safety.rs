@@ -114,3 +114,15 @@ fn ssh_from_auto_says_when_the_echo_service_timed_out() {
     assert!(r.stderr.contains("timed out after 1 s"), "{}", r.stderr);
     assert!(r.stderr.contains(&echo.url) && r.stderr.contains("explicit CIDR"), "{}", r.stderr);
 }
+
+#[test]
+fn warn_lines_carry_no_colour_codes_when_stderr_is_not_a_terminal() {
+    let cli = Cli::new(None);
+    let dir = cli.trial_dir("broken-record");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("trial.toml"), "this is = = not toml").unwrap();
+    let r = cli.run(&["status"]).ok();
+    assert!(r.stderr.contains("WARN") && r.stderr.contains("skipping trial record broken-record"), "{}", r.stderr);
+    assert!(!r.stderr.contains("\x1b["), "escape codes on a pipe: {:?}", r.stderr);
+}
+
