@@ -83,6 +83,10 @@ pub struct CreateArgs {
     #[arg(long = "ssh-from", value_name = "auto|CIDR")]
     pub ssh_from: Vec<String>,
 
+    /// Accept an --ssh-from of /0 (SSH open to the whole internet); refused without this.
+    #[arg(long)]
+    pub allow_ssh_from_anywhere: bool,
+
     /// Domain name the trial will be served under.
     #[arg(long, value_name = "FQDN")]
     pub domain: Option<String>,

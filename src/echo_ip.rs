@@ -1,4 +1,4 @@
-//! `--ssh-from auto`: the operator's public address, as an echo service sees it.
+//! `--ssh-from auto`: the operator's public address, as an IP echo service sees it.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -7,20 +7,45 @@ use anyhow::Result;
 
 use crate::error::usage;
 
+/// How long the echo service gets unless `MUNERO_IP_ECHO_TIMEOUT_S` says otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn timeout() -> Duration {
+    std::env::var("MUNERO_IP_ECHO_TIMEOUT_S")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|s| *s > 0)
+        .map(Duration::from_secs)
+        .unwrap_or(DEFAULT_TIMEOUT)
+}
+
 /// Find the operator's public address through the echo URL; on failure ask for a CIDR (exit 2).
 pub async fn detect_public_cidr(url: &str) -> Result<String> {
+    detect_public_cidr_within(url, timeout()).await
+}
+
+pub async fn detect_public_cidr_within(url: &str, limit: Duration) -> Result<String> {
     let fail = |why: String| {
         usage(format!(
             "--ssh-from auto: could not find your public address from {url} ({why}); \
              pass an explicit CIDR instead, e.g. --ssh-from 203.0.113.7/32"
         ))
     };
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().map_err(|e| fail(e.to_string()))?;
-    let resp = client.get(url).send().await.map_err(|e| fail(e.to_string()))?;
+    // A silent service must be told apart from a refused or broken one: the fix differs (a
+    // proxy or firewall in the way, or a slow network, versus a wrong URL).
+    let why = |e: reqwest::Error| {
+        if e.is_timeout() {
+            format!("timed out after {} s without an answer", limit.as_secs())
+        } else {
+            describe(&e)
+        }
+    };
+    let client = reqwest::Client::builder().timeout(limit).build().map_err(|e| fail(e.to_string()))?;
+    let resp = client.get(url).send().await.map_err(|e| fail(why(e)))?;
     if !resp.status().is_success() {
         return Err(fail(format!("HTTP {}", resp.status())));
     }
-    let body = resp.text().await.map_err(|e| fail(e.to_string()))?;
+    let body = resp.text().await.map_err(|e| fail(why(e)))?;
     let ip = echoed_ip(&body).ok_or_else(|| fail(format!("answer {:?} is not an IP address", body.trim())))?;
     Ok(match ip {
         IpAddr::V4(_) => format!("{ip}/32"),
@@ -28,9 +53,20 @@ pub async fn detect_public_cidr(url: &str) -> Result<String> {
     })
 }
 
+fn describe(e: &reqwest::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
+
 /// The address in an echo service's answer: plain text (ipify, ifconfig.me, icanhazip) or a JSON
 /// object with `ip` (ipify's ?format=json, ipinfo) or `origin` (httpbin).
-fn echoed_ip(body: &str) -> Option<IpAddr> {
+pub fn echoed_ip(body: &str) -> Option<IpAddr> {
     let body = body.trim();
     if let Ok(ip) = body.parse() {
         return Some(ip);
@@ -41,7 +77,7 @@ fn echoed_ip(body: &str) -> Option<IpAddr> {
 
 #[cfg(test)]
 mod tests {
-    use super::echoed_ip;
+    use super::*;
 
     #[test]
     fn echoed_ip_reads_plain_text_and_json_answers_and_refuses_anything_else() {
@@ -52,5 +88,21 @@ mod tests {
         assert!(echoed_ip("<html>blocked</html>").is_none());
         assert!(echoed_ip(r#"{"ip":"not-an-ip"}"#).is_none());
         assert!(echoed_ip("").is_none());
+    }
+
+    #[tokio::test]
+    async fn an_echo_service_that_never_answers_is_reported_as_timed_out() {
+        // Accepts the connection and then says nothing.
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", l.local_addr().unwrap());
+        let _hold = std::thread::spawn(move || {
+            let conns: Vec<_> = l.incoming().take(2).collect();
+            std::thread::sleep(Duration::from_secs(10));
+            drop(conns);
+        });
+        let e = detect_public_cidr_within(&url, Duration::from_secs(1)).await.unwrap_err();
+        assert_eq!(crate::error::exit_code_of(&e), 2);
+        let m = e.to_string();
+        assert!(m.contains("timed out after 1 s") && m.contains(&url), "{m}");
     }
 }

@@ -13,6 +13,7 @@ pub mod echo_ip;
 pub mod error;
 pub mod hosts;
 pub mod keys;
+pub mod lock;
 pub mod output;
 pub mod plan;
 pub mod prompt;

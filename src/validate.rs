@@ -80,6 +80,69 @@ pub fn cidr(s: &str) -> Result<String> {
     Ok(format!("{ip}/{len}"))
 }
 
+/// What may be opened to SSH. Run on the resolved CIDRs (after `auto`), so a detected address
+/// is held to the same rule as a typed one.
+///
+/// - A /0 opens SSH to the whole internet, which defeats the firewall: refused (exit 2) unless
+///   the operator says so with `--allow-ssh-from-anywhere`.
+/// - Private, shared (CGNAT), loopback and link-local ranges are allowed, with a warning: no
+///   packet from them reaches a cloud VM's public address except through a VPN or from inside
+///   the provider's network, so the operator is probably about to lock themselves out.
+///
+/// Returns the warnings, one sentence each.
+pub fn ssh_from_policy(cidrs: &[String], allow_anywhere: bool) -> Result<Vec<String>> {
+    let mut warnings = Vec::new();
+    for c in cidrs {
+        let (ip, len) = parse_cidr(c).ok_or_else(|| usage(format!("invalid --ssh-from {c:?}: not a CIDR")))?;
+        if len == 0 {
+            if allow_anywhere {
+                warnings.push(format!(
+                    "--ssh-from {c} opens SSH to the whole internet (allowed by --allow-ssh-from-anywhere); \
+                     only the trial's key and pinned host key protect it"
+                ));
+                continue;
+            }
+            return Err(usage(format!(
+                "refusing --ssh-from {c}: it opens SSH to the whole internet, which defeats the firewall; \
+                 give your address (e.g. --ssh-from auto or --ssh-from 203.0.113.7/32), or add \
+                 --allow-ssh-from-anywhere if you really mean it"
+            )));
+        }
+        if let Some(kind) = unroutable_kind(ip, len) {
+            warnings.push(format!(
+                "--ssh-from {c} is a {kind} range: the trial's public address is reachable from it only \
+                 through a VPN or from inside the provider's network; from anywhere else SSH (and deploy) \
+                 will not get in"
+            ));
+        }
+    }
+    Ok(warnings)
+}
+
+fn parse_cidr(c: &str) -> Option<(IpAddr, u32)> {
+    let (a, l) = c.split_once('/')?;
+    Some((a.parse().ok()?, l.parse().ok()?))
+}
+
+/// The kind of non-public range `ip/len` lies wholly inside, if any.
+fn unroutable_kind(ip: IpAddr, len: u32) -> Option<&'static str> {
+    const V4: &[(&str, u32, &str)] = &[
+        ("10.0.0.0", 8, "private"),
+        ("172.16.0.0", 12, "private"),
+        ("192.168.0.0", 16, "private"),
+        ("100.64.0.0", 10, "shared (carrier-grade NAT)"),
+        ("127.0.0.0", 8, "loopback"),
+        ("169.254.0.0", 16, "link-local"),
+    ];
+    const V6: &[(&str, u32, &str)] =
+        &[("fc00::", 7, "private (unique local)"), ("::1", 128, "loopback"), ("fe80::", 10, "link-local")];
+    let table = if ip.is_ipv4() { V4 } else { V6 };
+    table.iter().find_map(|(net, plen, kind)| {
+        let net: IpAddr = net.parse().ok()?;
+        (len >= *plen && network(ip, *plen) == net).then_some(*kind)
+    })
+}
+
 fn network(ip: IpAddr, len: u32) -> IpAddr {
     match ip {
         IpAddr::V4(v4) => {
@@ -205,6 +268,49 @@ mod tests {
             let e = cidr(bad).unwrap_err().to_string();
             assert!(e.contains(bad), "{e}");
         }
+    }
+
+    #[test]
+    fn ssh_from_anywhere_is_refused_unless_allowed() {
+        for any in ["0.0.0.0/0", "::/0"] {
+            let e = ssh_from_policy(&["198.51.100.7/32".into(), any.into()], false).unwrap_err();
+            assert_eq!(crate::error::exit_code_of(&e), 2);
+            let m = e.to_string();
+            assert!(m.contains(any) && m.contains("--allow-ssh-from-anywhere"), "{m}");
+            let w = ssh_from_policy(&[any.into()], true).unwrap();
+            assert_eq!(w.len(), 1, "{w:?}");
+            assert!(w[0].contains("whole internet"), "{w:?}");
+        }
+    }
+
+    #[test]
+    fn ssh_from_public_addresses_pass_without_warnings() {
+        let ok: Vec<String> =
+            ["198.51.100.7/32", "203.0.113.0/24", "2001:db8::/48", "1.0.0.0/1", "172.32.0.0/16"].map(String::from).to_vec();
+        assert_eq!(ssh_from_policy(&ok, false).unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn ssh_from_private_loopback_and_link_local_ranges_warn_about_vpn() {
+        for (c, kind) in [
+            ("10.1.2.3/32", "private"),
+            ("10.0.0.0/8", "private"),
+            ("172.16.0.0/12", "private"),
+            ("172.31.255.0/24", "private"),
+            ("192.168.1.0/24", "private"),
+            ("100.64.1.1/32", "carrier-grade NAT"),
+            ("127.0.0.1/32", "loopback"),
+            ("169.254.10.0/24", "link-local"),
+            ("fd12:3456::/32", "unique local"),
+            ("::1/128", "loopback"),
+            ("fe80::1/128", "link-local"),
+        ] {
+            let w = ssh_from_policy(&[c.to_string()], false).unwrap();
+            assert_eq!(w.len(), 1, "{c}: {w:?}");
+            assert!(w[0].contains(c) && w[0].contains(kind) && w[0].contains("VPN"), "{c}: {w:?}");
+        }
+        // A range wider than the private one is not wholly private: no warning.
+        assert!(ssh_from_policy(&["8.0.0.0/6".into()], false).unwrap().is_empty());
     }
 
     #[test]

@@ -7,12 +7,14 @@ use serde_json::json;
 use crate::cli::CreateArgs;
 use crate::ctx::Ctx;
 use crate::output::Report;
-use crate::{echo_ip, hosts, plan, resolve, validate};
+use crate::{echo_ip, hosts, lock, plan, resolve, validate};
 
 pub async fn run(ctx: &Ctx, args: &CreateArgs) -> Result<Report> {
     validate::trial_name(&args.trial)?;
     let kind = resolve::provider_kind(args, &ctx.config)?;
     let host = hosts::connect(kind, args.dry_run)?;
+    // Before the record is read: another run of this trial may be writing its keys.
+    let _lock = lock::for_command(ctx, &args.trial, "create", args.dry_run)?;
     let defaults = host.defaults(&ctx.config);
     let prior = ctx.store.load(&args.trial)?;
 
@@ -25,6 +27,7 @@ pub async fn run(ctx: &Ctx, args: &CreateArgs) -> Result<Report> {
             }
         }
     }
+    let warnings = ctx.out.warn_all(validate::ssh_from_policy(&ssh_from, args.allow_ssh_from_anywhere)?);
     let mut notes = Vec::new();
     let req = resolve::create_request(args, kind, prior, &ctx.config, &defaults, ctx.now, ssh_from, &mut notes)?;
     let plan = host.plan_create(ctx, &req).await?;
@@ -32,7 +35,7 @@ pub async fn run(ctx: &Ctx, args: &CreateArgs) -> Result<Report> {
         ctx.out.progress(n);
     }
     if !args.dry_run {
-        return host.create(ctx, plan).await;
+        return host.create(ctx, plan).await.map(|r| r.with_warnings(&warnings));
     }
     let text = plan::render(&plan.steps);
     ctx.out.progress(format!("Plan for trial {} (dry run: nothing is created):", req.name));
@@ -43,5 +46,5 @@ pub async fn run(ctx: &Ctx, args: &CreateArgs) -> Result<Report> {
             d.entry(k.clone()).or_insert(v.clone());
         }
     }
-    Ok(Report::new(doc, text))
+    Ok(Report::new(doc, text).with_warnings(&warnings))
 }

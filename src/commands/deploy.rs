@@ -102,6 +102,7 @@ fn wants(args: &DeployArgs, id: &str) -> bool {
 }
 
 pub async fn run(ctx: &Ctx, args: &DeployArgs) -> Result<Report> {
+    let _lock = crate::lock::for_command(ctx, &args.trial, "deploy", args.dry_run)?;
     let prep = prepare(ctx, args, !args.dry_run)?;
     let steps = deploy::filter_plan(deploy::deploy_plan(&prep.inputs), &args.only);
     let text = deploy::render(&steps);

@@ -13,6 +13,7 @@ use crate::{hosts, plan, prompt, validate};
 
 pub async fn run(ctx: &Ctx, args: &DestroyArgs) -> Result<Report> {
     validate::trial_name(&args.trial)?;
+    let _lock = crate::lock::for_command(ctx, &args.trial, "destroy", args.dry_run)?;
     let trial = args.trial.as_str();
     let record = ctx.store.load(trial)?;
     // Without a record, the trial can only be at the provider that labels its resources.

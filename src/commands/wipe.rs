@@ -12,6 +12,7 @@ use crate::ssh::Echo;
 use crate::{deploy, plan, prompt, remote};
 
 pub async fn run(ctx: &Ctx, args: &WipeArgs) -> Result<Report> {
+    let _lock = crate::lock::for_command(ctx, &args.trial, "wipe", args.dry_run)?;
     let trial = remote::load_trial(ctx, &args.trial)?;
     let steps = vec![WipeStep::Wipe { host: remote::ssh_host(&trial)?, cmd: deploy::wipe_cmd(&remote::remote_dir(&trial), trial.gpu) }];
     let text = plan::render(&steps);

@@ -260,7 +260,12 @@ impl Host for ExistingHost {
         for step in steps {
             let TeardownStep::DestroyTrial { trial, steps, .. } = step else { continue };
             ctx.out.progress(format!("Destroying expired trial {trial} (existing host)"));
-            match self.destroy(ctx, steps).await {
+            let locked = crate::lock::lock_trial(ctx.store.root(), trial, "teardown", |m| ctx.out.progress(m));
+            let r = match locked {
+                Ok(_held) => self.destroy(ctx, steps).await,
+                Err(e) => Err(e),
+            };
+            match r {
                 Ok(_) => out.destroyed.push(trial.clone()),
                 Err(e) => {
                     ctx.out.progress(format!("error: trial {trial}: {e:#}; going on with the others"));

@@ -325,6 +325,21 @@ impl EchoServer {
     }
 }
 
+impl EchoServer {
+    /// An echo service that accepts connections and never answers (a proxy or firewall eating
+    /// the request). Connections stay open as long as the test runs.
+    pub fn silent() -> EchoServer {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", l.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let held: Vec<_> = l.incoming().take(50).collect();
+            std::thread::sleep(Duration::from_secs(600));
+            drop(held);
+        });
+        EchoServer { url }
+    }
+}
+
 /// Labels of a fake resource as a JSON object.
 pub fn labels(v: &Value) -> Value {
     v.get("labels").cloned().unwrap_or(json!({}))

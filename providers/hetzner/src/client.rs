@@ -3,10 +3,14 @@
 //! - 429: wait until `RateLimit-Reset` (unix seconds), bounded by `max_rate_limit_wait`.
 //! - 5xx (and 423 locked), connect errors and timeouts: bounded exponential backoff with jitter.
 //! - Every loop has a maximum number of attempts; nothing retries forever.
+//! - One logical request (all its attempts and backoff pauses) has a total deadline, so an API
+//!   that never answers fails in about a minute, not after attempts x per-attempt timeout
+//!   (6 x 60 s = 6 minutes before). Waits the API asked for with a 429 do not count against it:
+//!   they are an answer, bounded on their own by `max_rate_limit_wait`.
 //! - Requests that create something are sent with [`Retry::RateLimitOnly`]: a 5xx or timeout may
 //!   have created the resource, so the caller looks it up by label before trying again.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use munero_provider::ProviderError;
 use rand::Rng;
@@ -23,6 +27,8 @@ pub struct RetryPolicy {
     pub cap: Duration,
     pub max_rate_limit_wait: Duration,
     pub request_timeout: Duration,
+    /// Total time for one logical request, rate-limit waits excepted.
+    pub deadline: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -32,15 +38,18 @@ impl Default for RetryPolicy {
             base: Duration::from_millis(500),
             cap: Duration::from_secs(30),
             max_rate_limit_wait: Duration::from_secs(120),
-            request_timeout: Duration::from_secs(60),
+            // Short enough that three attempts fit the deadline: one hung connection should
+            // not use up the whole budget. Hetzner answers in well under a second normally.
+            request_timeout: Duration::from_secs(20),
+            deadline: Duration::from_secs(75),
         }
     }
 }
 
 impl RetryPolicy {
     /// Defaults, with `MUNERO_HTTP_BACKOFF_MS`, `MUNERO_HTTP_MAX_ATTEMPTS`,
-    /// `MUNERO_HTTP_MAX_RATE_WAIT_S` and `MUNERO_HTTP_TIMEOUT_S` applied when set (tests make
-    /// backoff fast with them).
+    /// `MUNERO_HTTP_MAX_RATE_WAIT_S`, `MUNERO_HTTP_TIMEOUT_S` and `MUNERO_HTTP_DEADLINE_S`
+    /// applied when set (tests make backoff fast with them).
     pub fn from_env() -> Self {
         let mut p = RetryPolicy::default();
         if let Some(ms) = env_u64("MUNERO_HTTP_BACKOFF_MS") {
@@ -55,6 +64,9 @@ impl RetryPolicy {
         }
         if let Some(s) = env_u64("MUNERO_HTTP_TIMEOUT_S") {
             p.request_timeout = Duration::from_secs(s.max(1));
+        }
+        if let Some(s) = env_u64("MUNERO_HTTP_DEADLINE_S") {
+            p.deadline = Duration::from_secs(s.max(1));
         }
         p
     }
@@ -103,7 +115,9 @@ impl std::fmt::Debug for Client {
 /// A failed attempt that may be retried after a wait.
 enum Attempt {
     Done(Vec<u8>),
-    Retry { wait: Duration, why: String },
+    /// `unanswered`: no HTTP answer came back (timeout, connection error), as opposed to an
+    /// answer asking to come back later.
+    Retry { wait: Duration, why: String, unanswered: bool, rate_limited: bool },
     Fail(ProviderError),
 }
 
@@ -112,7 +126,7 @@ impl Client {
         let http = reqwest::Client::builder()
             .user_agent(concat!("munero-infra/", env!("CARGO_PKG_VERSION")))
             .timeout(policy.request_timeout)
-            .connect_timeout(Duration::from_secs(15))
+            .connect_timeout(policy.request_timeout.min(Duration::from_secs(15)))
             .build()
             .map_err(|e| ProviderError::Transport(e.to_string()))?;
         Ok(Client { http, base: base.trim_end_matches('/').to_string(), token: token.to_string(), policy })
@@ -141,15 +155,37 @@ impl Client {
         body: Option<&Value>,
         retry: Retry,
     ) -> Result<Vec<u8>, ProviderError> {
+        let started = Instant::now();
+        // Time the API itself asked us to wait (429): extends the deadline by as much.
+        let mut rate_waited = Duration::ZERO;
         let mut last = String::new();
+        let mut last_unanswered = false;
+        let mut made = 0;
+        let mut per_attempt = Duration::ZERO;
         for attempt in 1..=self.policy.max_attempts {
-            match self.attempt(&method, path, query, body, retry, attempt).await {
+            let left = self.policy.deadline.saturating_sub(started.elapsed().saturating_sub(rate_waited));
+            // A sliver of time left would only produce one more timeout.
+            if attempt > 1 && left < Duration::from_millis(100) {
+                break;
+            }
+            made = attempt;
+            let limit = self.policy.request_timeout.min(left);
+            per_attempt = per_attempt.max(limit);
+            match self.attempt(&method, path, query, body, retry, attempt, limit).await {
                 Attempt::Done(b) => return Ok(b),
                 Attempt::Fail(e) => return Err(e),
-                Attempt::Retry { wait, why } => {
+                Attempt::Retry { wait, why, unanswered, rate_limited } => {
                     last = why;
+                    last_unanswered = unanswered;
                     if attempt == self.policy.max_attempts {
                         break;
+                    }
+                    let spent = started.elapsed().saturating_sub(rate_waited);
+                    if !rate_limited && spent + wait >= self.policy.deadline {
+                        break;
+                    }
+                    if rate_limited {
+                        rate_waited += wait;
                     }
                     tracing::warn!(
                         "{method} {path}: {last}; retrying in {:.1}s (attempt {}/{})",
@@ -161,7 +197,17 @@ impl Client {
                 }
             }
         }
-        Err(ProviderError::RetriesExhausted { attempts: self.policy.max_attempts, last: format!("{method} {path}: {last}") })
+        let total = started.elapsed();
+        if last_unanswered {
+            return Err(ProviderError::Timeout(format!(
+                "{method} {path}: no answer from the Hetzner API after {made} attempt{} of up to {} s each ({} s in all; \
+                 last: {last}); MUNERO_HTTP_TIMEOUT_S and MUNERO_HTTP_DEADLINE_S tune the limits",
+                if made == 1 { "" } else { "s" },
+                per_attempt.as_secs_f64().round() as u64,
+                total.as_secs_f64().round() as u64,
+            )));
+        }
+        Err(ProviderError::RetriesExhausted { attempts: made, last: format!("{method} {path}: {last}") })
     }
 
     async fn attempt(
@@ -172,9 +218,10 @@ impl Client {
         body: Option<&Value>,
         retry: Retry,
         attempt: u32,
+        limit: Duration,
     ) -> Attempt {
         let url = format!("{}{}", self.base, path);
-        let mut req = self.http.request(method.clone(), &url).bearer_auth(&self.token);
+        let mut req = self.http.request(method.clone(), &url).bearer_auth(&self.token).timeout(limit);
         if !query.is_empty() {
             req = req.query(query);
         }
@@ -186,7 +233,12 @@ impl Client {
             Err(e) => {
                 let transient = e.is_timeout() || e.is_connect() || e.is_request();
                 if transient && retry == Retry::Idempotent {
-                    return Attempt::Retry { wait: self.policy.backoff(attempt), why: describe_reqwest(&e) };
+                    return Attempt::Retry {
+                        wait: self.policy.backoff(attempt),
+                        why: describe_reqwest(&e),
+                        unanswered: true,
+                        rate_limited: false,
+                    };
                 }
                 if e.is_timeout() {
                     return Attempt::Fail(ProviderError::Timeout(format!("{method} {path}: {}", describe_reqwest(&e))));
@@ -200,7 +252,12 @@ impl Client {
             Ok(b) => b.to_vec(),
             Err(e) => {
                 if retry == Retry::Idempotent {
-                    return Attempt::Retry { wait: self.policy.backoff(attempt), why: describe_reqwest(&e) };
+                    return Attempt::Retry {
+                        wait: self.policy.backoff(attempt),
+                        why: describe_reqwest(&e),
+                        unanswered: true,
+                        rate_limited: false,
+                    };
                 }
                 return Attempt::Fail(ProviderError::Transport(format!("{method} {path}: {}", describe_reqwest(&e))));
             }
@@ -225,12 +282,17 @@ impl Client {
         }
         if status == StatusCode::TOO_MANY_REQUESTS {
             let wait = rate_limit_wait(&headers, &self.policy).unwrap_or_else(|| self.policy.backoff(attempt));
-            return Attempt::Retry { wait, why: "429 rate limited".into() };
+            return Attempt::Retry { wait, why: "429 rate limited".into(), unanswered: false, rate_limited: true };
         }
         let transient = status.is_server_error() || status == StatusCode::LOCKED || code == "locked" || code == "timeout";
         if transient && (retry == Retry::Idempotent || status == StatusCode::SERVICE_UNAVAILABLE && code == "maintenance")
         {
-            return Attempt::Retry { wait: self.policy.backoff(attempt), why: format!("{} {code}", status.as_u16()) };
+            return Attempt::Retry {
+                wait: self.policy.backoff(attempt),
+                why: format!("{} {code}", status.as_u16()),
+                unanswered: false,
+                rate_limited: false,
+            };
         }
         let what = format!("{method} {path}");
         Attempt::Fail(match status {
@@ -303,6 +365,40 @@ mod tests {
         assert_eq!(rate_limit_wait(&h, &p), Some(Duration::from_millis(200)));
         h.remove("ratelimit-reset");
         assert_eq!(rate_limit_wait(&h, &p), None);
+    }
+
+    #[tokio::test]
+    async fn an_api_that_never_answers_fails_at_the_deadline_naming_timeout_and_attempts() {
+        // Accepts connections and never answers.
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", l.local_addr().unwrap());
+        let _hold = std::thread::spawn(move || {
+            let conns: Vec<_> = l.incoming().take(20).collect();
+            drop(conns);
+        });
+        let policy = RetryPolicy {
+            max_attempts: 20,
+            base: Duration::from_millis(10),
+            cap: Duration::from_millis(20),
+            request_timeout: Duration::from_secs(1),
+            deadline: Duration::from_secs(3),
+            ..RetryPolicy::default()
+        };
+        let c = Client::new(&base, "t", policy).unwrap();
+        let t0 = Instant::now();
+        let e = c.get::<Value>("/servers", &[]).await.unwrap_err();
+        let took = t0.elapsed();
+        assert!(took < Duration::from_millis(4500), "bounded by the deadline, took {took:?}");
+        let m = e.to_string();
+        assert!(matches!(e, ProviderError::Timeout(_)), "{m}");
+        assert!(m.contains("no answer from the Hetzner API after 3 attempts of up to 1 s each"), "{m}");
+    }
+
+    #[test]
+    fn the_default_deadline_bounds_the_default_attempts() {
+        let p = RetryPolicy::default();
+        assert!(p.deadline <= Duration::from_secs(90) && p.deadline >= Duration::from_secs(60));
+        assert!(p.request_timeout * 3 <= p.deadline, "several attempts fit the deadline");
     }
 
     #[test]

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use crate::ctx::Ctx;
 use crate::hosts::lifecycle::{TeardownOutcome, TeardownPlan};
 use crate::hosts::resources;
+use crate::lock;
 use crate::plan::teardown::TeardownStep;
 use crate::timefmt::rfc3339;
 
@@ -86,6 +87,18 @@ pub async fn execute(ctx: &Ctx, kind: ProviderKind, p: &dyn Provider, steps: &[T
     // trial -> first error; a trial that failed keeps its later resources and its record.
     let mut failed: BTreeMap<String, String> = BTreeMap::new();
     let mut touched: BTreeSet<String> = BTreeSet::new();
+    // Each trial's lock, as for destroy: a deploy or create of it still running goes first, and a
+    // trial whose lock cannot be had is left for the next run.
+    let mut held = Vec::new();
+    for t in trials_in(steps) {
+        match lock::lock_trial(ctx.store.root(), &t, "teardown", |m| ctx.out.progress(m)) {
+            Ok(l) => held.push(l),
+            Err(e) => {
+                ctx.out.progress(format!("error: trial {t}: {e:#}; going on with the others"));
+                failed.insert(t, format!("{e:#}"));
+            }
+        }
+    }
     let total = steps.len();
     for (i, step) in steps.iter().enumerate() {
         ctx.out.progress(format!("[{}/{total}] {}", i + 1, crate::plan::headline(step)));
@@ -133,8 +146,24 @@ pub async fn execute(ctx: &Ctx, kind: ProviderKind, p: &dyn Provider, steps: &[T
             }
         }
     }
+    drop(held);
     let destroyed = touched.into_iter().filter(|t| !failed.contains_key(t)).collect();
     let failed: Vec<Value> =
         failed.into_iter().map(|(t, e)| json!({"provider": kind, "trial": t, "error": e})).collect();
     TeardownOutcome { destroyed, failed }
+}
+
+/// Every trial a teardown plan touches.
+fn trials_in(steps: &[TeardownStep]) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for s in steps {
+        match s {
+            TeardownStep::DeleteAll { resources, .. } => out.extend(resources.iter().filter_map(|r| r.trial().map(str::to_string))),
+            TeardownStep::ForgetLocal { trials, .. } | TeardownStep::VerifyGone { trials, .. } => out.extend(trials.iter().cloned()),
+            TeardownStep::DestroyTrial { trial, .. } => {
+                out.insert(trial.clone());
+            }
+        }
+    }
+    out
 }
