@@ -15,7 +15,7 @@
 #
 # Env: MUNERO_BIN (default target/release/munero-infra, built when missing), TRIALS, LATENCY_MS,
 # LIVE (live trials, default 2), ACTION_POLLS (reads before a fake action finishes, default 1),
-# POLL_MS (the CLI's MUNERO_POLL_MS, default 100), DETAIL=1 (requests by endpoint on stderr),
+# POLL_MS (the CLI's MUNERO_POLL_MS; default: unset, the CLI's own 1 s first poll interval), DETAIL=1 (requests by endpoint on stderr),
 # KEEP=1 keeps the work dir.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,7 +25,7 @@ TRIALS=${TRIALS:-"10 50"}
 LATENCY_MS=${LATENCY_MS:-200}
 LIVE=${LIVE:-2}
 ACTION_POLLS=${ACTION_POLLS:-1}
-POLL_MS=${POLL_MS:-100}
+POLL_MS=${POLL_MS:-}
 while [ $# -gt 0 ]; do
   case "$1" in
     --trials) TRIALS=$2; shift 2 ;;
@@ -181,7 +181,7 @@ for n in $TRIALS; do
   set +e
   env HCLOUD_TOKEN=bench-token-not-secret HCLOUD_ENDPOINT="http://127.0.0.1:$PORT/v1" \
     MUNERO_STATE_DIR="$state" XDG_CONFIG_HOME="$WORK/xdg-$n/config" XDG_DATA_HOME="$WORK/xdg-$n/data" \
-    MUNERO_POLL_MS="$POLL_MS" \
+    ${POLL_MS:+MUNERO_POLL_MS="$POLL_MS"} \
     "$BIN" --output json teardown --expired >"$WORK/run-$n.json" 2>"$WORK/run-$n.err"
   rc=$?
   set -e

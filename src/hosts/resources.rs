@@ -13,18 +13,16 @@ pub fn deletion_rank(kind: ResourceKind) -> u8 {
     }
 }
 
-/// Every resource carrying `munero-managed=true`, one listing per type, in deletion order.
+/// Every resource carrying `munero-managed=true`, one listing per type (side by side), in
+/// deletion order.
 pub async fn managed(p: &dyn Provider) -> Result<Vec<Resource>> {
-    let mut all: Vec<Resource> = p
-        .list_managed_servers()
-        .await
+    let (servers, others) = tokio::join!(p.list_managed_servers(), p.list_managed_resources());
+    let mut all: Vec<Resource> = servers
         .with_context(|| format!("listing the managed servers at {}", p.name()))?
         .into_iter()
         .map(|s| Resource { kind: ResourceKind::Server, id: s.id, name: s.name, labels: s.labels })
         .collect();
-    all.extend(
-        p.list_managed_resources().await.with_context(|| format!("listing the managed firewalls and keys at {}", p.name()))?,
-    );
+    all.extend(others.with_context(|| format!("listing the managed firewalls and keys at {}", p.name()))?);
     all.retain(|r| is_managed(&r.labels));
     all.sort_by_key(|r| deletion_rank(r.kind));
     Ok(all)

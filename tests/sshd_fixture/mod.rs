@@ -41,6 +41,11 @@ fn current_user() -> String {
 
 impl Sshd {
     pub fn start() -> Sshd {
+        Sshd::start_with_host_key(None)
+    }
+
+    /// With a given host private key (a trial's injected key, as cloud-init would install it).
+    pub fn start_with_host_key(given: Option<&Path>) -> Sshd {
         assert!(
             Path::new("/usr/sbin/sshd").exists(),
             "/usr/sbin/sshd missing: run scripts/setup/sshd.sh"
@@ -49,7 +54,14 @@ impl Sshd {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let host_key = d.join("host_ed25519");
-        keygen(&host_key, "fixture-host");
+        match given {
+            Some(k) => {
+                std::fs::copy(k, &host_key).unwrap();
+                std::fs::set_permissions(&host_key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+                std::fs::copy(k.with_extension("pub"), d.join("host_ed25519.pub")).unwrap();
+            }
+            None => keygen(&host_key, "fixture-host"),
+        }
         let client_key = d.join("client_ed25519");
         keygen(&client_key, "fixture-client");
         let client_pub = d.join("client_ed25519.pub");
@@ -197,4 +209,15 @@ pub fn random_file(path: &Path, size: u64) {
 pub fn sha256_file(path: &Path) -> String {
     let out = Command::new("sha256sum").arg(path).output().unwrap();
     String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_string()
+}
+
+impl Sshd {
+    /// Also accept this public key (a trial's login key) for the fixture's user.
+    pub fn authorize(&self, public_key_line: &str) {
+        let ak = self.dir.path().join("authorized_keys");
+        let mut text = std::fs::read_to_string(&ak).unwrap();
+        text.push_str(public_key_line.trim());
+        text.push('\n');
+        std::fs::write(ak, text).unwrap();
+    }
 }

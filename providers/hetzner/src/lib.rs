@@ -636,16 +636,19 @@ impl Provider for HetznerProvider {
     }
 
     async fn list_managed_resources(&self) -> Result<Vec<Resource>> {
+        let sel = managed_selector();
+        let (fws, keys) = tokio::join!(
+            self.list_all::<Firewall>("/firewalls", "firewalls", Some(&sel)),
+            self.list_all::<SshKey>("/ssh_keys", "ssh_keys", Some(&sel))
+        );
         let mut out = Vec::new();
-        let fws: Vec<Firewall> = self.list_all("/firewalls", "firewalls", Some(&managed_selector())).await?;
-        out.extend(fws.into_iter().filter(|f| is_managed(&f.labels)).map(|f| Resource {
+        out.extend(fws?.into_iter().filter(|f| is_managed(&f.labels)).map(|f| Resource {
             kind: ResourceKind::Firewall,
             id: f.id.to_string(),
             name: f.name,
             labels: f.labels,
         }));
-        let keys: Vec<SshKey> = self.list_all("/ssh_keys", "ssh_keys", Some(&managed_selector())).await?;
-        out.extend(keys.into_iter().filter(|k| is_managed(&k.labels)).map(|k| Resource {
+        out.extend(keys?.into_iter().filter(|k| is_managed(&k.labels)).map(|k| Resource {
             kind: ResourceKind::SshKey,
             id: k.id.to_string(),
             name: k.name,
