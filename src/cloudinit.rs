@@ -65,14 +65,6 @@ pub struct UserDataInput {
     pub trusted_cas: Vec<String>,
 }
 
-/// The user-data limit of a provider.
-pub fn limit_for(provider: &str) -> usize {
-    match provider {
-        "aws" => EC2_LIMIT,
-        _ => HETZNER_LIMIT,
-    }
-}
-
 fn engine() -> Result<Tera> {
     let mut t = Tera::default();
     t.add_raw_templates(TEMPLATES.iter().copied()).context("loading the cloud-init templates")?;
@@ -134,12 +126,11 @@ pub fn render_redacted(input: &UserDataInput) -> Result<String> {
     render_with(input, REDACTED_HOST_KEY)
 }
 
-/// Check the rendered size against the provider's limit.
-pub fn check_size(provider: &str, user_data: &str) -> Result<()> {
-    let limit = limit_for(provider);
+/// Check the rendered size against the provider's limit (each kind of host knows its own).
+pub fn check_size(limit: usize, user_data: &str) -> Result<()> {
     if user_data.len() > limit {
         bail!(
-            "the rendered user-data is {} bytes, over {provider}'s limit of {limit} bytes; \
+            "the rendered user-data is {} bytes, over the provider's limit of {limit} bytes; \
              pass fewer --trusted-ca files",
             user_data.len()
         );
@@ -190,17 +181,18 @@ pub mod tests {
         for (p, g, d) in variants() {
             let ud = render(&fixture_input(&p, g, &d)).unwrap();
             assert!(ud.starts_with("#cloud-config\n"));
-            check_size(&p, &ud).unwrap_or_else(|e| panic!("{p} gpu={g} {d}: {e}"));
+            let limit = if p == "aws" { EC2_LIMIT } else { HETZNER_LIMIT };
+            check_size(limit, &ud).unwrap_or_else(|e| panic!("{p} gpu={g} {d}: {e}"));
         }
     }
 
     #[test]
     fn limits_are_per_provider() {
-        assert_eq!(limit_for("hetzner"), 32768);
-        assert_eq!(limit_for("aws"), 16384);
+        assert_eq!(HETZNER_LIMIT, 32768);
+        assert_eq!(EC2_LIMIT, 16384);
         let big = "x".repeat(20_000);
-        assert!(check_size("hetzner", &big).is_ok());
-        assert!(check_size("aws", &big).unwrap_err().to_string().contains("16384"));
+        assert!(check_size(HETZNER_LIMIT, &big).is_ok());
+        assert!(check_size(EC2_LIMIT, &big).unwrap_err().to_string().contains("16384"));
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub struct Defaults {
     pub location: Option<String>,
     /// Whether the kind puts a firewall in front of SSH (then `--ssh-from` matters).
     pub firewall: bool,
+    /// Bytes of cloud-init user-data the provider takes (0: the kind boots no user-data).
+    pub user_data_limit: usize,
 }
 
 /// A create, fully decided.
@@ -223,6 +225,7 @@ mod tests {
             image: "ubuntu-24.04".into(),
             location: Some("nbg1".into()),
             firewall: true,
+            user_data_limit: 32 * 1024,
         }
     }
 

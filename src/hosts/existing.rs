@@ -48,7 +48,7 @@ impl Host for ExistingHost {
     }
 
     fn defaults(&self, _cfg: &Config) -> Defaults {
-        Defaults { cpu: "existing host".into(), gpu: Ok("existing host".into()), image: String::new(), location: None, firewall: false }
+        Defaults { cpu: "existing host".into(), gpu: Ok("existing host".into()), image: String::new(), location: None, firewall: false, user_data_limit: 0 }
     }
 
     async fn plan_create(&self, ctx: &Ctx, req: &CreateRequest) -> Result<CreatePlan> {

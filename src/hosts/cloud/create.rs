@@ -44,7 +44,7 @@ pub fn firewall_rules(ssh_from: &[String]) -> Vec<FirewallRule> {
 }
 
 /// Read-only checks at the provider (when connected), keys, user-data, specs and steps.
-pub async fn plan(ctx: &Ctx, api: Option<&dyn Provider>, req: &CreateRequest) -> Result<CreatePlan> {
+pub async fn plan(ctx: &Ctx, api: Option<&dyn Provider>, req: &CreateRequest, user_data_limit: usize) -> Result<CreatePlan> {
     let name = req.name.clone();
     let kind = req.kind;
     let mut notes = Vec::new();
@@ -102,7 +102,7 @@ pub async fn plan(ctx: &Ctx, api: Option<&dyn Provider>, req: &CreateRequest) ->
     };
     let user_data = cloudinit::render(&input)?;
     let user_data_redacted = cloudinit::render_redacted(&input)?;
-    cloudinit::check_size(kind.as_str(), &user_data).map_err(|e| usage(e.to_string()))?;
+    cloudinit::check_size(user_data_limit, &user_data).map_err(|e| usage(e.to_string()))?;
 
     let labels = trial_labels(&name, req.expires_unix());
     let rname = trial::resource_name(&name);
@@ -161,7 +161,7 @@ pub async fn plan(ctx: &Ctx, api: Option<&dyn Provider>, req: &CreateRequest) ->
         "expires_unix": t.expires_unix,
         "ssh_from": t.ssh_from,
         "user_data_bytes": user_data.len(),
-        "user_data_limit": cloudinit::limit_for(kind.as_str()),
+        "user_data_limit": user_data_limit,
         "user_data": user_data_redacted,
     });
     let prepared = Prepared {

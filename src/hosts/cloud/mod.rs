@@ -48,6 +48,7 @@ pub fn hetzner_defaults(cfg: &Config) -> Defaults {
         image: cfg.hetzner.image.clone(),
         location: cfg.hetzner.location.clone(),
         firewall: true,
+        user_data_limit: crate::cloudinit::HETZNER_LIMIT,
     }
 }
 
@@ -79,7 +80,7 @@ impl Host for CloudHost {
     }
 
     async fn plan_create(&self, ctx: &Ctx, req: &CreateRequest) -> Result<CreatePlan> {
-        create::plan(ctx, self.api.as_deref(), req).await
+        create::plan(ctx, self.api.as_deref(), req, self.defaults(&ctx.config).user_data_limit).await
     }
 
     async fn create(&self, ctx: &Ctx, plan: CreatePlan) -> Result<Report> {
