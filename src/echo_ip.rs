@@ -37,7 +37,7 @@ pub async fn detect_public_cidr_within(url: &str, limit: Duration) -> Result<Str
         if e.is_timeout() {
             format!("timed out after {} s without an answer", limit.as_secs())
         } else {
-            describe(&e)
+            munero_provider::error_chain(&e)
         }
     };
     let client = reqwest::Client::builder().timeout(limit).build().map_err(|e| fail(e.to_string()))?;
@@ -53,16 +53,6 @@ pub async fn detect_public_cidr_within(url: &str, limit: Duration) -> Result<Str
     })
 }
 
-fn describe(e: &reqwest::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        src = inner.source();
-    }
-    s
-}
 
 /// The address in an echo service's answer: plain text (ipify, ifconfig.me, icanhazip) or a JSON
 /// object with `ip` (ipify's ?format=json, ipinfo) or `origin` (httpbin).

@@ -53,6 +53,19 @@ impl std::str::FromStr for ProviderKind {
     }
 }
 
+/// An error with every cause after it (`timed out: connection reset`): transport errors hide the
+/// useful part in their sources.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
+
 /// Label key/value pairs (Hetzner labels, AWS tags).
 pub type Labels = BTreeMap<String, String>;
 

@@ -235,15 +235,15 @@ impl Client {
                 if transient && retry == Retry::Idempotent {
                     return Attempt::Retry {
                         wait: self.policy.backoff(attempt),
-                        why: describe_reqwest(&e),
+                        why: munero_provider::error_chain(&e),
                         unanswered: true,
                         rate_limited: false,
                     };
                 }
                 if e.is_timeout() {
-                    return Attempt::Fail(ProviderError::Timeout(format!("{method} {path}: {}", describe_reqwest(&e))));
+                    return Attempt::Fail(ProviderError::Timeout(format!("{method} {path}: {}", munero_provider::error_chain(&e))));
                 }
-                return Attempt::Fail(ProviderError::Transport(format!("{method} {path}: {}", describe_reqwest(&e))));
+                return Attempt::Fail(ProviderError::Transport(format!("{method} {path}: {}", munero_provider::error_chain(&e))));
             }
         };
         let status = resp.status();
@@ -254,12 +254,12 @@ impl Client {
                 if retry == Retry::Idempotent {
                     return Attempt::Retry {
                         wait: self.policy.backoff(attempt),
-                        why: describe_reqwest(&e),
+                        why: munero_provider::error_chain(&e),
                         unanswered: true,
                         rate_limited: false,
                     };
                 }
-                return Attempt::Fail(ProviderError::Transport(format!("{method} {path}: {}", describe_reqwest(&e))));
+                return Attempt::Fail(ProviderError::Transport(format!("{method} {path}: {}", munero_provider::error_chain(&e))));
             }
         };
         if status.is_success() {
@@ -307,16 +307,6 @@ impl Client {
     }
 }
 
-fn describe_reqwest(e: &reqwest::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        src = inner.source();
-    }
-    s
-}
 
 /// Time to wait from the `RateLimit-Reset` header (unix seconds), bounded by the policy.
 fn rate_limit_wait(headers: &reqwest::header::HeaderMap, policy: &RetryPolicy) -> Option<Duration> {
