@@ -249,3 +249,16 @@ fn teardown_of_many_trials_needs_about_four_api_requests_per_trial() {
     assert!(used <= 4 * n + 8, "{used} API requests for {n} trials");
     fake.assert_no_violations();
 }
+
+#[test]
+fn deploy_to_a_port_that_refuses_connections_fails_fast_saying_so() {
+    let cli = Cli::new(None).env("MUNERO_SSH_REFUSED_S", "3").env("MUNERO_CLOUD_INIT_TIMEOUT", "120");
+    let work = tempfile::tempdir().unwrap();
+    let sshd = Sshd::start();
+    register(&cli, &sshd, "no-sshd", &work.path().join("stack"), "3");
+    drop(sshd); // nothing listens on the port any more: connections are refused, not unanswered
+    let r = cli.run(&["deploy", "no-sshd", "--only", "wait-cloud-init"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("refused SSH connections"), "{}", r.stderr);
+    assert!(!r.stderr.contains("not ready after 120s"), "{}", r.stderr);
+}

@@ -147,18 +147,41 @@ impl Executor<'_> {
     }
 
     /// Repeat the readiness check (exit 0 ready, 3 not yet, else failed) until the deadline,
-    /// reconnecting across the reboot a GPU driver install makes.
+    /// reconnecting across the reboot a GPU driver install makes. A booting VM does not answer
+    /// yet; a port that keeps refusing connections has no SSH server at all, so that fails after
+    /// `MUNERO_SSH_REFUSED_S` (default 60) instead of the whole deadline.
     async fn wait_ready(&mut self, check: &RemoteCmd, timeout: Duration) -> Result<()> {
         let start = Instant::now();
+        let give_up_refused =
+            Duration::from_secs(std::env::var("MUNERO_SSH_REFUSED_S").ok().and_then(|v| v.parse().ok()).unwrap_or(60));
+        let mut refused_since: Option<Instant> = None;
         let mut last = String::new();
+        let mut said = Instant::now();
         loop {
             if self.sess.is_none() {
                 match remote::connect(self.d.ctx, self.d.trial).await {
-                    Ok(s) => self.sess = Some(s),
+                    Ok(s) => {
+                        self.sess = Some(s);
+                        refused_since = None;
+                    }
                     Err(e) => {
                         // A pinned-key mismatch is final; anything else may be the reboot.
                         if e.chain().any(|c| c.downcast_ref::<crate::ssh::HostKeyMismatch>().is_some()) {
                             return Err(e);
+                        }
+                        if refused(&e) {
+                            let since = *refused_since.get_or_insert_with(Instant::now);
+                            if since.elapsed() >= give_up_refused {
+                                bail!(
+                                    "{}:{} has refused SSH connections for {} s: no SSH server answers there \
+                                     (check the trial's address and port, and that sshd runs on the host): {e:#}",
+                                    remote::ssh_host(self.d.trial)?,
+                                    remote::ssh_port(self.d.trial),
+                                    since.elapsed().as_secs()
+                                );
+                            }
+                        } else {
+                            refused_since = None;
                         }
                         last = format!("{e:#}");
                     }
@@ -186,7 +209,11 @@ impl Executor<'_> {
             if start.elapsed() > timeout {
                 bail!("the host was not ready after {}s (last: {last})", timeout.as_secs());
             }
-            tokio::time::sleep(Duration::from_secs(5)).await;
+            if said.elapsed() >= Duration::from_secs(20) {
+                self.d.ctx.out.progress(format!("      still waiting ({} s of up to {} s): {last}", start.elapsed().as_secs(), timeout.as_secs()));
+                said = Instant::now();
+            }
+            tokio::time::sleep(Duration::from_secs(if refused_since.is_some() { 2 } else { 5 })).await;
         }
     }
 
@@ -246,4 +273,10 @@ async fn send_build_contexts(s: &Session, app_dir: &Path, remote_dir: &str) -> R
         bail!("tar of {} failed", app_dir.display());
     }
     Ok(())
+}
+
+/// The connection was refused (nothing listens on the port), as opposed to unanswered.
+fn refused(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused))
+        || format!("{e:#}").contains("Connection refused")
 }
