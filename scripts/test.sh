@@ -5,7 +5,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-parts=(${MUNERO_TEST_PARTS:-rust backend frontend stack deploy})
+parts=(${MUNERO_TEST_PARTS:-rust backend frontend stack deploy vm})
 passed=0 failed=0 failed_names=()
 for part in "${parts[@]}"; do
   script="scripts/test-$part.sh"

@@ -80,6 +80,7 @@ async fn run(cli: Cli) -> anyhow::Result<output::Report> {
         Command::Wipe(a) => commands::wipe::run(&ctx, a).await,
         Command::Logs(a) => commands::logs::run(&ctx, a).await,
         Command::Ssh(a) => commands::ssh::run(&ctx, a).await,
+        Command::Image(crate::cli::ImageCommand::Build(a)) => commands::image::build(&ctx, a).await,
     }
 }
 

@@ -50,6 +50,9 @@ pub enum Command {
     Wipe(WipeArgs),
     /// `docker compose logs` of a trial's stack.
     Logs(LogsArgs),
+    /// VM images for the local provider (`image build`: one made here, without downloading).
+    #[command(subcommand)]
+    Image(ImageCommand),
     /// A shell on the trial's host, or one command (`ssh TRIAL -- df -h`); host key pinned.
     Ssh(SshArgs),
 }
@@ -231,6 +234,34 @@ pub struct SshHostArgs {
     /// --provider ssh: directory of the stack on the host (default: munero, under the user's home).
     #[arg(long = "remote-dir", value_name = "DIR")]
     pub remote_dir: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Build the local VM image with debootstrap (kernel, cloud-init, sshd; booted directly).
+    Build(ImageBuildArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ImageBuildArgs {
+    /// Where the image goes (default: the XDG cache dir, where `create --provider local` finds it).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Debian release.
+    #[arg(long, default_value = "trixie")]
+    pub suite: String,
+    /// Debian mirror.
+    #[arg(long, default_value = "http://deb.debian.org/debian")]
+    pub mirror: String,
+    /// Size of the image's root file system (the trial's overlay grows it to its own size).
+    #[arg(long, default_value = "4G")]
+    pub size: String,
+    /// Build again even when the inputs did not change.
+    #[arg(long)]
+    pub force: bool,
+    /// Print what would run, build nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 fn parse_provider(s: &str) -> Result<ProviderKind, String> {

@@ -34,7 +34,12 @@ pub fn ssh_host(t: &Trial) -> Result<String> {
 }
 
 pub fn ssh_port(t: &Trial) -> u16 {
-    t.ssh_port.unwrap_or(22)
+    t.ssh_port.unwrap_or_else(|| host_port(t, 22))
+}
+
+/// The port to use from here for the server's `guest` port (differs behind port forwards).
+pub fn host_port(t: &Trial, guest: u16) -> u16 {
+    t.forwards.get(&guest.to_string()).copied().unwrap_or(guest)
 }
 
 pub fn remote_dir(t: &Trial) -> String {
@@ -82,7 +87,10 @@ pub fn site_name(t: &Trial) -> Result<String> {
 pub fn url(t: &Trial) -> Result<String> {
     let site = site_name(t)?;
     let host = if site.contains(':') { format!("[{site}]") } else { site };
-    Ok(format!("https://{host}/"))
+    Ok(match host_port(t, 443) {
+        443 => format!("https://{host}/"),
+        p => format!("https://{host}:{p}/"),
+    })
 }
 
 /// With a real domain Caddy gets certificates over ACME; without one it uses its own CA.

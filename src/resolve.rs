@@ -28,6 +28,8 @@ pub struct Defaults {
     pub location: Option<String>,
     /// Whether the kind puts a firewall in front of SSH (then `--ssh-from` matters).
     pub firewall: bool,
+    /// Where Docker comes from when neither the flag nor the config says.
+    pub docker_source: DockerSource,
     /// Bytes of cloud-init user-data the provider takes (0: the kind boots no user-data).
     pub user_data_limit: usize,
 }
@@ -147,9 +149,7 @@ pub fn create_request(
         validate::token("--location", l)?;
     }
     let image = args.image.clone().or_else(|| was(|t| Some(t.image.clone()))).unwrap_or_else(|| defaults.image.clone());
-    if !image.is_empty() {
-        validate::token("--image", &image)?;
-    }
+    // What an image may be named is the host's business (a cloud's image name, a local file).
 
     let mut expires = match (&args.expires, args.days.or(cfg.days)) {
         (Some(e), _) => validate::expires(e, now)?,
@@ -176,7 +176,7 @@ pub fn create_request(
         Some("upstream") => Some(DockerSource::Upstream),
         _ => None,
     };
-    let docker_source = args.docker_source.or(prior_docker).or(cfg.docker_source).unwrap_or(DockerSource::Upstream);
+    let docker_source = args.docker_source.or(prior_docker).or(cfg.docker_source).unwrap_or(defaults.docker_source);
     let h = &args.ssh;
     Ok(CreateRequest {
         name,
@@ -225,6 +225,7 @@ mod tests {
             image: "ubuntu-24.04".into(),
             location: Some("nbg1".into()),
             firewall: true,
+            docker_source: DockerSource::Upstream,
             user_data_limit: 32 * 1024,
         }
     }

@@ -181,13 +181,26 @@ pub async fn exposure_probe(host: &str, open: &[u16], closed: &[u16]) -> Result<
     };
     let probes = open.iter().map(|p| (*p, true)).chain(closed.iter().map(|p| (*p, false)));
     let futs = probes.map(|(port, expected_open)| async move {
-        let answered = matches!(
-            tokio::time::timeout(Duration::from_secs(4), tokio::net::TcpStream::connect(SocketAddr::new(addr, port))).await,
-            Ok(Ok(_))
-        );
+        let answered = match tokio::time::timeout(Duration::from_secs(4), tokio::net::TcpStream::connect(SocketAddr::new(addr, port))).await {
+            Ok(Ok(conn)) => stays_open(conn).await,
+            _ => false,
+        };
         PortResult { port, answered, expected_open }
     });
     Ok(futures::future::join_all(futs).await)
+}
+
+/// A connection that is closed at once without a byte is no service: a port forward (QEMU's
+/// user-mode network, a proxy) accepts on behalf of a port that refuses behind it. A service
+/// either greets (SSH) or waits for the client (HTTP).
+async fn stays_open(mut conn: tokio::net::TcpStream) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut b = [0u8; 1];
+    match tokio::time::timeout(Duration::from_millis(1500), conn.read(&mut b)).await {
+        Err(_) => true,
+        Ok(Ok(n)) => n > 0,
+        Ok(Err(_)) => false,
+    }
 }
 
 /// From `docker ps` lines `service\tname\tports`: containers other than caddy that publish ports.
@@ -226,6 +239,20 @@ mod tests {
         let r = exposure_probe("127.0.0.1", &[open], &[closed]).await.unwrap();
         assert!(r[0].answered && r[0].expected_open);
         assert!(!r[1].answered && !r[1].expected_open);
+    }
+
+    #[tokio::test]
+    async fn a_forward_that_accepts_and_drops_at_once_is_not_a_service() {
+        // What QEMU's user-mode forward does for a port nothing listens on inside the VM.
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((c, _)) = l.accept().await {
+                drop(c);
+            }
+        });
+        let r = exposure_probe("127.0.0.1", &[], &[port]).await.unwrap();
+        assert!(!r[0].answered, "{r:?}");
     }
 
     #[test]

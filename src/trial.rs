@@ -1,6 +1,9 @@
 //! The trial record: what the provider cannot hold (keys, pinned host key) plus a cache of
 //! what it can (ids, address). Stored as `trial.toml` in the trial's directory.
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
 use munero_provider::ProviderKind;
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +37,29 @@ pub struct Trial {
     pub state: String,
     pub resources: Resources,
     pub keys: Keys,
+    /// Host ports that stand for the server's ports, by guest port ("22" -> 40022): a local VM
+    /// is reached through port forwards on 127.0.0.1.
+    pub forwards: BTreeMap<String, u16>,
+    /// A local VM's process and files.
+    pub vm: Option<LocalVm>,
+}
+
+/// What the local provider needs to find, stop and remove a trial's VM.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LocalVm {
+    pub pid: u32,
+    /// The VM's own directory: overlay disk, seed, QMP socket, serial console log.
+    pub dir: PathBuf,
+    pub qmp: PathBuf,
+    pub console: PathBuf,
+    /// kvm or tcg.
+    pub accel: String,
+    pub cpus: u32,
+    pub memory_mib: u32,
+    pub disk_gb: u32,
+    /// The base image the overlay sits on.
+    pub base: PathBuf,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

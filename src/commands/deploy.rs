@@ -87,14 +87,26 @@ fn prepare(ctx: &Ctx, args: &DeployArgs, write_state: bool) -> Result<Prepared> 
         gpu: trial.gpu,
         app_dir,
         ship_images: args.ship_images,
+        shipped_images: if args.ship_images { deploy::images_to_ship(&merged, local_image) } else { vec![] },
         model,
         url: remote::url(&trial)?,
         probe_host: remote::ssh_host(&trial)?,
         ssh_port: remote::ssh_port(&trial),
+        forwards: trial.forwards.clone(),
         ready_marker: hosts::connect(trial.provider, true)?.boots_our_cloud_init(),
         cloud_init_timeout_s: std::env::var("MUNERO_CLOUD_INIT_TIMEOUT").ok().and_then(|v| v.parse().ok()).unwrap_or(1800),
     };
     Ok(Prepared { trial, inputs, env: merged, creds_user: user, creds_password: password })
+}
+
+/// Whether this machine's Docker engine holds `image`.
+fn local_image(image: &str) -> bool {
+    std::process::Command::new("docker")
+        .args(["image", "inspect", "--format", "{{.Id}}", image])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 fn wants(args: &DeployArgs, id: &str) -> bool {

@@ -3,6 +3,7 @@
 pub mod create;
 pub mod deploy;
 pub mod destroy;
+pub mod image;
 pub mod logs;
 pub mod smoke;
 pub mod ssh;

@@ -38,7 +38,7 @@ pub async fn run(ctx: &Ctx, args: &StatusArgs) -> Result<Report> {
     // provider name -> trial -> server (None when listing failed)
     let mut live: BTreeMap<ProviderKind, Option<BTreeMap<String, ServerInfo>>> = BTreeMap::new();
     for h in hosts::configured()? {
-        match h.servers().await {
+        match h.servers(ctx).await {
             Ok(Some(servers)) => {
                 let m = servers.into_iter().filter_map(|s| s.trial().map(str::to_string).map(|t| (t, s))).collect();
                 live.insert(h.kind(), Some(m));

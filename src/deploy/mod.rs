@@ -11,6 +11,7 @@ pub mod sample;
 pub mod snapshot;
 pub mod verify;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
@@ -176,11 +177,15 @@ pub struct DeployInputs {
     pub gpu: bool,
     pub app_dir: PathBuf,
     pub ship_images: bool,
+    /// Images `--ship-images` streams (see [`images_to_ship`]).
+    pub shipped_images: Vec<String>,
     pub model: String,
     pub url: String,
     pub probe_host: String,
     /// The trial's SSH port (22 on a cloud VM; whatever the host uses for `--provider ssh`).
     pub ssh_port: u16,
+    /// Host ports that stand for the VM's ports (a local VM behind port forwards), by guest port.
+    pub forwards: BTreeMap<String, u16>,
     /// Whether the host boots our cloud-init, which leaves a ready marker to wait for.
     pub ready_marker: bool,
     pub cloud_init_timeout_s: u64,
@@ -194,7 +199,26 @@ pub fn remote_env_path(remote_dir: &str) -> String {
     format!("{remote_dir}/deploy/.env")
 }
 
-pub const SHIPPED_IMAGES: &[&str] = &["munero/backend:local", "munero/frontend:local"];
+/// The stack's images: env key, the compose file's default, and whether deploy builds it from
+/// the checkout (the others are pulled by the host, or shipped when this machine has them).
+pub const STACK_IMAGES: &[(&str, &str, bool)] = &[
+    ("BACKEND_IMAGE", "munero/backend:local", true),
+    ("FRONTEND_IMAGE", "munero/frontend:local", true),
+    ("OLLAMA_IMAGE", "ollama/ollama:0.12.3", false),
+    ("CADDY_IMAGE", "caddy:2.10.2", false),
+];
+
+/// What `--ship-images` streams to the host: the app images it builds here, and the stack's
+/// other images when this machine's engine already holds them (a host that cannot reach a
+/// registry, such as a rehearsal VM, then needs none).
+pub fn images_to_ship(env: &env::EnvFile, have_here: impl Fn(&str) -> bool) -> Vec<String> {
+    STACK_IMAGES
+        .iter()
+        .map(|(key, default, built)| (env.get(key).filter(|v| !v.is_empty()).unwrap_or(default).to_string(), *built))
+        .filter(|(img, built)| *built || have_here(img))
+        .map(|(img, _)| img)
+        .collect()
+}
 
 /// deploy steps 1-8.
 pub fn deploy_plan(i: &DeployInputs) -> Vec<Step> {
@@ -218,28 +242,29 @@ pub fn deploy_plan(i: &DeployInputs) -> Vec<Step> {
     if i.ship_images {
         s.push(Step::ShipImages {
             app_dir: i.app_dir.clone(),
-            images: SHIPPED_IMAGES.iter().map(|s| s.to_string()).collect(),
+            images: i.shipped_images.clone(),
             cmd: RemoteCmd::argv(["docker", "load"]),
         });
     }
     s.push(Step::ComposeUp { cmd: compose_up_cmd(&i.remote_dir, i.gpu, !i.ship_images) });
     s.push(Step::LoadData { cmd: load_data_cmd(&i.remote_dir) });
     s.push(Step::PullModel { model: i.model.clone(), cmd: pull_model_cmd(&i.remote_dir, i.gpu, &i.model) });
-    s.extend(smoke_plan(&i.url, &i.probe_host, i.ssh_port));
+    s.extend(smoke_plan(&i.url, &i.probe_host, i.ssh_port, &i.forwards));
     s
 }
 
 /// `smoke` reruns deploy steps 7 and 8.
-pub fn smoke_plan(url: &str, probe_host: &str, ssh_port: u16) -> Vec<Step> {
+pub fn smoke_plan(url: &str, probe_host: &str, ssh_port: u16, forwards: &BTreeMap<String, u16>) -> Vec<Step> {
+    let on_host = |guest: &u16| forwards.get(&guest.to_string()).copied().unwrap_or(*guest);
     let mut open = vec![ssh_port];
-    open.extend(EXPECT_OPEN.iter().filter(|p| **p != ssh_port));
+    open.extend(EXPECT_OPEN.iter().map(on_host).filter(|p| *p != ssh_port));
     vec![
         Step::WaitHealthy { url: url.to_string() },
         Step::Smoke { url: url.to_string() },
         Step::ExposureProbe {
             host: probe_host.to_string(),
             open,
-            closed: EXPECT_CLOSED.to_vec(),
+            closed: EXPECT_CLOSED.iter().map(on_host).collect(),
         },
     ]
 }
@@ -417,10 +442,12 @@ mod tests {
             gpu,
             app_dir: "/src/munero".into(),
             ship_images: ship,
+            shipped_images: vec!["munero/backend:local".into(), "munero/frontend:local".into()],
             model: "qwen2.5-coder:3b".into(),
             url: "https://acme.example.net/".into(),
             probe_host: "203.0.113.9".into(),
             ssh_port: 22,
+            forwards: BTreeMap::new(),
             ready_marker: true,
             cloud_init_timeout_s: 1800,
         }
@@ -457,12 +484,36 @@ mod tests {
 
     #[test]
     fn exposure_probe_expects_the_trials_ssh_port() {
-        let open = |port| match smoke_plan("https://h/", "h", port).pop() {
+        let open = |port| match smoke_plan("https://h/", "h", port, &BTreeMap::new()).pop() {
             Some(Step::ExposureProbe { open, closed, .. }) => (open, closed),
             other => panic!("{other:?}"),
         };
         assert_eq!(open(22), (vec![22, 80, 443], vec![11434, 8000, 3000]));
         assert_eq!(open(2222).0, vec![2222, 80, 443]);
+        // Behind port forwards (a local VM) the probe goes to the host ports standing for them.
+        let fw: BTreeMap<String, u16> = [("22", 40022), ("443", 40443), ("80", 40080), ("8000", 48000)]
+            .into_iter()
+            .map(|(g, h)| (g.to_string(), h))
+            .collect();
+        match smoke_plan("https://127.0.0.1:40443/", "127.0.0.1", 40022, &fw).pop() {
+            Some(Step::ExposureProbe { open, closed, .. }) => {
+                assert_eq!(open, vec![40022, 40080, 40443]);
+                assert_eq!(closed, vec![11434, 48000, 3000]);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn shipped_images_follow_the_env_and_what_this_machine_has() {
+        let compose = bundle::files().iter().find(|f| f.path == "docker-compose.yml").unwrap().contents;
+        let compose = String::from_utf8_lossy(compose);
+        for (key, default, _) in STACK_IMAGES {
+            assert!(compose.contains(&format!("${{{key}:-{default}}}")), "{key} defaults to {default} in the compose file");
+        }
+        let env = env::EnvFile::parse("BACKEND_IMAGE=t/backend:e2e\nCADDY_IMAGE=t/caddy:1\n").unwrap();
+        assert_eq!(images_to_ship(&env, |_| false), ["t/backend:e2e", "munero/frontend:local"]);
+        assert_eq!(images_to_ship(&env, |i| i == "t/caddy:1"), ["t/backend:e2e", "munero/frontend:local", "t/caddy:1"]);
     }
 
     #[test]

@@ -29,10 +29,14 @@ pub struct Deploy<'a> {
 pub async fn run(d: &Deploy<'_>, steps: &[Step]) -> Result<serde_json::Map<String, Value>> {
     let mut ex = Executor { d, sess: None, results: serde_json::Map::new() };
     let total = steps.len();
+    let mut seconds = serde_json::Map::new();
     for (i, step) in steps.iter().enumerate() {
         d.ctx.out.progress(format!("[{}/{total}] [{}] {}", i + 1, step.id(), crate::plan::headline(step)));
+        let t0 = Instant::now();
         ex.step(step).await.with_context(|| format!("deploy step {} ({}) failed", i + 1, step.id()))?;
+        seconds.insert(step.id().into(), json!((t0.elapsed().as_secs_f64() * 10.0).round() / 10.0));
     }
+    ex.results.insert("seconds".into(), Value::Object(seconds));
     if let Some(s) = ex.sess.take() {
         s.close().await;
     }

@@ -45,7 +45,7 @@ pub async fn run_step(ctx: &Ctx, trial: &Trial, s: &Session, step: &Step, user: 
         Ok::<Site, anyhow::Error>(Site {
             name: remote::site_name(trial)?,
             connect: host.parse().ok(),
-            port: 443,
+            port: remote::host_port(trial, 443),
             user: user.to_string(),
             password: password.to_string(),
             extra_root_pem: caddy_root(ctx, trial, s).await?,

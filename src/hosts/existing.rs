@@ -48,7 +48,8 @@ impl Host for ExistingHost {
     }
 
     fn defaults(&self, _cfg: &Config) -> Defaults {
-        Defaults { cpu: "existing host".into(), gpu: Ok("existing host".into()), image: String::new(), location: None, firewall: false, user_data_limit: 0 }
+        Defaults { cpu: "existing host".into(), gpu: Ok("existing host".into()), image: String::new(), location: None, firewall: false,
+                   docker_source: crate::cloudinit::DockerSource::Upstream, user_data_limit: 0 }
     }
 
     async fn plan_create(&self, ctx: &Ctx, req: &CreateRequest) -> Result<CreatePlan> {
@@ -276,7 +277,7 @@ impl Host for ExistingHost {
         out
     }
 
-    async fn servers(&self) -> Result<Option<Vec<ServerInfo>>> {
+    async fn servers(&self, _ctx: &Ctx) -> Result<Option<Vec<ServerInfo>>> {
         Ok(None)
     }
 }

@@ -74,6 +74,6 @@ pub trait Host: Send + Sync {
     /// Walk teardown steps; one trial's failure does not stop the others.
     async fn teardown(&self, ctx: &Ctx, steps: &[TeardownStep]) -> TeardownOutcome;
 
-    /// Servers this kind of host reports for `status` (none for hosts without an API).
-    async fn servers(&self) -> Result<Option<Vec<ServerInfo>>>;
+    /// Servers this kind of host reports for `status` (None: the local records are all there is).
+    async fn servers(&self, ctx: &Ctx) -> Result<Option<Vec<ServerInfo>>>;
 }

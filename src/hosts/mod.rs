@@ -4,6 +4,7 @@
 pub mod cloud;
 pub mod existing;
 pub mod lifecycle;
+pub mod local;
 pub mod resources;
 
 use anyhow::Result;
@@ -34,8 +35,9 @@ pub fn connect(kind: ProviderKind, dry_run: bool) -> Result<Box<dyn Host>> {
             Ok(Box::new(cloud::CloudHost::new(kind, api, cloud::hetzner_defaults, "HCLOUD_TOKEN")))
         }
         ProviderKind::Ssh => Ok(Box::new(existing::ExistingHost)),
-        ProviderKind::Aws | ProviderKind::Local => {
-            Err(usage(format!("--provider {kind} is not available yet; use --provider hetzner or --provider ssh")))
+        ProviderKind::Local => Ok(Box::new(local::LocalHost)),
+        ProviderKind::Aws => {
+            Err(usage(format!("--provider {kind} is not available yet; use --provider hetzner, local or ssh")))
         }
     }
 }
@@ -48,6 +50,7 @@ pub fn configured() -> Result<Vec<Box<dyn Host>>> {
         out.push(connect(ProviderKind::Hetzner, false)?);
     }
     out.push(connect(ProviderKind::Ssh, false)?);
+    out.push(connect(ProviderKind::Local, false)?);
     Ok(out)
 }
 

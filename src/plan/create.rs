@@ -43,6 +43,14 @@ pub enum CreateStep {
     PinHostKey { fingerprint: String, from: PathBuf, to: PathBuf },
     /// Log in with the pinned host key and run this check on the host.
     VerifyLogin { target: String, with: String, cmd: RemoteCmd },
+    /// Have the base disk of a local VM (download once and verify, or a local file).
+    PrepareImage { source: String, disk: PathBuf },
+    /// Run this program here (a local VM's overlay disk and seed).
+    RunLocal { what: String, argv: Vec<String> },
+    /// Start the local VM (daemonized QEMU) with this command line.
+    BootVm { accel: String, argv: Vec<String> },
+    /// Wait until SSH answers on the forwarded port with exactly the pinned host key.
+    WaitSsh { target: String, timeout_s: u64 },
     /// Write the trial record.
     RecordTrial { path: PathBuf },
 }
@@ -58,6 +66,10 @@ impl CreateStep {
             CreateStep::WaitRunning { .. } => "wait running",
             CreateStep::PinHostKey { .. } => "pin host key",
             CreateStep::VerifyLogin { .. } => "log in",
+            CreateStep::PrepareImage { .. } => "image",
+            CreateStep::RunLocal { .. } => "disk",
+            CreateStep::BootVm { .. } => "boot",
+            CreateStep::WaitSsh { .. } => "wait ssh",
             CreateStep::RecordTrial { .. } => "record",
         }
     }
@@ -99,9 +111,21 @@ impl fmt::Display for CreateStep {
                 f,
                 "log in as {target} with {with} (the host must present exactly the pinned key) and run: {cmd}"
             ),
+            CreateStep::PrepareImage { source, disk } => write!(f, "base image {source} -> {}", disk.display()),
+            CreateStep::RunLocal { what, argv } => write!(f, "{what}: {}", argv_line(argv)),
+            CreateStep::BootVm { accel, argv } => write!(f, "boot the VM ({accel}): {}", argv_line(argv)),
+            CreateStep::WaitSsh { target, timeout_s } => write!(
+                f,
+                "wait up to {timeout_s} s until {target} answers with the pinned host key (the serial console's tail on failure)"
+            ),
             CreateStep::RecordTrial { path } => write!(f, "record the trial in {}", path.display()),
         }
     }
+}
+
+/// A local command line as a shell would read it.
+pub fn argv_line(argv: &[String]) -> String {
+    argv.iter().map(|w| crate::ssh::quote(w)).collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]

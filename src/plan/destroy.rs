@@ -19,6 +19,10 @@ pub enum DestroyStep {
     /// Run this on the trial's host (an existing host: wipe, then remove what the tool put there).
     /// `skip_if_unreachable` (`destroy --forget`): a host that cannot be reached is left as it is.
     OnHost { host: String, what: String, cmd: RemoteCmd, skip_if_unreachable: bool },
+    /// Power off a local VM (QMP system_powerdown, then quit, then SIGKILL) and check it is gone.
+    StopVm { pid: u32, qmp: PathBuf },
+    /// Remove a local VM's files (overlay disk, seed, console log, sockets).
+    RemoveVmFiles { dir: PathBuf },
     /// Remove the trial's local record and secrets.
     ForgetLocal { trial: String, path: PathBuf },
 }
@@ -41,6 +45,12 @@ impl fmt::Display for DestroyStep {
             DestroyStep::OnHost { host, what, cmd, skip_if_unreachable } => {
                 write!(f, "on {host}: {what}{}: {cmd}", if *skip_if_unreachable { " (skipped if unreachable: --forget)" } else { "" })
             }
+            DestroyStep::StopVm { pid, qmp } => write!(
+                f,
+                "power off VM process {pid} through {} (system_powerdown, then quit, then SIGKILL); verify it is gone",
+                qmp.display()
+            ),
+            DestroyStep::RemoveVmFiles { dir } => write!(f, "remove the VM's disk, seed and logs: {}", dir.display()),
             DestroyStep::ForgetLocal { trial, path } => write!(f, "remove local secrets of {trial}: {}", path.display()),
         }
     }

@@ -48,6 +48,7 @@ pub async fn plan(ctx: &Ctx, api: Option<&dyn Provider>, req: &CreateRequest, us
     let name = req.name.clone();
     let kind = req.kind;
     let mut notes = Vec::new();
+    crate::validate::token("--image", &req.image)?;
     if let Some(p) = api {
         p.check_server_type(&req.server_type).await.map_err(|e| match e {
             ProviderError::Invalid(m) => usage(m),

@@ -48,6 +48,7 @@ pub fn hetzner_defaults(cfg: &Config) -> Defaults {
         image: cfg.hetzner.image.clone(),
         location: cfg.hetzner.location.clone(),
         firewall: true,
+        docker_source: crate::cloudinit::DockerSource::Upstream,
         user_data_limit: crate::cloudinit::HETZNER_LIMIT,
     }
 }
@@ -135,7 +136,9 @@ impl Host for CloudHost {
                     ctx.store.remove(trial)?;
                     done.push(format!("local record of {trial}"));
                 }
-                DestroyStep::OnHost { .. } => return Err(anyhow!("a {} trial has no step {step}", self.kind)),
+                DestroyStep::OnHost { .. } | DestroyStep::StopVm { .. } | DestroyStep::RemoveVmFiles { .. } => {
+                    return Err(anyhow!("a {} trial has no step {step}", self.kind))
+                }
             }
         }
         Ok(done)
@@ -155,7 +158,7 @@ impl Host for CloudHost {
         }
     }
 
-    async fn servers(&self) -> Result<Option<Vec<ServerInfo>>> {
+    async fn servers(&self, _ctx: &Ctx) -> Result<Option<Vec<ServerInfo>>> {
         Ok(Some(self.api()?.list_managed_servers().await?))
     }
 }

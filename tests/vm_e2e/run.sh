@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# The whole chain on a real VM (`--provider local`, QEMU; TCG where KVM does not really work):
+# create boots our cloud-init from a NoCloud seed and pins the injected host key; deploy waits
+# for cloud-init, uploads the data, ships the registry-free test images (the Ollama API stub
+# stands in for ollama), brings the stack up behind Caddy, pulls the model through the stub, and
+# smokes https://127.0.0.1:<forwarded 443>/ with Basic Auth (a question answered with SQL and
+# rows, 401 without credentials) and probes the forwards (11434/8000/3000 closed inside); then
+# wipe (no data left on the VM, smoke fails) and destroy (QEMU process, disk, seed, record gone).
+# Prints a phase table and `N passed, M failed`.
+#
+# Needs: scripts/setup/qemu.sh, a running Docker engine with the munero-test/* images
+# (scripts/setup/docker.sh, scripts/setup/base-images.sh), the binary (MUNERO_BIN) and a VM image
+# directory (VM_IMAGE, from `munero-infra image build`).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT"
+BIN=${MUNERO_BIN:?set MUNERO_BIN}
+IMAGE=${VM_IMAGE:?set VM_IMAGE to a directory made by munero-infra image build}
+ROWS=${VM_E2E_ROWS:-3000}
+CADDY_VERSION=${CADDY_VERSION:-2.10.2}
+MODEL=qwen2.5-coder:1.5b
+T=vm-e2e
+WORK=$(mktemp -d /tmp/munero-vme2e.XXXXXX)
+chmod 700 "$WORK"
+STATE=$WORK/state
+OUT=$WORK/out
+mkdir -p "$STATE" "$OUT"
+export MUNERO_STATE_DIR=$STATE
+export XDG_CACHE_HOME=$WORK/cache
+export MUNERO_HEALTH_TIMEOUT=${MUNERO_HEALTH_TIMEOUT:-900}
+export MUNERO_CLOUD_INIT_TIMEOUT=${MUNERO_CLOUD_INIT_TIMEOUT:-2400}
+export MUNERO_VM_BOOT_TIMEOUT=${MUNERO_VM_BOOT_TIMEOUT:-900}
+
+CHECKS_PREFIX=vm-e2e
+# shellcheck source=SCRIPTDIR/../lib/checks.sh
+source "$ROOT/tests/lib/checks.sh"
+
+cli() {
+    # cli LABEL ARGS...: the binary with stdin closed, output kept in $OUT/LABEL.log (JSON on stdout
+    # in $OUT/LABEL.json when --output json is among the args).
+    local label=$1
+    shift
+    if "$BIN" "$@" </dev/null >"$OUT/$label.json" 2>"$OUT/$label.log"; then
+        return 0
+    else
+        local rc=$?
+        echo "munero-infra $* exited $rc; last lines:"
+        tail -n 40 "$OUT/$label.log"
+        return "$rc"
+    fi
+}
+json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {'d': d}))" "$@"; }
+vm_pid() { sed -n 's/^pid = //p' "$STATE/trials/$T/trial.toml" | head -n1; }
+
+cleanup() {
+    local rc=$?
+    if [[ ${VM_E2E_KEEP:-0} == 1 ]]; then
+        log "VM_E2E_KEEP=1: leaving the VM and $WORK in place"
+        return
+    fi
+    if ((failed > 0)) || ((rc != 0)); then
+        log "serial console of the VM ends:"
+        tail -n 30 "$STATE/trials/$T/vm/console.log" 2>/dev/null | sed 's/^/    /' || true
+    fi
+    if [[ -f $STATE/trials/$T/trial.toml ]]; then
+        "$BIN" destroy "$T" --yes </dev/null >/dev/null 2>&1 || true
+    fi
+    local pid
+    pid=$(pgrep -f "munero-$T " || true)
+    [[ -n $pid ]] && kill -9 $pid 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+[[ -x $BIN ]] || { log "no binary at $BIN"; exit 1; }
+for img in munero-test/python:3.13 munero-test/node:20 "munero-test/caddy:$CADDY_VERSION" munero-test/ollama-stub:latest; do
+    docker image inspect "$img" >/dev/null 2>&1 || { log "image $img missing: run scripts/setup/base-images.sh"; exit 1; }
+done
+
+python3 backend/scripts/make_sample_db.py --rows "$ROWS" --seed 11 --end 2025-12-31 --out "$WORK/client.sqlite" >/dev/null
+cat >"$WORK/test.env" <<ENV
+# vm e2e: registry-free test images, shipped into the VM (it reaches no registry here).
+OLLAMA_IMAGE=munero-test/ollama-stub:latest
+CADDY_IMAGE=munero-test/caddy:$CADDY_VERSION
+BACKEND_BASE_IMAGE=munero-test/python:3.13
+FRONTEND_BASE_IMAGE=munero-test/node:20
+BACKEND_IMAGE=munero-test/backend:vm-e2e
+FRONTEND_IMAGE=munero-test/frontend:vm-e2e
+OLLAMA_MODEL=$MODEL
+ENV
+
+# --- create: boot, pinned host key --------------------------------------------------------------
+plan_of() { python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))["plan"], sort_keys=True))' "$1"; }
+check "create --dry-run" cli create-dry --output json create "$T" --provider local --image "$IMAGE" --size 2x4 --days 1 --dry-run
+t0=$SECONDS
+check "create $T --provider local boots the VM and SSH answers with the pinned host key" \
+    cli create --output json create "$T" --provider local --image "$IMAGE" --size 2x4 --days 1
+T_CREATE=$((SECONDS - t0))
+check_create() {
+    [[ $(json "$OUT/create.json" 'd["provider"]') == local ]] || { echo "provider is not local"; return 1; }
+    local pid
+    pid=$(vm_pid)
+    kill -0 "$pid" 2>/dev/null || { echo "no QEMU process $pid"; return 1; }
+    grep -q "SSH answers with the pinned host key" "$OUT/create.log" || { echo "no pinned login reported"; return 1; }
+    [[ -f $STATE/trials/$T/vm/disk.qcow2 && -f $STATE/trials/$T/vm/seed.iso ]] || { echo "overlay or seed missing"; return 1; }
+    if [[ -e $STATE/trials/$T/vm/seed ]]; then echo "the seed's source files (host private key) were left behind"; return 1; fi
+}
+check "the VM runs from a thin overlay and a NoCloud seed; the seed's sources are gone" check_create
+same_create_plan() {
+    # The dry run generated keys it did not keep: compare without the fingerprints.
+    diff <(plan_of "$OUT/create-dry.json" | sed 's/SHA256:[A-Za-z0-9+\/]*//g') <(plan_of "$OUT/create.json" | sed 's/SHA256:[A-Za-z0-9+\/]*//g')
+}
+check "the create plan that ran is the one the dry run printed (ports included)" same_create_plan
+ACCEL=$(json "$OUT/create.json" 'd["vm"]["accel"]' 2>/dev/null || echo "?")
+BOOT_S=$(json "$OUT/create.json" 'd["timings"]["wait ssh"]' 2>/dev/null || echo "?")
+
+# --- deploy ---------------------------------------------------------------------------------------
+t0=$SECONDS
+check "deploy $T --ship-images (cloud-init, upload, images, up, model, healthy, smoke, exposure probe)" \
+    cli deploy --output json deploy "$T" --env "$WORK/test.env" --data "$WORK/client.sqlite" --ship-images --app-dir "$ROOT"
+T_DEPLOY=$((SECONDS - t0))
+step_s() { json "$OUT/deploy.json" "d['results']['seconds'].get('$1', '-')" 2>/dev/null || echo "-"; }
+check_deploy() {
+    local s
+    for s in wait-cloud-init upload-data ship-images compose-up load-data pull-model wait-healthy smoke exposure-probe; do
+        grep -q "\[$s\]" "$OUT/deploy.log" || { echo "step $s not run"; return 1; }
+    done
+    grep -q "ok   POST /api/chat/" "$OUT/deploy.log" || { echo "no answered question through Caddy"; grep -i chat "$OUT/deploy.log" | tail -3; return 1; }
+    grep -q "without credentials is refused" "$OUT/deploy.log" || { echo "no 401 check"; return 1; }
+    for p in 11434 8000 3000; do
+        local hp
+        hp=$(sed -n "s/^\"$p\" = //p" "$STATE/trials/$T/trial.toml")
+        grep -Eq "tcp $hp +closed \(expected closed\)" "$OUT/deploy.log" || { echo "the forward of $p ($hp) was not found closed"; return 1; }
+    done
+    grep -q "ready since" "$OUT/deploy.log" || { echo "cloud-init's ready marker was not seen"; return 1; }
+}
+check "deploy ran cloud-init's wait, shipped the images, answered a question, kept 11434/8000/3000 closed" check_deploy
+
+check_cloud_init() {
+    cli ci ssh "$T" -- "cloud-init status --long; test -f /var/lib/cloud/instance/boot-finished" || return 1
+    grep -q "status: done" "$OUT/ci.json" || { echo "cloud-init is not done: $(cat "$OUT/ci.json")"; return 1; }
+}
+check "cloud-init on the VM: status done, boot-finished" check_cloud_init
+
+# --- wipe and destroy ------------------------------------------------------------------------------
+check "wipe $T --yes" cli wipe wipe "$T" --yes
+check_wiped() {
+    cli left ssh "$T" -- "ls munero/data 2>/dev/null | grep -c sqlite || true" || return 1
+    [[ $(tr -d '[:space:]' <"$OUT/left.json") == 0 ]] || { echo "uploaded data still on the VM"; return 1; }
+    if MUNERO_HEALTH_TIMEOUT=20 cli smoke2 smoke "$T"; then echo "smoke passed without data"; return 1; fi
+    return 0
+}
+check "after wipe: no data on the VM and smoke fails" check_wiped
+
+PID=$(vm_pid)
+check "destroy --dry-run" cli destroy-dry --output json destroy "$T" --dry-run
+t0=$SECONDS
+check "destroy $T --yes" cli destroy --output json destroy "$T" --yes
+check "the destroy plan that ran is the one the dry run printed" diff <(plan_of "$OUT/destroy-dry.json") <(plan_of "$OUT/destroy.json")
+T_DESTROY=$((SECONDS - t0))
+check_gone() {
+    if kill -0 "$PID" 2>/dev/null; then echo "QEMU process $PID still runs"; return 1; fi
+    [[ ! -e $STATE/trials/$T ]] || { echo "the trial's record, overlay or seed is still there"; ls -R "$STATE/trials/$T"; return 1; }
+}
+check "after destroy: QEMU process, overlay, seed and record are gone" check_gone
+
+echo
+log "phases (s), accel $ACCEL:"
+printf '  %-22s %s\n' "create (to SSH)" "$T_CREATE" "  of which boot to SSH" "$BOOT_S" \
+    "cloud-init (rest)" "$(step_s wait-cloud-init)" "upload data" "$(step_s upload-data)" \
+    "image build + load" "$(step_s ship-images)" "compose up" "$(step_s compose-up)" "model pull" "$(step_s pull-model)" \
+    "healthy" "$(step_s wait-healthy)" "smoke" "$(step_s smoke)" "exposure probe" "$(step_s exposure-probe)" \
+    "deploy total" "$T_DEPLOY" "destroy" "$T_DESTROY"
+checks_summary
