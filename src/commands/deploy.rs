@@ -85,9 +85,11 @@ fn prepare(ctx: &Ctx, args: &DeployArgs, write_state: bool) -> Result<Prepared> 
         env_keys: merged.keys(),
         remote_dir: remote::remote_dir(&trial),
         gpu: trial.gpu,
-        app_dir,
+        app_dir: app_dir.clone(),
         ship_images: args.ship_images,
+        image_builds: if args.ship_images { deploy::app_build_argvs(&merged, &app_dir) } else { vec![] },
         shipped_images: if args.ship_images { deploy::images_to_ship(&merged, local_image) } else { vec![] },
+
         model,
         url: remote::url(&trial)?,
         probe_host: remote::ssh_host(&trial)?,

@@ -43,7 +43,7 @@ pub enum Step {
     /// The merged `.env`, written with mode 0600 (values never shown).
     UploadEnv { remote: String, keys: Vec<String> },
     /// Build the images here and stream them with `docker save | docker load`.
-    ShipImages { app_dir: PathBuf, images: Vec<String>, cmd: RemoteCmd },
+    ShipImages { builds: Vec<Vec<String>>, images: Vec<String>, cmd: RemoteCmd },
     /// `docker compose up -d` (detecting `docker compose` vs `docker-compose`).
     ComposeUp { cmd: RemoteCmd },
     /// Copy the uploaded dataset into the client_data volume (deploy/load_client_data.sh).
@@ -138,12 +138,13 @@ impl fmt::Display for Step {
             Step::UploadEnv { remote, keys } => {
                 write!(f, "write {remote} with mode 0600 (keys: {}; values not shown)", keys.join(", "))
             }
-            Step::ShipImages { app_dir, images, cmd } => write!(
-                f,
-                "build {} here from {} and stream them: docker save | {cmd}",
-                images.join(", "),
-                app_dir.display()
-            ),
+            Step::ShipImages { builds, images, cmd } => {
+                write!(f, "build here:")?;
+                for b in builds {
+                    write!(f, " {};", crate::plan::create::argv_line(b))?;
+                }
+                write!(f, " then docker save {} | {cmd}", images.join(" "))
+            }
             Step::ComposeUp { cmd } => write!(f, "bring the stack up: {cmd}"),
             Step::LoadData { cmd } => write!(f, "load the dataset into the client_data volume (atomic): {cmd}"),
             Step::PullModel { model, cmd } => write!(f, "make sure model {model} is present: {cmd}"),
@@ -177,8 +178,10 @@ pub struct DeployInputs {
     pub gpu: bool,
     pub app_dir: PathBuf,
     pub ship_images: bool,
-    /// Images `--ship-images` streams (see [`images_to_ship`]).
+    /// Images `--ship-images` streams (see [`images_to_ship`]) and the builds that make the
+    /// app images here first (see [`app_build_argvs`]).
     pub shipped_images: Vec<String>,
+    pub image_builds: Vec<Vec<String>>,
     pub model: String,
     pub url: String,
     pub probe_host: String,
@@ -207,6 +210,34 @@ pub const STACK_IMAGES: &[(&str, &str, bool)] = &[
     ("OLLAMA_IMAGE", "ollama/ollama:0.12.3", false),
     ("CADDY_IMAGE", "caddy:2.10.2", false),
 ];
+
+/// The app images deploy builds from the checkout: image key, default, build context, the base
+/// image's key and default (as the compose file's build sections say).
+pub const APP_BUILDS: &[(&str, &str, &str, &str, &str)] = &[
+    ("BACKEND_IMAGE", "munero/backend:local", "backend", "BACKEND_BASE_IMAGE", "python:3.13-slim"),
+    ("FRONTEND_IMAGE", "munero/frontend:local", "frontend", "FRONTEND_BASE_IMAGE", "node:22-bookworm-slim"),
+];
+
+/// `docker build` of each app image here, with the env's names and base images (compose is not
+/// used: it would want the host's `.env` beside the compose file).
+pub fn app_build_argvs(env: &env::EnvFile, app_dir: &std::path::Path) -> Vec<Vec<String>> {
+    let pick = |k: &str, d: &str| env.get(k).filter(|v| !v.is_empty()).unwrap_or(d).to_string();
+    APP_BUILDS
+        .iter()
+        .map(|(img, img_d, ctx, base, base_d)| {
+            vec![
+                "docker".into(),
+                "build".into(),
+                "--quiet".into(),
+                "-t".into(),
+                pick(img, img_d),
+                "--build-arg".into(),
+                format!("BASE_IMAGE={}", pick(base, base_d)),
+                app_dir.join(ctx).display().to_string(),
+            ]
+        })
+        .collect()
+}
 
 /// What `--ship-images` streams to the host: the app images it builds here, and the stack's
 /// other images when this machine's engine already holds them (a host that cannot reach a
@@ -241,7 +272,7 @@ pub fn deploy_plan(i: &DeployInputs) -> Vec<Step> {
     ];
     if i.ship_images {
         s.push(Step::ShipImages {
-            app_dir: i.app_dir.clone(),
+            builds: i.image_builds.clone(),
             images: i.shipped_images.clone(),
             cmd: RemoteCmd::argv(["docker", "load"]),
         });
@@ -443,6 +474,7 @@ mod tests {
             app_dir: "/src/munero".into(),
             ship_images: ship,
             shipped_images: vec!["munero/backend:local".into(), "munero/frontend:local".into()],
+            image_builds: vec![vec!["docker".into(), "build".into()]],
             model: "qwen2.5-coder:3b".into(),
             url: "https://acme.example.net/".into(),
             probe_host: "203.0.113.9".into(),
@@ -511,6 +543,12 @@ mod tests {
         for (key, default, _) in STACK_IMAGES {
             assert!(compose.contains(&format!("${{{key}:-{default}}}")), "{key} defaults to {default} in the compose file");
         }
+        for (_, _, ctx, base, default) in APP_BUILDS {
+            assert!(compose.contains(&format!("context: ../{ctx}")), "{ctx} is a build context in the compose file");
+            assert!(compose.contains(&format!("BASE_IMAGE: ${{{base}:-{default}}}")), "{base} defaults to {default}");
+        }
+        let b = app_build_argvs(&env::EnvFile::parse("BACKEND_BASE_IMAGE=t/py:1\n").unwrap(), std::path::Path::new("/src"));
+        assert_eq!(b[0].join(" "), "docker build --quiet -t munero/backend:local --build-arg BASE_IMAGE=t/py:1 /src/backend");
         let env = env::EnvFile::parse("BACKEND_IMAGE=t/backend:e2e\nCADDY_IMAGE=t/caddy:1\n").unwrap();
         assert_eq!(images_to_ship(&env, |_| false), ["t/backend:e2e", "munero/frontend:local"]);
         assert_eq!(images_to_ship(&env, |i| i == "t/caddy:1"), ["t/backend:e2e", "munero/frontend:local", "t/caddy:1"]);

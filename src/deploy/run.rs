@@ -138,7 +138,7 @@ impl Executor<'_> {
                 }
                 ctx.out.progress("      ok: mode 0600");
             }
-            Step::ShipImages { app_dir, images, cmd } => self.ship_images(app_dir, images, cmd).await?,
+            Step::ShipImages { builds, images, cmd } => self.ship_images(builds, images, cmd).await?,
             Step::WaitHealthy { .. } | Step::Smoke { .. } | Step::ExposureProbe { .. } => {
                 let password = self.d.password.clone().ok_or_else(|| anyhow!("no Basic Auth credentials"))?;
                 let (trial, user) = (self.d.trial, self.d.user.clone());
@@ -221,23 +221,12 @@ impl Executor<'_> {
         }
     }
 
-    async fn ship_images(&mut self, app_dir: &Path, images: &[String], load: &RemoteCmd) -> Result<()> {
-        // Build with the local engine from the checkout's own compose file, with the merged env
-        // in a private temp file (compose refuses to start without the required variables).
-        let tmp = std::env::temp_dir().join(format!("munero-ship-{}.env", std::process::id()));
-        crate::store::atomic_write(&tmp, self.d.env.render().as_bytes(), 0o600)?;
-        let compose = app_dir.join("deploy/docker-compose.yml");
-        let st = tokio::process::Command::new("docker")
-            .args(["compose", "-f"])
-            .arg(&compose)
-            .arg("--env-file")
-            .arg(&tmp)
-            .args(["build", "backend", "frontend"])
-            .status()
-            .await;
-        let _ = std::fs::remove_file(&tmp);
-        if !st.context("running docker compose build here")?.success() {
-            bail!("building the images locally failed (see the output above)");
+    async fn ship_images(&mut self, builds: &[Vec<String>], images: &[String], load: &RemoteCmd) -> Result<()> {
+        for b in builds {
+            let st = tokio::process::Command::new(&b[0]).args(&b[1..]).stdout(std::process::Stdio::null()).status().await;
+            if !st.with_context(|| format!("running {}", b[0]))?.success() {
+                bail!("building an image here failed: {} (see the output above)", crate::plan::create::argv_line(b));
+            }
         }
         let mut save = tokio::process::Command::new("docker")
             .arg("save")
