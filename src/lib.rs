@@ -18,6 +18,7 @@ pub mod error;
 pub mod hosts;
 pub mod keys;
 pub mod lock;
+pub mod onboard;
 pub mod output;
 pub mod plan;
 pub mod prompt;
