@@ -54,6 +54,7 @@ impl Caddy {
             .expect("starting caddy");
         let c = Caddy { child, dir, admin, port };
         let deadline = Instant::now() + Duration::from_secs(20);
+        // bcrypt checks are slow on a loaded machine: the generous timeout above is for them.
         while c.status(None) != Some(401) {
             assert!(Instant::now() < deadline, "caddy did not answer on {port}");
             std::thread::sleep(Duration::from_millis(100));
@@ -62,7 +63,7 @@ impl Caddy {
     }
 
     fn status(&self, login: Option<(&str, &str)>) -> Option<u16> {
-        let mut r = reqwest::blocking::Client::new().get(format!("http://127.0.0.1:{}/", self.port)).timeout(Duration::from_secs(5));
+        let mut r = reqwest::blocking::Client::new().get(format!("http://127.0.0.1:{}/", self.port)).timeout(Duration::from_secs(60));
         if let Some((u, p)) = login {
             r = r.basic_auth(u, Some(p));
         }
