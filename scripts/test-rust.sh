@@ -20,6 +20,11 @@ if [[ -f scripts/setup/sshd.sh ]]; then
   bash scripts/setup/sshd.sh
 fi
 
+# A real Caddy for the Basic Auth tests (add/rotate/revoke applied by `caddy reload`).
+log "installing caddy"
+MUNERO_CADDY_BIN=$(bash scripts/setup/caddy.sh | tail -n1)
+export MUNERO_CADDY_BIN
+
 # A chroot with cloud-init for `cloud-init schema` (never installed on the host). The schema
 # test must really run here, so its absence is a failure, not a skip.
 log "preparing the cloud-init chroot"

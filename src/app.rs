@@ -70,7 +70,7 @@ async fn run(cli: Cli) -> anyhow::Result<output::Report> {
     let config = Config::load(cli.config.as_deref())?;
     let store = Store::resolve(cli.state_dir.as_deref())?;
     let ctx = Ctx { store, config, out: Out::new(cli.output), now: OffsetDateTime::now_utc() };
-    match &cli.command {
+    let result = match &cli.command {
         Command::Create(a) => commands::create::run(&ctx, a).await,
         Command::Status(a) => commands::status::run(&ctx, a).await,
         Command::Destroy(a) => commands::destroy::run(&ctx, a).await,
@@ -81,7 +81,15 @@ async fn run(cli: Cli) -> anyhow::Result<output::Report> {
         Command::Logs(a) => commands::logs::run(&ctx, a).await,
         Command::Ssh(a) => commands::ssh::run(&ctx, a).await,
         Command::Image(crate::cli::ImageCommand::Build(a)) => commands::image::build(&ctx, a).await,
-    }
+        Command::Auth(a) => commands::auth::run(&ctx, a).await,
+        Command::Onboard(a) => commands::onboard::run(&ctx, a).await,
+        Command::History(a) => commands::history::run(&ctx, a),
+        Command::Init(a) => commands::init::run(&ctx, a),
+        Command::Completions(a) => commands::completions::run(a),
+        Command::Doctor(a) => commands::doctor::run(&ctx, a).await,
+    };
+    crate::audit::after_command(&ctx, &cli.command, &result).await;
+    result
 }
 
 fn init_tracing(verbose: u8) {

@@ -55,6 +55,18 @@ pub enum Command {
     Image(ImageCommand),
     /// A shell on the trial's host, or one command (`ssh TRIAL -- df -h`); host key pinned.
     Ssh(SshArgs),
+    /// The trial's Basic Auth users: list, add, rotate, revoke (Caddy reloaded, no restart).
+    Auth(AuthArgs),
+    /// The client's onboarding message (URL, user, example questions from their own data).
+    Onboard(OnboardArgs),
+    /// What was done to a trial: one line per lifecycle action (time, operator, action, result).
+    History(HistoryArgs),
+    /// Write a commented munero.toml and an env template for a new client into DIR.
+    Init(InitArgs),
+    /// Shell completions for bash, zsh or fish on stdout.
+    Completions(CompletionsArgs),
+    /// Check what the next commands need (credentials, keys, clock, docker, disk, state dir).
+    Doctor(DoctorArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -266,4 +278,129 @@ pub struct ImageBuildArgs {
 
 fn parse_provider(s: &str) -> Result<ProviderKind, String> {
     s.parse()
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AuthArgs {
+    #[command(subcommand)]
+    pub action: AuthAction,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum AuthAction {
+    /// The trial's users (passwords only with --show).
+    List(AuthListArgs),
+    /// A new user with a generated password.
+    Add(AuthUserArgs),
+    /// A new password for a user; the old one stops working at once.
+    Rotate(AuthUserArgs),
+    /// Remove a user; the last one only with --all, which locks the trial (every request 401).
+    Revoke(AuthRevokeArgs),
+    /// Send the local set to the host again and reload Caddy (after a failed change).
+    Sync(AuthSyncArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AuthListArgs {
+    pub trial: String,
+    /// Show the passwords (they are otherwise only in the 0600 file).
+    #[arg(long)]
+    pub show: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AuthUserArgs {
+    pub trial: String,
+    /// User name: 1 to 32 of a-z, 0-9, '.', '_', '-'.
+    pub user: String,
+    /// Print the new password.
+    #[arg(long)]
+    pub show: bool,
+    /// Print the plan, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AuthRevokeArgs {
+    pub trial: String,
+    #[arg(required_unless_present = "all")]
+    pub user: Option<String>,
+    /// Revoke every user: the trial is locked until `auth add`.
+    #[arg(long, conflicts_with = "user")]
+    pub all: bool,
+    /// Print the plan, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AuthSyncArgs {
+    pub trial: String,
+    /// Print the plan, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MessageFormat {
+    Text,
+    Markdown,
+    Html,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct OnboardArgs {
+    pub trial: String,
+    /// Whose message (default: the trial's first user).
+    #[arg(long, value_name = "U")]
+    pub user: Option<String>,
+    #[arg(long, value_enum, default_value_t = MessageFormat::Text)]
+    pub format: MessageFormat,
+    /// Put the password into the message (default: it reaches the client another way).
+    #[arg(long)]
+    pub include_password: bool,
+    /// Ask the deployed assistant each example question and report which ones answer.
+    #[arg(long)]
+    pub self_test: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HistoryArgs {
+    pub trial: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct InitArgs {
+    /// Directory for munero.toml and client.env (default: the current one).
+    pub dir: Option<PathBuf>,
+    /// Replace files that already exist.
+    #[arg(long)]
+    pub force: bool,
+    /// Print what would be written, write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CompletionsArgs {
+    #[arg(value_enum)]
+    pub shell: CompletionShell,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DoctorArgs {
+    /// Check for this kind of host (default: munero.toml's provider, else hetzner).
+    #[arg(long, value_parser = parse_provider, value_name = "hetzner|aws|local|ssh")]
+    pub provider: Option<ProviderKind>,
+    /// Also check what `deploy --ship-images` needs (a local docker engine).
+    #[arg(long)]
+    pub ship_images: bool,
 }

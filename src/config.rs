@@ -29,6 +29,8 @@ pub struct Config {
     pub domain_pattern: Option<String>,
     pub acme_email: Option<String>,
     pub model: Option<String>,
+    /// Where clients send feedback (named in the onboarding message).
+    pub feedback_email: Option<String>,
     pub hetzner: HetznerConfig,
 }
 

@@ -3,17 +3,22 @@
 //! The binary is thin (`main.rs`); everything testable lives here.
 
 pub mod app;
+pub mod audit;
+pub mod auth;
 pub mod cli;
 pub mod cloudinit;
 pub mod commands;
 pub mod config;
+pub mod cost;
 pub mod ctx;
 pub mod deploy;
+pub mod doctor;
 pub mod echo_ip;
 pub mod error;
 pub mod hosts;
 pub mod keys;
 pub mod lock;
+pub mod onboard;
 pub mod output;
 pub mod plan;
 pub mod prompt;

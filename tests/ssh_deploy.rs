@@ -77,9 +77,11 @@ fn dry_run_plan_lists_the_steps_that_run_and_env_is_0600_with_no_value_in_output
     let run = s.cli.run(&["deploy", TRIAL, "--data", d, "--only", FILE_STEPS]).ok();
     let planned = step_lines(&plan.stdout);
     let ran = step_lines(&run.stderr);
-    // The six asked for, and the manifest that goes with any step that puts files on the host.
-    assert_eq!(planned.len(), 7, "{}", plan.stdout);
+    // The six asked for, the manifest that goes with any step that puts files on the host, and
+    // the Basic Auth users file Caddy cannot start without, which goes with the stack files.
+    assert_eq!(planned.len(), 8, "{}", plan.stdout);
     assert!(planned.iter().any(|l| l.starts_with("[write-manifest]")), "{}", plan.stdout);
+    assert!(planned.iter().any(|l| l.starts_with("[upload-users]")), "{}", plan.stdout);
     assert_eq!(planned, ran, "dry-run:\n{}\nrun:\n{}", plan.stdout, run.stderr);
 
     // Data, stack files, build contexts and .env are on the host.
@@ -103,6 +105,11 @@ fn dry_run_plan_lists_the_steps_that_run_and_env_is_0600_with_no_value_in_output
     let hash = creds["bcrypt_hash"].as_str().unwrap();
     assert!(env.contains(&format!("BASIC_AUTH_HASH='{hash}'")), "{env}");
     assert!(env.contains("MUNERO_TLS=internal") && env.contains("MUNERO_DOMAIN=127.0.0.1"));
+    let users = s.remote.join("deploy/auth/users.caddy");
+    assert_eq!(common::mode(&users), 0o600);
+    let users = std::fs::read_to_string(&users).unwrap();
+    assert!(users.contains(&format!("\n{} {hash}\n", creds["user"].as_str().unwrap())), "{users}");
+    assert!(!users.contains(password));
     for out in [plan.all_output(), run.all_output()] {
         assert!(!out.contains(password) && !out.contains(hash), "a secret leaked into the output:\n{out}");
         assert!(out.contains("BASIC_AUTH_HASH"), "keys are named");

@@ -7,7 +7,7 @@ use serde_json::json;
 use crate::cli::CreateArgs;
 use crate::ctx::Ctx;
 use crate::output::Report;
-use crate::{echo_ip, hosts, lock, plan, resolve, validate};
+use crate::{cost, echo_ip, hosts, lock, plan, resolve, validate};
 
 pub async fn run(ctx: &Ctx, args: &CreateArgs) -> Result<Report> {
     validate::trial_name(&args.trial)?;
@@ -37,10 +37,20 @@ pub async fn run(ctx: &Ctx, args: &CreateArgs) -> Result<Report> {
     if !args.dry_run {
         return host.create(ctx, plan).await.map(|r| r.with_warnings(&warnings));
     }
-    let text = plan::render(&plan.steps);
+    let mut text = plan::render(&plan.steps);
     ctx.out.progress(format!("Plan for trial {} (dry run: nothing is created):", req.name));
+    // What the trial will cost: per hour, and for its whole life from now to its expiry.
+    let price = host.price(&req.server_type, req.location.as_deref()).await.unwrap_or_else(|e| {
+        ctx.out.progress(format!("warning: no price for {}: {e:#}", req.server_type));
+        None
+    });
+    let whole = price.as_ref().map(|q| cost::cost(q, ctx.now.unix_timestamp(), req.expires_unix()));
+    text.push_str(&match &whole {
+        Some(c) => format!("\nPrice: {}; the whole trial ({} h to its expiry): {} ({})", cost::per_hour(c), c.hours, cost::money(c.amount, &c.currency), c.source),
+        None => "\nPrice: no price known for this kind of host".to_string(),
+    });
     let mut doc = json!({"ok": true, "command": "create", "dry_run": true, "trial": req.name, "provider": kind,
-                         "plan": plan.steps, "plan_text": text});
+                         "plan": plan.steps, "plan_text": text, "cost": whole});
     if let (Some(d), Some(extra)) = (doc.as_object_mut(), plan.details.as_object()) {
         for (k, v) in extra {
             d.entry(k.clone()).or_insert(v.clone());

@@ -15,7 +15,7 @@ use crate::deploy::{self, bundle, checks, sample};
 use crate::error::usage;
 use crate::output::Report;
 use crate::trial::Trial;
-use crate::{hosts, remote};
+use crate::{auth, hosts, remote};
 
 /// Everything the plan and the executor need, decided before anything runs.
 struct Prepared {
@@ -24,6 +24,7 @@ struct Prepared {
     env: EnvFile,
     creds_user: String,
     creds_password: Option<String>,
+    users_file: String,
 }
 
 fn prepare(ctx: &Ctx, args: &DeployArgs, write_state: bool) -> Result<Prepared> {
@@ -52,15 +53,17 @@ fn prepare(ctx: &Ctx, args: &DeployArgs, write_state: bool) -> Result<Prepared> 
         }
         None => EnvFile::parse(bundle::env_example())?,
     };
-    let (user, hash, password) = if write_state {
-        let c = remote::ensure_credentials(ctx, &trial)?;
-        (c.user, c.bcrypt_hash, Some(c.password))
+    let (user, hash, password, users) = if write_state {
+        let (c, set) = auth::for_deploy(ctx, &trial)?;
+        (c.user, c.bcrypt_hash, Some(c.password), set)
     } else {
         match remote::load_credentials(ctx, &trial)? {
-            Some(c) => (c.user, c.bcrypt_hash, Some(c.password)),
-            None => (trial.name.clone(), "(generated at deploy)".to_string(), None),
+            Some(c) => (c.user, c.bcrypt_hash, Some(c.password), auth::load(ctx, &trial)?),
+            None => (trial.name.clone(), "(generated at deploy)".to_string(), None, auth::UserSet::default()),
         }
     };
+    let auth_users = if users.users.is_empty() && !users.locked { vec![user.clone()] } else { users.names() };
+    let users_file = if write_state { users.caddy_file()? } else { String::new() };
     let gen = Generated {
         domain: remote::site_name(&trial)?,
         tls: remote::tls_mode(&trial).to_string(),
@@ -97,8 +100,9 @@ fn prepare(ctx: &Ctx, args: &DeployArgs, write_state: bool) -> Result<Prepared> 
         forwards: trial.forwards.clone(),
         ready_marker: hosts::connect(trial.provider, true)?.boots_our_cloud_init(),
         cloud_init_timeout_s: std::env::var("MUNERO_CLOUD_INIT_TIMEOUT").ok().and_then(|v| v.parse().ok()).unwrap_or(1800),
+        auth_users,
     };
-    Ok(Prepared { trial, inputs, env: merged, creds_user: user, creds_password: password })
+    Ok(Prepared { trial, inputs, env: merged, creds_user: user, creds_password: password, users_file })
 }
 
 /// Whether this machine's Docker engine holds `image`.
@@ -135,6 +139,7 @@ pub async fn run(ctx: &Ctx, args: &DeployArgs) -> Result<Report> {
         env: &prep.env,
         user: prep.creds_user.clone(),
         password: prep.creds_password.clone(),
+        users_file: prep.users_file.clone(),
     };
     let results = run::run(&d, &steps).await?;
     let url = prep.inputs.url.clone();

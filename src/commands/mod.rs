@@ -1,10 +1,16 @@
 //! One command, one file: each wires its arguments to resolved inputs, a plan and its run.
 
+pub mod auth;
+pub mod completions;
 pub mod create;
 pub mod deploy;
 pub mod destroy;
+pub mod doctor;
+pub mod history;
 pub mod image;
+pub mod init;
 pub mod logs;
+pub mod onboard;
 pub mod smoke;
 pub mod ssh;
 pub mod status;

@@ -13,7 +13,7 @@ use crate::timefmt::rfc3339;
 use crate::error::usage;
 use crate::output::{table, Report};
 use crate::ctx::Ctx;
-use crate::{hosts, validate};
+use crate::{cost, hosts, validate};
 
 #[derive(Debug, Serialize)]
 pub struct Row {
@@ -27,6 +27,8 @@ pub struct Row {
     pub expired: bool,
     pub local_record: bool,
     pub server_id: Option<String>,
+    /// Hourly price and the cost accrued since creation (None: no price known for this kind).
+    pub cost: Option<cost::Cost>,
 }
 
 pub async fn run(ctx: &Ctx, args: &StatusArgs) -> Result<Report> {
@@ -37,7 +39,8 @@ pub async fn run(ctx: &Ctx, args: &StatusArgs) -> Result<Report> {
     let records = ctx.store.list()?;
     // provider name -> trial -> server (None when listing failed)
     let mut live: BTreeMap<ProviderKind, Option<BTreeMap<String, ServerInfo>>> = BTreeMap::new();
-    for h in hosts::configured()? {
+    let hosts = hosts::configured()?;
+    for h in &hosts {
         match h.servers(ctx).await {
             Ok(Some(servers)) => {
                 let m = servers.into_iter().filter_map(|s| s.trial().map(str::to_string).map(|t| (t, s))).collect();
@@ -52,8 +55,9 @@ pub async fn run(ctx: &Ctx, args: &StatusArgs) -> Result<Report> {
         }
     }
     let mut rows = Vec::new();
+    let mut prices = BTreeMap::new();
     for t in &records {
-        let (state, ipv4, stype, sid) = match live.get(&t.provider) {
+        let (state, ipv4, stype, sid, loc) = match live.get(&t.provider) {
             Some(Some(m)) => match m.get(&t.name) {
                 Some(s) => {
                     // Keep the local cache in step with the provider (the address deploy uses).
@@ -66,13 +70,15 @@ pub async fn run(ctx: &Ctx, args: &StatusArgs) -> Result<Report> {
                             ctx.out.progress(format!("warning: could not update the record of {}: {e:#}", t.name));
                         }
                     }
-                    (s.status.clone(), s.ipv4.clone(), s.server_type.clone(), Some(s.id.clone()))
+                    (s.status.clone(), s.ipv4.clone(), s.server_type.clone(), Some(s.id.clone()), s.location.clone().or(t.location.clone()))
                 }
-                None => ("gone".to_string(), None, t.server_type.clone(), None),
+                None => ("gone".to_string(), None, t.server_type.clone(), None, t.location.clone()),
             },
-            Some(None) => (format!("{} (provider unreachable)", t.state), t.ipv4.clone(), t.server_type.clone(), t.resources.server_id.clone()),
-            None => (format!("{} (local record)", t.state), t.ipv4.clone(), t.server_type.clone(), t.resources.server_id.clone()),
+            Some(None) => (format!("{} (provider unreachable)", t.state), t.ipv4.clone(), t.server_type.clone(), t.resources.server_id.clone(), t.location.clone()),
+            None => (format!("{} (local record)", t.state), t.ipv4.clone(), t.server_type.clone(), t.resources.server_id.clone(), t.location.clone()),
         };
+        let gone = state == "gone";
+        let cost = if gone { None } else { trial_cost(ctx, &hosts, &mut prices, t.provider, &stype, loc.as_deref(), t.created_unix, now).await };
         rows.push(Row {
             trial: t.name.clone(),
             provider: t.provider,
@@ -84,6 +90,7 @@ pub async fn run(ctx: &Ctx, args: &StatusArgs) -> Result<Report> {
             expired: t.expires_unix < now,
             local_record: true,
             server_id: sid,
+            cost,
         });
     }
     for (prov, m) in &live {
@@ -104,6 +111,7 @@ pub async fn run(ctx: &Ctx, args: &StatusArgs) -> Result<Report> {
                 expired: e.is_some_and(|e| e < now),
                 local_record: false,
                 server_id: Some(s.id.clone()),
+                cost: None,
             });
         }
     }
@@ -118,7 +126,7 @@ pub async fn run(ctx: &Ctx, args: &StatusArgs) -> Result<Report> {
         "No trials.".to_string()
     } else {
         table(
-            &["TRIAL", "PROVIDER", "TYPE", "IPV4", "STATE", "EXPIRES"],
+            &["TRIAL", "PROVIDER", "TYPE", "IPV4", "STATE", "EXPIRES", "PRICE", "ACCRUED"],
             &rows
                 .iter()
                 .map(|r| {
@@ -129,10 +137,41 @@ pub async fn run(ctx: &Ctx, args: &StatusArgs) -> Result<Report> {
                         r.ipv4.clone().unwrap_or_else(|| "-".into()),
                         r.state.clone(),
                         format!("{}{}", r.expires.clone().unwrap_or_else(|| "-".into()), if r.expired { " (expired)" } else { "" }),
+                        r.cost.as_ref().map(cost::per_hour).unwrap_or_else(|| "no price".into()),
+                        r.cost.as_ref().map(|c| format!("{} ({} h)", cost::money(c.amount, &c.currency), c.hours)).unwrap_or_else(|| "-".into()),
                     ]
                 })
                 .collect::<Vec<_>>(),
         )
     };
     Ok(Report::new(json!({"ok": true, "command": "status", "trials": rows}), human))
+}
+
+type PriceCache = BTreeMap<(ProviderKind, String, Option<String>), Option<munero_provider::PriceQuote>>;
+
+/// The trial's price from its kind of host (asked once per type and location), and what it has
+/// cost since it was created. A price that cannot be had is a warning, not a failed status.
+async fn trial_cost(
+    ctx: &Ctx,
+    hosts: &[Box<dyn hosts::Host>],
+    cache: &mut PriceCache,
+    kind: ProviderKind,
+    server_type: &str,
+    location: Option<&str>,
+    created_unix: i64,
+    now: i64,
+) -> Option<cost::Cost> {
+    let key = (kind, server_type.to_string(), location.map(str::to_string));
+    if !cache.contains_key(&key) {
+        let q = match hosts.iter().find(|h| h.kind() == kind) {
+            Some(h) => h.price(server_type, location).await.unwrap_or_else(|e| {
+                ctx.out.progress(format!("warning: no price for {server_type}: {e:#}"));
+                None
+            }),
+            None => cost::table_price(kind, server_type),
+        };
+        cache.insert(key.clone(), q);
+    }
+    let q = cache.get(&key)?.as_ref()?;
+    (created_unix > 0).then(|| cost::cost(q, created_unix, now))
 }

@@ -42,6 +42,8 @@ pub enum Step {
     UploadBundle { remote_dir: String, files: Vec<String>, app_dir: Option<PathBuf> },
     /// The merged `.env`, written with mode 0600 (values never shown).
     UploadEnv { remote: String, keys: Vec<String> },
+    /// The Basic Auth users Caddy imports (names and bcrypt hashes, mode 0600; never passwords).
+    UploadUsers { remote: String, users: Vec<String> },
     /// Build the images here and stream them with `docker save | docker load`.
     ShipImages { builds: Vec<Vec<String>>, images: Vec<String>, cmd: RemoteCmd },
     /// `docker compose up -d` (detecting `docker compose` vs `docker-compose`).
@@ -69,6 +71,7 @@ impl Step {
             Step::UploadData { .. } => "upload-data",
             Step::UploadBundle { .. } => "upload-bundle",
             Step::UploadEnv { .. } => "upload-env",
+            Step::UploadUsers { .. } => "upload-users",
             Step::ShipImages { .. } => "ship-images",
             Step::ComposeUp { .. } => "compose-up",
             Step::LoadData { .. } => "load-data",
@@ -92,6 +95,7 @@ pub const STEP_IDS: &[&str] = &[
     "upload-data",
     "upload-bundle",
     "upload-env",
+    "upload-users",
     "ship-images",
     "compose-up",
     "load-data",
@@ -138,6 +142,11 @@ impl fmt::Display for Step {
             Step::UploadEnv { remote, keys } => {
                 write!(f, "write {remote} with mode 0600 (keys: {}; values not shown)", keys.join(", "))
             }
+            Step::UploadUsers { remote, users } => write!(
+                f,
+                "write {remote} with mode 0600: Basic Auth users {} (bcrypt hashes only)",
+                if users.is_empty() { "none: the trial is locked".to_string() } else { users.join(", ") }
+            ),
             Step::ShipImages { builds, images, cmd } => {
                 write!(f, "build here:")?;
                 for b in builds {
@@ -192,6 +201,8 @@ pub struct DeployInputs {
     /// Whether the host boots our cloud-init, which leaves a ready marker to wait for.
     pub ready_marker: bool,
     pub cloud_init_timeout_s: u64,
+    /// Names of the trial's Basic Auth users (the hashes travel with the executor, not the plan).
+    pub auth_users: Vec<String>,
 }
 
 pub fn remote_data_path(remote_dir: &str) -> String {
@@ -269,6 +280,7 @@ pub fn deploy_plan(i: &DeployInputs) -> Vec<Step> {
             app_dir: (!i.ship_images).then(|| i.app_dir.clone()),
         },
         Step::UploadEnv { remote: remote_env_path(&i.remote_dir), keys: i.env_keys.clone() },
+        Step::UploadUsers { remote: format!("{}/deploy/auth/users.caddy", i.remote_dir), users: i.auth_users.clone() },
     ];
     if i.ship_images {
         s.push(Step::ShipImages {
@@ -301,16 +313,24 @@ pub fn smoke_plan(url: &str, probe_host: &str, ssh_port: u16, forwards: &BTreeMa
 }
 
 /// Steps that put something on the host: the manifest goes with any of them.
-const PUTS_ON_HOST: &[&str] = &["upload-data", "upload-bundle", "upload-env", "ship-images", "compose-up", "load-data"];
+const PUTS_ON_HOST: &[&str] = &["upload-data", "upload-bundle", "upload-env", "upload-users", "ship-images", "compose-up", "load-data"];
 
 /// Keep only the named steps (`--only a,b`), in plan order; the manifest is written whenever
-/// one of them puts something on the host.
+/// one of them puts something on the host, the users file whenever the stack files go or start.
 pub fn filter_plan(plan: Vec<Step>, only: &[String]) -> Vec<Step> {
     if only.is_empty() {
         return plan;
     }
     let manifest = only.iter().any(|o| PUTS_ON_HOST.contains(&o.as_str()));
-    plan.into_iter().filter(|s| only.iter().any(|o| o == s.id()) || (manifest && s.id() == "write-manifest")).collect()
+    // Caddy does not start without the users file its Caddyfile imports.
+    let users = only.iter().any(|o| o == "compose-up" || o == "upload-bundle");
+    plan.into_iter()
+        .filter(|s| {
+            only.iter().any(|o| o == s.id())
+                || (manifest && s.id() == "write-manifest")
+                || (users && s.id() == "upload-users")
+        })
+        .collect()
 }
 
 /// True when the steps include the one that starts the stack: only then was anything deployed.
@@ -482,6 +502,7 @@ mod tests {
             forwards: BTreeMap::new(),
             ready_marker: true,
             cloud_init_timeout_s: 1800,
+            auth_users: vec!["acme".into()],
         }
     }
 
@@ -492,7 +513,7 @@ mod tests {
             ids,
             [
                 "check-data", "check-env", "wait-cloud-init", "write-manifest", "upload-data", "upload-bundle", "upload-env",
-                "compose-up", "load-data", "pull-model", "wait-healthy", "smoke", "exposure-probe"
+                "upload-users", "compose-up", "load-data", "pull-model", "wait-healthy", "smoke", "exposure-probe"
             ]
         );
         let ids: Vec<&str> = deploy_plan(&inputs(true, true)).iter().map(Step::id).collect();

@@ -23,6 +23,8 @@ pub struct Deploy<'a> {
     pub env: &'a EnvFile,
     pub user: String,
     pub password: Option<String>,
+    /// The Basic Auth users file Caddy imports (bcrypt hashes only).
+    pub users_file: String,
 }
 
 /// Walk the steps; returns each step's result by id.
@@ -137,6 +139,12 @@ impl Executor<'_> {
                     bail!("{remote} has mode {} on the host, expected 600", mode.trim());
                 }
                 ctx.out.progress("      ok: mode 0600");
+            }
+            Step::UploadUsers { remote, users } => {
+                let file = self.d.users_file.clone();
+                let s = self.session().await?;
+                upload::put_bytes(s, remote, file.as_bytes(), 0o600).await?;
+                ctx.out.progress(format!("      ok: {} user(s), mode 0600", users.len()));
             }
             Step::ShipImages { builds, images, cmd } => self.ship_images(builds, images, cmd).await?,
             Step::WaitHealthy { .. } | Step::Smoke { .. } | Step::ExposureProbe { .. } => {

@@ -14,7 +14,7 @@ use crate::ssh::Session;
 use crate::trial::Trial;
 
 /// Caddy's internal root certificate, for trials served without a public domain.
-async fn caddy_root(ctx: &Ctx, trial: &Trial, s: &Session) -> Result<Option<Vec<u8>>> {
+pub async fn caddy_root(ctx: &Ctx, trial: &Trial, s: &Session) -> Result<Option<Vec<u8>>> {
     if remote::tls_mode(trial) != "internal" {
         return Ok(None);
     }

@@ -7,10 +7,11 @@ use std::any::Any;
 
 use anyhow::Result;
 use async_trait::async_trait;
-use munero_provider::{ProviderKind, ServerInfo};
+use munero_provider::{PriceQuote, ProviderKind, ServerInfo};
 use serde_json::Value;
 
 use crate::config::Config;
+use crate::doctor::Finding;
 use crate::ctx::Ctx;
 use crate::output::Report;
 use crate::plan::create::CreateStep;
@@ -76,4 +77,15 @@ pub trait Host: Send + Sync {
 
     /// Servers this kind of host reports for `status` (None: the local records are all there is).
     async fn servers(&self, ctx: &Ctx) -> Result<Option<Vec<ServerInfo>>>;
+
+    /// What a server of this type costs (`status`, `create --dry-run`): by default the dated
+    /// table in `cost`, which knows nothing of hosts that are not rented by the hour.
+    async fn price(&self, server_type: &str, _location: Option<&str>) -> Result<Option<PriceQuote>> {
+        Ok(crate::cost::table_price(self.kind(), server_type))
+    }
+
+    /// `doctor`'s checks of what this kind of host needs (credentials, tools).
+    async fn preflight(&self) -> Vec<Finding> {
+        Vec::new()
+    }
 }

@@ -2,6 +2,7 @@
 //! prints and the executor walks. A step that runs something on a host carries its `RemoteCmd`,
 //! and its text is rendered from that value, so the printed plan is the plan that runs.
 
+pub mod auth;
 pub mod create;
 pub mod destroy;
 pub mod teardown;

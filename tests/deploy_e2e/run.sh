@@ -262,6 +262,59 @@ check "the backend reads /data/munero.sqlite" check_data_file
 
 check "smoke $T exits 0" cli smoke1 smoke "$T"
 
+# --- auth, onboard, history on the deployed stack ---------------------------------------------
+code_as() {
+    # code_as USER PASSWORD: HTTP status of the dashboard API through caddy with that login.
+    curl -sS --max-time 30 -o /dev/null -w '%{http_code}' --cacert "$WORK/root.crt" -u "$1:$2" https://127.0.0.1/api/dashboard/test
+}
+caddy_id() { dc ps -q caddy; }
+BOB_OLD= BOB_NEW=
+check_auth() {
+    local before after
+    root_crt || return 1
+    before=$(caddy_id)
+    "$BIN" --output json auth add "$T" bob --show </dev/null >"$OUT/auth-add.json" 2>"$OUT/auth-add.log" || { cat "$OUT/auth-add.log"; return 1; }
+    BOB_OLD=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["password"])' "$OUT/auth-add.json")
+    [[ $(code_as bob "$BOB_OLD") == 200 ]] || { echo "added user bob is not let in"; return 1; }
+    cli auth-rotate auth rotate "$T" bob || return 1
+    BOB_NEW=$(python3 -c 'import sys,tomllib; print(next(u["password"] for u in tomllib.load(open(sys.argv[1],"rb"))["user"] if u["name"]=="bob"))' "$STATE/trials/$T/users.toml")
+    [[ $(code_as bob "$BOB_OLD") == 401 ]] || { echo "bob's old password still works after rotate"; return 1; }
+    [[ $(code_as bob "$BOB_NEW") == 200 ]] || { echo "bob's new password does not work"; return 1; }
+    [[ $(code_as "$(auth_user)" "$(password)") == 200 ]] || { echo "the first user was affected by bob's rotation"; return 1; }
+    cli auth-revoke auth revoke "$T" bob || return 1
+    [[ $(code_as bob "$BOB_NEW") == 401 ]] || { echo "revoked bob still gets in"; return 1; }
+    after=$(caddy_id)
+    [[ -n $before && $before == "$after" ]] || { echo "caddy container changed ($before -> $after): restarted instead of reloaded"; return 1; }
+    [[ $(docker inspect -f '{{.RestartCount}} {{.State.StartedAt}}' "$after") == "$(docker inspect -f '{{.RestartCount}} {{.State.StartedAt}}' "$before")" ]]
+}
+check "auth add/rotate/revoke: new user 200, old password 401, others unaffected, same caddy container" check_auth
+
+check_onboard() {
+    cli onboard onboard "$T" --format markdown || return 1
+    grep -q "^## Questions to start with" "$OUT/onboard.log" || { echo "no questions section"; return 1; }
+    grep -qi "amount\|orders" "$OUT/onboard.log" || { echo "the questions name nothing of the dataset"; return 1; }
+    if grep -qF -- "$(password)" "$OUT/onboard.log"; then echo "the password is in the message"; return 1; fi
+    cli onboard-self onboard "$T" --self-test || return 1
+    grep -Eq "^[0-9]+ of [0-9]+ example questions answered" "$OUT/onboard-self.log" || { echo "no self-test summary"; return 1; }
+}
+check "onboard names the dataset's measures, hides the password; --self-test reports each question" check_onboard
+
+check_history() {
+    local local_log="$STATE/history/$T.jsonl" host_log="$REMOTE/deploy/history.jsonl" a q
+    for a in create deploy auth-add auth-rotate auth-revoke; do
+        grep -q "\"action\":\"$a\"" "$local_log" || { echo "no $a line locally"; return 1; }
+        grep -q "\"action\":\"$a\"" "$host_log" || { echo "no $a line on the host"; return 1; }
+    done
+    grep -q '"data_sha256":"' "$host_log" || { echo "the deploy line lacks the data's sha256"; return 1; }
+    for secret in "$(password)" "$BOB_OLD" "$BOB_NEW"; do
+        [[ -n $secret ]] || continue
+        if grep -qF -- "$secret" "$local_log" "$host_log"; then echo "a password is in the history"; return 1; fi
+    done
+    q=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["questions"][0])' <("$BIN" --output json onboard "$T" </dev/null 2>/dev/null)) || return 1
+    if grep -qF -- "$q" "$local_log" "$host_log"; then echo "a question is in the history"; return 1; fi
+}
+check "history: every action locally and on the host, no password, no question" check_history
+
 check_wipe() {
     cli wipe wipe "$T" --yes || return 1
     grep -qi "receipt" "$OUT/wipe.log" || { echo "no receipt in the output"; cat "$OUT/wipe.log"; return 1; }

@@ -110,6 +110,33 @@ def _server_type(row):
 
 SERVER_TYPES = [_server_type(r) for r in _SERVER_TYPES]
 
+# Primary IPv4: hourly and monthly net EUR (IPv6 is free).
+_IPV4_PRICE = ("0.0008", "0.5000")
+
+
+def _amount(net):
+    return {"net": "%.10f" % float(net), "gross": _gross(net)}
+
+
+def pricing():
+    """GET /pricing, shaped as the published spec's ListPricesResponse."""
+    hourly, monthly = _IPV4_PRICE
+    ip = lambda h, m: [{"location": loc["name"], "price_hourly": _amount(h), "price_monthly": _amount(m)}
+                       for loc in LOCATIONS]
+    return {"pricing": {
+        "currency": "EUR",
+        "vat_rate": "19.00",
+        "image": {"price_per_gb_month": _amount("0.0110")},
+        "floating_ip": {"price_monthly": _amount("3.0000")},
+        "floating_ips": [{"type": t, "prices": [{"location": loc["name"], "price_monthly": _amount(m)} for loc in LOCATIONS]}
+                         for t, m in (("ipv4", "3.0000"), ("ipv6", "3.0000"))],
+        "primary_ips": [{"type": "ipv4", "prices": ip(hourly, monthly)}, {"type": "ipv6", "prices": ip("0", "0")}],
+        "server_backup": {"percentage": "20.00"},
+        "server_types": [{"id": t["id"], "name": t["name"], "prices": copy.deepcopy(t["prices"])} for t in SERVER_TYPES],
+        "load_balancer_types": [],
+        "volume": {"price_per_gb_month": _amount("0.0440")},
+    }}
+
 IMAGES = [
     {"id": 161547269, "type": "system", "status": "available", "name": "ubuntu-24.04",
      "description": "Ubuntu 24.04", "image_size": None, "disk_size": 5, "created": "2024-04-25T13:55:42+00:00",
@@ -839,6 +866,8 @@ class Api:
             return self.firewalls(method, parts[1:], query, body)
         if head == "actions":
             return self.actions(method, parts[1:], query, None)
+        if head == "pricing" and method == "GET" and len(parts) == 1:
+            return 200, pricing()
         if head in ("server_types", "images", "locations", "datacenters") and method == "GET":
             return self.catalogue(head, parts[1:], query)
         raise not_found("route")

@@ -223,6 +223,19 @@ impl ServerInfo {
     }
 }
 
+/// What a server costs by the provider's own price list, net of VAT, in `currency`. `parts` says
+/// what the figures include (e.g. the server type and its primary IPv4).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PriceQuote {
+    pub currency: String,
+    pub hourly: f64,
+    /// The most one month costs (hourly billing stops there), when the provider caps it.
+    pub monthly_cap: Option<f64>,
+    pub parts: Vec<String>,
+    /// Where the figures come from ("Hetzner API /server_types and /pricing", a dated table).
+    pub source: String,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ResourceKind {
@@ -311,6 +324,17 @@ pub trait Provider: Send + Sync {
     /// Checks that the image and location exist; Err(Invalid) names the known ones.
     async fn check_placement(&self, _image: &str, _location: Option<&str>) -> Result<()> {
         Ok(())
+    }
+
+    /// The price of `server_type` at `location`, when the provider publishes one.
+    async fn price(&self, _server_type: &str, _location: Option<&str>) -> Result<Option<PriceQuote>> {
+        Ok(None)
+    }
+
+    /// A read-only request proving the credentials work; returns the API's clock (its Date
+    /// header, unix seconds) when it sent one.
+    async fn check_access(&self) -> Result<Option<i64>> {
+        Ok(None)
     }
 
     /// Find the SSH key by name+labels, or register it.

@@ -103,6 +103,8 @@ pub struct Client {
     base: String,
     token: String,
     pub policy: RetryPolicy,
+    /// The Date header of the latest answer: the API's clock, for `doctor`'s skew check.
+    last_date: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -129,7 +131,7 @@ impl Client {
             .connect_timeout(policy.request_timeout.min(Duration::from_secs(15)))
             .build()
             .map_err(|e| ProviderError::Transport(e.to_string()))?;
-        Ok(Client { http, base: base.trim_end_matches('/').to_string(), token: token.to_string(), policy })
+        Ok(Client { http, base: base.trim_end_matches('/').to_string(), token: token.to_string(), policy, last_date: Default::default() })
     }
 
     pub async fn get<T: DeserializeOwned>(&self, path: &str, query: &[(&str, String)]) -> Result<T, ProviderError> {
@@ -140,6 +142,11 @@ impl Client {
     pub async fn post<T: DeserializeOwned>(&self, path: &str, body: &Value, retry: Retry) -> Result<T, ProviderError> {
         let bytes = self.send(Method::POST, path, &[], Some(body), retry).await?;
         decode(path, &bytes)
+    }
+
+    /// The Date header of the latest answer (an HTTP date), if any came with one.
+    pub fn last_date(&self) -> Option<String> {
+        self.last_date.lock().ok().and_then(|d| d.clone())
     }
 
     /// DELETE; returns the body (possibly empty: 204).
@@ -248,6 +255,11 @@ impl Client {
         };
         let status = resp.status();
         let headers = resp.headers().clone();
+        if let Some(d) = headers.get(reqwest::header::DATE).and_then(|d| d.to_str().ok()) {
+            if let Ok(mut last) = self.last_date.lock() {
+                *last = Some(d.to_string());
+            }
+        }
         let bytes = match resp.bytes().await {
             Ok(b) => b.to_vec(),
             Err(e) => {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use munero_provider::{
     is_managed, is_managed_for, managed_selector, trial_selector, Ensured, FirewallRule, FirewallSpec,
-    Provider, ProviderError, Resource, ResourceKind, Result, ServerInfo, ServerSpec, SshKeySpec,
+    PriceQuote, Provider, ProviderError, Resource, ResourceKind, Result, ServerInfo, ServerSpec, SshKeySpec,
 };
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
@@ -435,6 +435,44 @@ impl Provider for HetznerProvider {
         "hetzner"
     }
 
+    async fn price(&self, server_type: &str, location: Option<&str>) -> Result<Option<PriceQuote>> {
+        let v: Value = self.client.get("/server_types", &[("name", server_type.to_string())]).await?;
+        let types: Vec<ServerType> = serde_json::from_value(v["server_types"].clone())
+            .map_err(|e| ProviderError::Other(format!("decoding /server_types: {e}")))?;
+        let Some(st) = types.into_iter().find(|t| t.name == server_type) else { return Ok(None) };
+        // Without a chosen location the API picks one; the first listed stands for it.
+        let Some(sp) = st.prices.iter().find(|p| location.map_or(true, |l| p.location == l)) else { return Ok(None) };
+        let loc = sp.location.clone();
+        let pricing: PricingEnvelope = self.client.get("/pricing", &[]).await?;
+        let ip = pricing
+            .pricing
+            .primary_ips
+            .iter()
+            .find(|p| p.ip_type == "ipv4")
+            .and_then(|p| p.prices.iter().find(|x| x.location == loc));
+        let num = |s: &str| s.trim().parse::<f64>().unwrap_or(0.0);
+        let mut hourly = num(&sp.price_hourly.net);
+        let mut monthly = num(&sp.price_monthly.net);
+        let mut parts = vec![format!("server type {server_type} in {loc}")];
+        if let Some(ip) = ip {
+            hourly += num(&ip.price_hourly.net);
+            monthly += num(&ip.price_monthly.net);
+            parts.push("primary IPv4".into());
+        }
+        Ok(Some(PriceQuote {
+            currency: if pricing.pricing.currency.is_empty() { "EUR".into() } else { pricing.pricing.currency },
+            hourly,
+            monthly_cap: Some(monthly),
+            parts,
+            source: "Hetzner API (server_types prices, pricing primary_ips), net of VAT".into(),
+        }))
+    }
+
+    async fn check_access(&self) -> Result<Option<i64>> {
+        let _: Value = self.client.get("/locations", &[]).await?;
+        Ok(self.client.last_date().and_then(|d| parse_http_date(&d)))
+    }
+
     async fn check_server_type(&self, server_type: &str) -> Result<()> {
         let types: Vec<ServerType> = self.list_all("/server_types", "server_types", None).await?;
         if types.iter().any(|t| t.name == server_type) {
@@ -724,5 +762,34 @@ impl Provider for HetznerProvider {
             out[i] = Some(r);
         }
         out.into_iter().map(|r| r.unwrap_or(Ok(()))).collect()
+    }
+}
+
+/// An HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`) as unix seconds.
+pub fn parse_http_date(s: &str) -> Option<i64> {
+    let parts: Vec<&str> = s.split_whitespace().collect();
+    let [_, day, mon, year, hms, "GMT"] = parts.as_slice() else { return None };
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let m = MONTHS.iter().position(|x| x == mon)? as i64 + 1;
+    let (d, y): (i64, i64) = (day.parse().ok()?, year.parse().ok()?);
+    let t: Vec<i64> = hms.split(':').map(|x| x.parse().ok()).collect::<Option<_>>()?;
+    let [h, mi, se] = t.as_slice() else { return None };
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let (yy, mm) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
+    let era = yy.div_euclid(400);
+    let yoe = yy - era * 400;
+    let doy = (153 * mm + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + h * 3600 + mi * 60 + se)
+}
+
+#[cfg(test)]
+mod date_tests {
+    #[test]
+    fn http_dates_parse_to_unix_seconds() {
+        assert_eq!(super::parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"), Some(784_111_777));
+        assert_eq!(super::parse_http_date("Thu, 01 Jan 2026 00:00:00 GMT"), Some(1_767_225_600));
+        assert_eq!(super::parse_http_date("yesterday"), None);
     }
 }

@@ -124,6 +124,49 @@ pub struct ServerType {
     #[serde(deserialize_with = "nullable")]
     pub name: String,
     pub deprecated: Option<bool>,
+    pub prices: Vec<LocationPrice>,
+}
+
+/// One location's entry of a `prices` list (server types, primary IPs).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct LocationPrice {
+    #[serde(deserialize_with = "nullable")]
+    pub location: String,
+    pub price_hourly: Amount,
+    pub price_monthly: Amount,
+}
+
+/// Prices are decimal strings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Amount {
+    #[serde(deserialize_with = "nullable")]
+    pub net: String,
+    #[serde(deserialize_with = "nullable")]
+    pub gross: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Pricing {
+    #[serde(deserialize_with = "nullable")]
+    pub currency: String,
+    pub primary_ips: Vec<PrimaryIpPrices>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct PrimaryIpPrices {
+    #[serde(rename = "type", deserialize_with = "nullable")]
+    pub ip_type: String,
+    pub prices: Vec<LocationPrice>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct PricingEnvelope {
+    pub pricing: Pricing,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

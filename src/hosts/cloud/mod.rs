@@ -6,10 +6,12 @@ pub mod teardown;
 
 use anyhow::{anyhow, Context, Result};
 use async_trait::async_trait;
-use munero_provider::{Provider, ProviderKind, Resource, ResourceKind, ServerInfo};
+use munero_provider::{PriceQuote, Provider, ProviderKind, Resource, ResourceKind, ServerInfo};
+
 
 use crate::config::Config;
 use crate::ctx::Ctx;
+use crate::doctor::Finding;
 use crate::error::usage;
 use crate::hosts::lifecycle::{CreatePlan, Host, TeardownOutcome, TeardownPlan};
 use crate::hosts::resources;
@@ -160,5 +162,27 @@ impl Host for CloudHost {
 
     async fn servers(&self, _ctx: &Ctx) -> Result<Option<Vec<ServerInfo>>> {
         Ok(Some(self.api()?.list_managed_servers().await?))
+    }
+
+    async fn price(&self, server_type: &str, location: Option<&str>) -> Result<Option<PriceQuote>> {
+        match &self.api {
+            Some(api) => Ok(api.price(server_type, location).await?.or_else(|| crate::cost::table_price(self.kind, server_type))),
+            None => Ok(crate::cost::table_price(self.kind, server_type)),
+        }
+    }
+
+    async fn preflight(&self) -> Vec<Finding> {
+        let name = format!("{} credentials", self.kind);
+        let Some(api) = &self.api else {
+            return vec![Finding::missing(&name, format!("{} is not set: export an API token of the {} project", self.credential, self.kind))];
+        };
+        match api.check_access().await {
+            Ok(date) => {
+                let mut out = vec![Finding::ok(&name, format!("{} accepted (a read-only API call answered)", self.credential))];
+                out.push(crate::doctor::clock_skew(&format!("{} API", self.kind), date));
+                out
+            }
+            Err(e) => vec![Finding::missing(&name, format!("the {} API refused a read-only call: {e}", self.kind))],
+        }
     }
 }
