@@ -174,6 +174,10 @@ pub struct DeployArgs {
     /// Build the images here and stream them with `docker save | docker load` (no build on the host).
     #[arg(long)]
     pub ship_images: bool,
+    /// Copy the model from a local Ollama store (default: $OLLAMA_MODELS, else ~/.ollama/models)
+    /// instead of pulling it on the host: for hosts that cannot reach the model registry.
+    #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = "")]
+    pub ship_model: Option<String>,
     /// Checkout with backend/ and frontend/ (default: the repository this binary was built from).
     #[arg(long, value_name = "DIR")]
     pub app_dir: Option<PathBuf>,
@@ -403,4 +407,8 @@ pub struct DoctorArgs {
     /// Also check what `deploy --ship-images` needs (a local docker engine).
     #[arg(long)]
     pub ship_images: bool,
+    /// Copy the model from a local Ollama store (default: $OLLAMA_MODELS, else ~/.ollama/models)
+    /// instead of pulling it on the host: for hosts that cannot reach the model registry.
+    #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = "")]
+    pub ship_model: Option<String>,
 }

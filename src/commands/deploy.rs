@@ -90,6 +90,13 @@ fn prepare(ctx: &Ctx, args: &DeployArgs, write_state: bool) -> Result<Prepared> 
         gpu: trial.gpu,
         app_dir: app_dir.clone(),
         ship_images: args.ship_images,
+        ship_model: match &args.ship_model {
+            Some(dir) => {
+                let store = deploy::model::store_dir(dir);
+                Some((store.clone(), deploy::model::model_files(&store, &model)?))
+            }
+            None => None,
+        },
         image_builds: if args.ship_images { deploy::app_build_argvs(&merged, &app_dir) } else { vec![] },
         shipped_images: if args.ship_images { deploy::images_to_ship(&merged, local_image) } else { vec![] },
 

@@ -6,6 +6,7 @@ pub mod bundle;
 pub mod checks;
 pub mod env;
 pub mod manifest;
+pub mod model;
 pub mod run;
 pub mod sample;
 pub mod snapshot;
@@ -52,6 +53,9 @@ pub enum Step {
     LoadData { cmd: RemoteCmd },
     /// `ollama pull` inside the stack's network, progress shown.
     PullModel { model: String, cmd: RemoteCmd },
+    /// The model's files from a local Ollama store, uploaded (resume, sha256 verified) to the
+    /// host's staging directory, then copied into the Ollama volume by `cmd`.
+    ShipModel { model: String, store: PathBuf, files: Vec<String>, staging: String, cmd: RemoteCmd },
     /// Poll `/health` on the public URL until it answers 200.
     WaitHealthy { url: String },
     /// `/health`, `/api/dashboard/test`, `/api/chat/test`, `POST /api/chat/` with Basic Auth.
@@ -76,6 +80,7 @@ impl Step {
             Step::ComposeUp { .. } => "compose-up",
             Step::LoadData { .. } => "load-data",
             Step::PullModel { .. } => "pull-model",
+            Step::ShipModel { .. } => "ship-model",
             Step::WaitHealthy { .. } => "wait-healthy",
             Step::Smoke { .. } => "smoke",
             Step::ExposureProbe { .. } => "exposure-probe",
@@ -100,6 +105,7 @@ pub const STEP_IDS: &[&str] = &[
     "compose-up",
     "load-data",
     "pull-model",
+    "ship-model",
     "wait-healthy",
     "smoke",
     "exposure-probe",
@@ -157,6 +163,13 @@ impl fmt::Display for Step {
             Step::ComposeUp { cmd } => write!(f, "bring the stack up: {cmd}"),
             Step::LoadData { cmd } => write!(f, "load the dataset into the client_data volume (atomic): {cmd}"),
             Step::PullModel { model, cmd } => write!(f, "make sure model {model} is present: {cmd}"),
+            Step::ShipModel { model, store, files, staging, cmd } => write!(
+                f,
+                "copy model {model} from {} ({} files: {}) to {staging} (resume, sha256 verified), then: {cmd}",
+                store.display(),
+                files.len(),
+                files.join(" ")
+            ),
             Step::WaitHealthy { url } => write!(f, "wait until {url}health answers 200"),
             Step::Smoke { url } => write!(
                 f,
@@ -191,6 +204,8 @@ pub struct DeployInputs {
     /// app images here first (see [`app_build_argvs`]).
     pub shipped_images: Vec<String>,
     pub image_builds: Vec<Vec<String>>,
+    /// `--ship-model`: the local Ollama store and the model's files in it.
+    pub ship_model: Option<(PathBuf, Vec<String>)>,
     pub model: String,
     pub url: String,
     pub probe_host: String,
@@ -291,7 +306,16 @@ pub fn deploy_plan(i: &DeployInputs) -> Vec<Step> {
     }
     s.push(Step::ComposeUp { cmd: compose_up_cmd(&i.remote_dir, i.gpu, !i.ship_images) });
     s.push(Step::LoadData { cmd: load_data_cmd(&i.remote_dir) });
-    s.push(Step::PullModel { model: i.model.clone(), cmd: pull_model_cmd(&i.remote_dir, i.gpu, &i.model) });
+    s.push(match &i.ship_model {
+        Some((store, files)) => Step::ShipModel {
+            model: i.model.clone(),
+            store: store.clone(),
+            files: files.clone(),
+            staging: model::staging_dir(&i.remote_dir),
+            cmd: model::install_cmd(&i.remote_dir, i.gpu),
+        },
+        None => Step::PullModel { model: i.model.clone(), cmd: pull_model_cmd(&i.remote_dir, i.gpu, &i.model) },
+    });
     s.extend(smoke_plan(&i.url, &i.probe_host, i.ssh_port, &i.forwards));
     s
 }
@@ -495,6 +519,7 @@ mod tests {
             ship_images: ship,
             shipped_images: vec!["munero/backend:local".into(), "munero/frontend:local".into()],
             image_builds: vec![vec!["docker".into(), "build".into()]],
+            ship_model: None,
             model: "qwen2.5-coder:3b".into(),
             url: "https://acme.example.net/".into(),
             probe_host: "203.0.113.9".into(),

@@ -147,6 +147,16 @@ impl Executor<'_> {
                 ctx.out.progress(format!("      ok: {} user(s), mode 0600", users.len()));
             }
             Step::ShipImages { builds, images, cmd } => self.ship_images(builds, images, cmd).await?,
+            Step::ShipModel { store, files, staging, cmd, .. } => {
+                let s = self.session().await?;
+                let mut sent = 0;
+                for f in files {
+                    let r = upload::upload_file(s, &store.join(f), &format!("{staging}/{f}"), &UploadOptions::default()).await?;
+                    sent += r.bytes_sent;
+                }
+                ctx.out.progress(format!("      uploaded {} files ({})", files.len(), upload::human_bytes(sent)));
+                self.remote(cmd).await?;
+            }
             Step::WaitHealthy { .. } | Step::Smoke { .. } | Step::ExposureProbe { .. } => {
                 let password = self.d.password.clone().ok_or_else(|| anyhow!("no Basic Auth credentials"))?;
                 let (trial, user) = (self.d.trial, self.d.user.clone());

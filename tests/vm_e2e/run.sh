@@ -19,7 +19,8 @@ BIN=${MUNERO_BIN:?set MUNERO_BIN}
 IMAGE=${VM_IMAGE:?set VM_IMAGE to a directory made by munero-infra image build}
 ROWS=${VM_E2E_ROWS:-3000}
 CADDY_VERSION=${CADDY_VERSION:-2.10.2}
-MODEL=qwen2.5-coder:1.5b
+# The stub serves this model; the VM gets its files from a small local store (--ship-model).
+MODEL=qwen2.5-coder:3b
 T=vm-e2e
 WORK=$(mktemp -d /tmp/munero-vme2e.XXXXXX)
 chmod 700 "$WORK"
@@ -80,6 +81,28 @@ for img in munero-test/python:3.13 munero-test/node:20 "munero-test/caddy:$CADDY
     docker image inspect "$img" >/dev/null 2>&1 || { log "image $img missing: run scripts/setup/base-images.sh"; exit 1; }
 done
 
+# A model store laid out as Ollama lays it out: manifests/registry.ollama.ai/library/<name>/<tag>
+# naming its config and layer blobs (blobs/sha256-<hex>). Small made-up blobs: only the copying is
+# under test; the stub answers for the model.
+STORE=$WORK/models
+mkdir -p "$STORE/manifests/registry.ollama.ai/library/qwen2.5-coder" "$STORE/blobs"
+digests=()
+for part in config weights template; do
+    head -c 65536 /dev/urandom >"$WORK/$part.bin"
+    d=$(sha256sum "$WORK/$part.bin" | cut -d' ' -f1)
+    mv "$WORK/$part.bin" "$STORE/blobs/sha256-$d"
+    digests+=("$d")
+done
+cat >"$STORE/manifests/registry.ollama.ai/library/qwen2.5-coder/3b" <<MANIFEST
+{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json",
+ "config":{"mediaType":"application/vnd.docker.container.image.v1+json","digest":"sha256:${digests[0]}","size":65536},
+ "layers":[{"mediaType":"application/vnd.ollama.image.model","digest":"sha256:${digests[1]}","size":65536},
+           {"mediaType":"application/vnd.ollama.image.template","digest":"sha256:${digests[2]}","size":65536}]}
+MANIFEST
+# A second model in the store that must not travel.
+mkdir -p "$STORE/manifests/registry.ollama.ai/library/other"
+cp "$STORE/manifests/registry.ollama.ai/library/qwen2.5-coder/3b" "$STORE/manifests/registry.ollama.ai/library/other/1b"
+
 python3 backend/scripts/make_sample_db.py --rows "$ROWS" --seed 11 --end 2025-12-31 --out "$WORK/client.sqlite" >/dev/null
 cat >"$WORK/test.env" <<ENV
 # vm e2e: registry-free test images, shipped into the VM (it reaches no registry here).
@@ -119,13 +142,14 @@ BOOT_S=$(json "$OUT/create.json" 'd["timings"]["wait ssh"]' 2>/dev/null || echo 
 
 # --- deploy ---------------------------------------------------------------------------------------
 t0=$SECONDS
-check "deploy $T --ship-images (cloud-init, upload, images, up, model, healthy, smoke, exposure probe)" \
-    cli deploy --output json deploy "$T" --env "$WORK/test.env" --data "$WORK/client.sqlite" --ship-images --app-dir "$ROOT"
+check "deploy $T --ship-images --ship-model (cloud-init, upload, images, up, model, healthy, smoke, exposure probe)" \
+    cli deploy --output json deploy "$T" --env "$WORK/test.env" --data "$WORK/client.sqlite" --ship-images --app-dir "$ROOT" \
+    --ship-model "$STORE"
 T_DEPLOY=$((SECONDS - t0))
 step_s() { json "$OUT/deploy.json" "d['results']['seconds'].get('$1', '-')" 2>/dev/null || echo "-"; }
 check_deploy() {
     local s
-    for s in wait-cloud-init upload-data ship-images compose-up load-data pull-model wait-healthy smoke exposure-probe; do
+    for s in wait-cloud-init upload-data ship-images compose-up load-data ship-model wait-healthy smoke exposure-probe; do
         grep -q "\[$s\]" "$OUT/deploy.log" || { echo "step $s not run"; return 1; }
     done
     grep -q "ok   POST /api/chat/" "$OUT/deploy.log" || { echo "no answered question through Caddy"; grep -i chat "$OUT/deploy.log" | tail -3; return 1; }
@@ -138,6 +162,16 @@ check_deploy() {
     grep -q "ready since" "$OUT/deploy.log" || { echo "cloud-init's ready marker was not seen"; return 1; }
 }
 check "deploy ran cloud-init's wait, shipped the images, answered a question, kept 11434/8000/3000 closed" check_deploy
+
+check_model_in_volume() {
+    local m=/root/.ollama/models
+    cli model ssh "$T" -- "cd munero/deploy && docker compose exec -T ollama sh -c 'ls $m/manifests/registry.ollama.ai/library; ls $m/blobs'" || return 1
+    grep -q "qwen2.5-coder" "$OUT/model.json" || { echo "the model's manifest is not in the volume: $(cat "$OUT/model.json")"; return 1; }
+    if grep -q "^other$" "$OUT/model.json"; then echo "another model of the store travelled too"; return 1; fi
+    [[ $(grep -c '^sha256-' "$OUT/model.json") == 3 ]] || { echo "expected the 3 blobs: $(cat "$OUT/model.json")"; return 1; }
+    if grep -q '\.sha256$' "$OUT/model.json"; then echo "upload receipts went into the volume"; return 1; fi
+}
+check "--ship-model: the model's manifest and its 3 blobs (and nothing else) are in the VM's Ollama volume" check_model_in_volume
 
 check_cloud_init() {
     cli ci ssh "$T" -- "cloud-init status --long; test -f /var/lib/cloud/instance/boot-finished" || return 1
@@ -171,7 +205,7 @@ echo
 log "phases (s), accel $ACCEL:"
 printf '  %-22s %s\n' "create (to SSH)" "$T_CREATE" "  of which boot to SSH" "$BOOT_S" \
     "cloud-init (rest)" "$(step_s wait-cloud-init)" "upload data" "$(step_s upload-data)" \
-    "image build + load" "$(step_s ship-images)" "compose up" "$(step_s compose-up)" "model pull" "$(step_s pull-model)" \
+    "image build + load" "$(step_s ship-images)" "compose up" "$(step_s compose-up)" "model copy" "$(step_s ship-model)" \
     "healthy" "$(step_s wait-healthy)" "smoke" "$(step_s smoke)" "exposure probe" "$(step_s exposure-probe)" \
     "deploy total" "$T_DEPLOY" "destroy" "$T_DESTROY"
 checks_summary
