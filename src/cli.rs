@@ -178,6 +178,9 @@ pub struct DeployArgs {
     /// instead of pulling it on the host: for hosts that cannot reach the model registry.
     #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = "")]
     pub ship_model: Option<String>,
+    /// Fail when the model cannot be had (default: say so and finish; the dashboard works).
+    #[arg(long)]
+    pub require_model: bool,
     /// Checkout with backend/ and frontend/ (default: the repository this binary was built from).
     #[arg(long, value_name = "DIR")]
     pub app_dir: Option<PathBuf>,
@@ -192,6 +195,9 @@ pub struct DeployArgs {
 #[derive(Debug, Clone, Args)]
 pub struct SmokeArgs {
     pub trial: String,
+    /// Fail when the model is not available (default: report it; the dashboard is still checked).
+    #[arg(long)]
+    pub require_model: bool,
     /// Print the plan, check nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -411,4 +417,7 @@ pub struct DoctorArgs {
     /// instead of pulling it on the host: for hosts that cannot reach the model registry.
     #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = "")]
     pub ship_model: Option<String>,
+    /// Fail when the model cannot be had (default: say so and finish; the dashboard works).
+    #[arg(long)]
+    pub require_model: bool,
 }

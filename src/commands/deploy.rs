@@ -90,6 +90,7 @@ fn prepare(ctx: &Ctx, args: &DeployArgs, write_state: bool) -> Result<Prepared> 
         gpu: trial.gpu,
         app_dir: app_dir.clone(),
         ship_images: args.ship_images,
+        require_model: args.require_model,
         ship_model: match &args.ship_model {
             Some(dir) => {
                 let store = deploy::model::store_dir(dir);

@@ -12,7 +12,7 @@ use crate::ctx::Ctx;
 
 pub async fn run(ctx: &Ctx, args: &SmokeArgs) -> Result<Report> {
     let trial = remote::load_trial(ctx, &args.trial)?;
-    let steps = deploy::smoke_plan(&remote::url(&trial)?, &remote::ssh_host(&trial)?, remote::ssh_port(&trial), &trial.forwards);
+    let steps = deploy::smoke_plan(&remote::url(&trial)?, &remote::ssh_host(&trial)?, remote::ssh_port(&trial), &trial.forwards, args.require_model);
     let text = deploy::render(&steps);
     if args.dry_run {
         return Ok(Report::new(json!({"ok": true, "command": "smoke", "dry_run": true, "plan": steps, "plan_text": text}), text));

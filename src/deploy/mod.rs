@@ -52,14 +52,18 @@ pub enum Step {
     /// Copy the uploaded dataset into the client_data volume (deploy/load_client_data.sh).
     LoadData { cmd: RemoteCmd },
     /// `ollama pull` inside the stack's network, progress shown.
-    PullModel { model: String, cmd: RemoteCmd },
+    /// `required`: a model that cannot be had fails the deploy (`--require-model`); otherwise it
+    /// is reported and the deploy goes on (the dashboard works, the assistant says so).
+    PullModel { model: String, cmd: RemoteCmd, required: bool },
     /// The model's files from a local Ollama store, uploaded (resume, sha256 verified) to the
     /// host's staging directory, then copied into the Ollama volume by `cmd`.
     ShipModel { model: String, store: PathBuf, files: Vec<String>, staging: String, cmd: RemoteCmd },
     /// Poll `/health` on the public URL until it answers 200.
-    WaitHealthy { url: String },
+    /// Without `require_model`, a /health that is degraded only because the model is missing
+    /// counts once the dashboard's own API answers.
+    WaitHealthy { url: String, require_model: bool },
     /// `/health`, `/api/dashboard/test`, `/api/chat/test`, `POST /api/chat/` with Basic Auth.
-    Smoke { url: String },
+    Smoke { url: String, require_model: bool },
     /// TCP from here: only 22/80/443 answer; on the host only caddy publishes ports.
     ExposureProbe { host: String, open: Vec<u16>, closed: Vec<u16> },
 }
@@ -162,7 +166,11 @@ impl fmt::Display for Step {
             }
             Step::ComposeUp { cmd } => write!(f, "bring the stack up: {cmd}"),
             Step::LoadData { cmd } => write!(f, "load the dataset into the client_data volume (atomic): {cmd}"),
-            Step::PullModel { model, cmd } => write!(f, "make sure model {model} is present: {cmd}"),
+            Step::PullModel { model, cmd, required } => write!(
+                f,
+                "make sure model {model} is present{}: {cmd}",
+                if *required { "" } else { " (if it cannot be had: reported, and the dashboard still works)" }
+            ),
             Step::ShipModel { model, store, files, staging, cmd } => write!(
                 f,
                 "copy model {model} from {} ({} files: {}) to {staging} (resume, sha256 verified), then: {cmd}",
@@ -170,10 +178,15 @@ impl fmt::Display for Step {
                 files.len(),
                 files.join(" ")
             ),
-            Step::WaitHealthy { url } => write!(f, "wait until {url}health answers 200"),
-            Step::Smoke { url } => write!(
+            Step::WaitHealthy { url, require_model } => write!(
                 f,
-                "smoke {url} with Basic Auth: /health, /api/dashboard/test, /api/chat/test, POST /api/chat/"
+                "wait until {url}health answers 200{}",
+                if *require_model { "" } else { " (or 503 with the dashboard API answering: the model is missing)" }
+            ),
+            Step::Smoke { url, require_model } => write!(
+                f,
+                "smoke {url} with Basic Auth: /health, /api/dashboard/test, /api/chat/test, POST /api/chat/{}",
+                if *require_model { "" } else { " (a missing model is reported, not a failure)" }
             ),
             Step::ExposureProbe { host, open, closed } => write!(
                 f,
@@ -204,6 +217,8 @@ pub struct DeployInputs {
     /// app images here first (see [`app_build_argvs`]).
     pub shipped_images: Vec<String>,
     pub image_builds: Vec<Vec<String>>,
+    /// `--require-model`: no model is a failed deploy, not a warning.
+    pub require_model: bool,
     /// `--ship-model`: the local Ollama store and the model's files in it.
     pub ship_model: Option<(PathBuf, Vec<String>)>,
     pub model: String,
@@ -314,20 +329,30 @@ pub fn deploy_plan(i: &DeployInputs) -> Vec<Step> {
             staging: model::staging_dir(&i.remote_dir),
             cmd: model::install_cmd(&i.remote_dir, i.gpu),
         },
-        None => Step::PullModel { model: i.model.clone(), cmd: pull_model_cmd(&i.remote_dir, i.gpu, &i.model) },
+        None => Step::PullModel {
+            model: i.model.clone(),
+            cmd: pull_model_cmd(&i.remote_dir, i.gpu, &i.model),
+            required: i.require_model,
+        },
     });
-    s.extend(smoke_plan(&i.url, &i.probe_host, i.ssh_port, &i.forwards));
+    s.extend(smoke_plan(&i.url, &i.probe_host, i.ssh_port, &i.forwards, i.require_model));
     s
 }
 
 /// `smoke` reruns deploy steps 7 and 8.
-pub fn smoke_plan(url: &str, probe_host: &str, ssh_port: u16, forwards: &BTreeMap<String, u16>) -> Vec<Step> {
+pub fn smoke_plan(
+    url: &str,
+    probe_host: &str,
+    ssh_port: u16,
+    forwards: &BTreeMap<String, u16>,
+    require_model: bool,
+) -> Vec<Step> {
     let on_host = |guest: &u16| forwards.get(&guest.to_string()).copied().unwrap_or(*guest);
     let mut open = vec![ssh_port];
     open.extend(EXPECT_OPEN.iter().map(on_host).filter(|p| *p != ssh_port));
     vec![
-        Step::WaitHealthy { url: url.to_string() },
-        Step::Smoke { url: url.to_string() },
+        Step::WaitHealthy { url: url.to_string(), require_model },
+        Step::Smoke { url: url.to_string(), require_model },
         Step::ExposureProbe {
             host: probe_host.to_string(),
             open,
@@ -520,6 +545,7 @@ mod tests {
             shipped_images: vec!["munero/backend:local".into(), "munero/frontend:local".into()],
             image_builds: vec![vec!["docker".into(), "build".into()]],
             ship_model: None,
+            require_model: false,
             model: "qwen2.5-coder:3b".into(),
             url: "https://acme.example.net/".into(),
             probe_host: "203.0.113.9".into(),
@@ -562,7 +588,7 @@ mod tests {
 
     #[test]
     fn exposure_probe_expects_the_trials_ssh_port() {
-        let open = |port| match smoke_plan("https://h/", "h", port, &BTreeMap::new()).pop() {
+        let open = |port| match smoke_plan("https://h/", "h", port, &BTreeMap::new(), false).pop() {
             Some(Step::ExposureProbe { open, closed, .. }) => (open, closed),
             other => panic!("{other:?}"),
         };
@@ -573,7 +599,7 @@ mod tests {
             .into_iter()
             .map(|(g, h)| (g.to_string(), h))
             .collect();
-        match smoke_plan("https://127.0.0.1:40443/", "127.0.0.1", 40022, &fw).pop() {
+        match smoke_plan("https://127.0.0.1:40443/", "127.0.0.1", 40022, &fw, false).pop() {
             Some(Step::ExposureProbe { open, closed, .. }) => {
                 assert_eq!(open, vec![40022, 40080, 40443]);
                 assert_eq!(closed, vec![11434, 48000, 3000]);

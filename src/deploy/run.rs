@@ -85,9 +85,21 @@ impl Executor<'_> {
                 ctx.out.progress(format!("      ok: {} keys", self.d.env.keys().len()));
             }
             Step::WaitCloudInit { timeout_s, cmd, .. } => self.wait_ready(cmd, Duration::from_secs(*timeout_s)).await?,
-            Step::WriteManifest { cmd } | Step::ComposeUp { cmd } | Step::LoadData { cmd } | Step::PullModel { cmd, .. } => {
-                self.remote(cmd).await?
-            }
+            Step::WriteManifest { cmd } | Step::ComposeUp { cmd } | Step::LoadData { cmd } => self.remote(cmd).await?,
+            Step::PullModel { model, cmd, required } => match self.remote(cmd).await {
+                Ok(()) => {
+                    self.results.insert("model".into(), json!({"model": model, "available": true}));
+                }
+                Err(e) if !*required => {
+                    ctx.out.progress(format!(
+                        "      warning: model {model} could not be had ({e:#}); the dashboard works and the assistant \
+                         tells the client the model is unavailable (--require-model makes this a failure; \
+                         --ship-model copies a model from a local Ollama store)"
+                    ));
+                    self.results.insert("model".into(), json!({"model": model, "available": false, "error": format!("{e:#}")}));
+                }
+                Err(e) => return Err(e),
+            },
             Step::UploadData { local, remote } => {
                 let src = snapshot::UploadSource::prepare(local, &ctx.store.root().join("snapshots"))?;
                 if let Some(line) = src.progress_line() {

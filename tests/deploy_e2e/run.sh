@@ -373,6 +373,19 @@ check_no_secret() {
 }
 check "no password (or hash) in any output or stack log; credentials file 0600" check_no_secret
 
+check_no_model() {
+    # A model that cannot be had (the stub refuses names with "nonexistent"): the deploy finishes,
+    # the dashboard works, smoke says the model is missing; --require-model makes it a failure.
+    MUNERO_HEALTH_TIMEOUT=240 cli nomodel deploy "$T" --env "$WORK/test.env" --data "$WORK/client.sqlite" --app-dir "$ROOT" \
+        --model nonexistent-model:1b --only upload-env,compose-up,pull-model,wait-healthy,smoke || return 1
+    grep -q "warning: model nonexistent-model:1b could not be had" "$OUT/nomodel.log" || { echo "no warning about the model"; return 1; }
+    grep -q "warn GET /api/chat/test" "$OUT/nomodel.log" || { echo "smoke did not report the missing model"; grep -i chat "$OUT/nomodel.log"; return 1; }
+    expect_dashboard 200 || return 1
+    if MUNERO_HEALTH_TIMEOUT=20 cli nomodel2 smoke "$T" --require-model >/dev/null; then echo "smoke --require-model passed without a model"; return 1; fi
+    return 0
+}
+check "no model to be had: deploy finishes, the dashboard works, smoke reports it (--require-model fails)" check_no_model
+
 check_destroy() {
     cli destroy destroy "$T" --yes || return 1
     local left
