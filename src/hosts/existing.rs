@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::ctx::Ctx;
 use crate::deploy::manifest;
 use crate::error::usage;
-use crate::hosts::lifecycle::{CreatePlan, Host, TeardownOutcome, TeardownPlan};
+use crate::hosts::lifecycle::{plan_teardown_by_records, teardown_each, CreatePlan, Host, TeardownOutcome, TeardownPlan};
 use crate::output::Report;
 use crate::plan::create::CreateStep;
 use crate::plan::destroy::DestroyStep;
@@ -243,38 +243,11 @@ impl Host for ExistingHost {
     }
 
     async fn plan_teardown(&self, ctx: &Ctx, at_unix: i64) -> Result<TeardownPlan> {
-        let mut out = TeardownPlan::default();
-        for t in ctx.store.list()?.into_iter().filter(|t| t.provider == ProviderKind::Ssh) {
-            if t.expires_unix > 0 && t.expires_unix < at_unix {
-                let steps = self.plan_destroy(ctx, &t.name, Some(&t)).await?;
-                out.expired.push(t.name.clone());
-                out.steps.push(TeardownStep::DestroyTrial { provider: ProviderKind::Ssh, trial: t.name, steps });
-            } else {
-                out.kept.push(json!({"provider": ProviderKind::Ssh, "trial": t.name, "expires": t.expires, "expires_unix": t.expires_unix}));
-            }
-        }
-        Ok(out)
+        plan_teardown_by_records(self, ctx, at_unix).await
     }
 
     async fn teardown(&self, ctx: &Ctx, steps: &[TeardownStep]) -> TeardownOutcome {
-        let mut out = TeardownOutcome::default();
-        for step in steps {
-            let TeardownStep::DestroyTrial { trial, steps, .. } = step else { continue };
-            ctx.out.progress(format!("Destroying expired trial {trial} (existing host)"));
-            let locked = crate::lock::lock_trial(ctx.store.root(), trial, "teardown", |m| ctx.out.progress(m));
-            let r = match locked {
-                Ok(_held) => self.destroy(ctx, steps).await,
-                Err(e) => Err(e),
-            };
-            match r {
-                Ok(_) => out.destroyed.push(trial.clone()),
-                Err(e) => {
-                    ctx.out.progress(format!("error: trial {trial}: {e:#}; going on with the others"));
-                    out.failed.push(json!({"provider": ProviderKind::Ssh, "trial": trial, "error": format!("{e:#}")}));
-                }
-            }
-        }
-        out
+        teardown_each(self, ctx, steps).await
     }
 
     async fn servers(&self, _ctx: &Ctx) -> Result<Option<Vec<ServerInfo>>> {

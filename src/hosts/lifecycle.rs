@@ -89,3 +89,39 @@ pub trait Host: Send + Sync {
         Vec::new()
     }
 }
+
+/// Teardown for kinds of host without a provider API to list: their local records find them.
+pub async fn plan_teardown_by_records(h: &dyn Host, ctx: &Ctx, at_unix: i64) -> Result<TeardownPlan> {
+    let mut out = TeardownPlan::default();
+    for t in ctx.store.list()?.into_iter().filter(|t| t.provider == h.kind()) {
+        if t.expires_unix > 0 && t.expires_unix < at_unix {
+            let steps = h.plan_destroy(ctx, &t.name, Some(&t)).await?;
+            out.expired.push(t.name.clone());
+            out.steps.push(TeardownStep::DestroyTrial { provider: h.kind(), trial: t.name, steps });
+        } else {
+            out.kept.push(serde_json::json!({"provider": h.kind(), "trial": t.name, "expires": t.expires, "expires_unix": t.expires_unix}));
+        }
+    }
+    Ok(out)
+}
+
+/// Each trial's destroy steps under its lock; one trial's failure does not stop the others.
+pub async fn teardown_each(h: &dyn Host, ctx: &Ctx, steps: &[TeardownStep]) -> TeardownOutcome {
+    let mut out = TeardownOutcome::default();
+    for step in steps {
+        let TeardownStep::DestroyTrial { trial, steps, .. } = step else { continue };
+        ctx.out.progress(format!("Destroying expired trial {trial} ({})", h.kind()));
+        let r = match crate::lock::lock_trial(ctx.store.root(), trial, "teardown", |m| ctx.out.progress(m)) {
+            Ok(_held) => h.destroy(ctx, steps).await,
+            Err(e) => Err(e),
+        };
+        match r {
+            Ok(_) => out.destroyed.push(trial.clone()),
+            Err(e) => {
+                ctx.out.progress(format!("error: trial {trial}: {e:#}; going on with the others"));
+                out.failed.push(serde_json::json!({"provider": h.kind(), "trial": trial, "error": format!("{e:#}")}));
+            }
+        }
+    }
+    out
+}

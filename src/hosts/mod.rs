@@ -5,6 +5,7 @@ pub mod cloud;
 pub mod existing;
 pub mod lifecycle;
 pub mod local;
+pub mod provision;
 pub mod resources;
 
 use anyhow::Result;

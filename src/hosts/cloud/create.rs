@@ -8,23 +8,20 @@ use munero_provider::{
 };
 use serde_json::json;
 
-use crate::cloudinit::{self, UserDataInput};
+use crate::hosts::provision::{self, TrialKeys, UserData};
 use crate::ctx::Ctx;
 use crate::error::usage;
 use crate::hosts::lifecycle::CreatePlan;
-use crate::keys::{self, KeyPair};
 use crate::output::Report;
 use crate::plan::create::{CreateStep, KeyRole};
 use crate::resolve::CreateRequest;
-use crate::trial::{self, Keys, Trial};
+use crate::trial::{self, Trial};
 
 /// What the steps need besides the record: keys and user-data (secret) and the specs.
 pub struct Prepared {
-    login: KeyPair,
-    host: KeyPair,
+    keys: TrialKeys,
     existed: bool,
-    user_data: String,
-    user_data_redacted: String,
+    user_data: UserData,
     labels: Labels,
     firewall: FirewallSpec,
     ssh_key: SshKeySpec,
@@ -74,41 +71,13 @@ pub async fn plan(ctx: &Ctx, api: Option<&dyn Provider>, req: &CreateRequest, us
     }
 
     let dir = ctx.store.trial_dir(&name);
-    let (login, host, reuse_keys) = match &req.prior {
-        Some(t) if !t.keys.ssh_private_key.is_empty() && dir.join(&t.keys.host_private_key).exists() => {
-            let login = keys::from_private(&ctx.store.read_file(&name, &t.keys.ssh_private_key)?)
-                .context("reading the trial's login key")?;
-            let host = keys::from_private(&ctx.store.read_file(&name, &t.keys.host_private_key)?)
-                .context("reading the trial's host key")?;
-            (login, host, true)
-        }
-        _ => (keys::generate_ed25519(&format!("munero-{name}"))?, keys::generate_ed25519(&format!("root@{name}"))?, false),
-    };
-
-    let input = UserDataInput {
-        trial: name.clone(),
-        provider: kind.as_str().to_string(),
-        size: req.size.clone(),
-        gpu: req.gpu,
-        docker_source: req.docker_source.as_str().to_string(),
-        expires_unix: req.expires_unix(),
-        expires_rfc3339: req.expires_rfc3339(),
-        expires_systemd: req.expires_systemd(),
-        domain: req.domain.clone(),
-        deploy_user: trial::DEPLOY_USER.to_string(),
-        authorized_key: login.public_openssh.clone(),
-        host_public_key: host.public_openssh.clone(),
-        host_private_key: host.private_openssh.clone(),
-        trusted_cas: req.trusted_cas.clone(),
-    };
-    let user_data = cloudinit::render(&input)?;
-    let user_data_redacted = cloudinit::render_redacted(&input)?;
-    cloudinit::check_size(user_data_limit, &user_data).map_err(|e| usage(e.to_string()))?;
+    let keys = TrialKeys::for_request(ctx, req)?;
+    let user_data = provision::user_data(req, kind, &keys, user_data_limit)?;
 
     let labels = trial_labels(&name, req.expires_unix());
     let rname = trial::resource_name(&name);
     let firewall = FirewallSpec { name: rname.clone(), labels: labels.clone(), rules: firewall_rules(&req.ssh_from) };
-    let ssh_key = SshKeySpec { name: rname, public_key: login.public_openssh.clone(), labels: labels.clone() };
+    let ssh_key = SshKeySpec { name: rname, public_key: keys.login.public_openssh.clone(), labels: labels.clone() };
 
     let mut t = req.prior.clone().unwrap_or_default();
     t.name = name.clone();
@@ -130,47 +99,37 @@ pub async fn plan(ctx: &Ctx, api: Option<&dyn Provider>, req: &CreateRequest, us
     if t.state.is_empty() {
         t.state = "creating".into();
     }
-    t.keys = Keys {
-        ssh_private_key: trial::SSH_KEY_FILE.into(),
-        ssh_public_key: format!("{}.pub", trial::SSH_KEY_FILE),
-        ssh_key_fingerprint: login.fingerprint.clone(),
-        host_private_key: trial::HOST_KEY_FILE.into(),
-        host_public_key: format!("{}.pub", trial::HOST_KEY_FILE),
-        host_key_fingerprint: host.fingerprint.clone(),
-    };
+    t.keys = keys.record();
 
-    let steps = vec![
-        CreateStep::GenerateKey { role: KeyRole::Login, path: dir.join(trial::SSH_KEY_FILE), reuse: reuse_keys },
-        CreateStep::GenerateKey { role: KeyRole::Host, path: dir.join(trial::HOST_KEY_FILE), reuse: reuse_keys },
-        CreateStep::EnsureSshKey { name: ssh_key.name.clone(), fingerprint: login.fingerprint.clone(), labels: labels.clone() },
+    let mut steps: Vec<CreateStep> = keys.steps(ctx, &name).into();
+    steps.extend([
+        CreateStep::EnsureSshKey { name: ssh_key.name.clone(), fingerprint: keys.login.fingerprint.clone(), labels: labels.clone() },
         CreateStep::EnsureFirewall { name: firewall.name.clone(), rules: firewall.rules.clone(), labels: labels.clone() },
         CreateStep::EnsureServer {
             name: name.clone(),
             server_type: t.server_type.clone(),
             image: t.image.clone(),
             location: t.location.clone(),
-            user_data_bytes: user_data.len(),
+            user_data_bytes: user_data.text.len(),
             labels: labels.clone(),
         },
         CreateStep::WaitRunning { name: name.clone() },
         CreateStep::RecordTrial { path: dir.join(crate::store::RECORD_FILE) },
-    ];
+    ]);
     let details = json!({
         "server_type": t.server_type,
         "server_type_checked": api.is_some(),
         "expires": t.expires,
         "expires_unix": t.expires_unix,
         "ssh_from": t.ssh_from,
-        "user_data_bytes": user_data.len(),
+        "user_data_bytes": user_data.text.len(),
         "user_data_limit": user_data_limit,
-        "user_data": user_data_redacted,
+        "user_data": user_data.redacted,
     });
     let prepared = Prepared {
-        login,
-        host,
+        keys,
         existed: req.prior.is_some(),
         user_data,
-        user_data_redacted,
         labels,
         firewall,
         ssh_key,
@@ -246,12 +205,12 @@ pub async fn execute(ctx: &Ctx, p: &dyn Provider, plan: CreatePlan) -> Result<Re
             "private_key_path": dir.join(&trial.keys.ssh_private_key),
             "key_fingerprint": trial.keys.ssh_key_fingerprint,
             "host_key_fingerprint": trial.keys.host_key_fingerprint,
-            "host_public_key": prep.host.public_openssh,
+            "host_public_key": prep.keys.host.public_openssh,
         },
         "state_dir": dir,
         "plan": steps,
-        "user_data_bytes": prep.user_data.len(),
-        "user_data": prep.user_data_redacted,
+        "user_data_bytes": prep.user_data.text.len(),
+        "user_data": prep.user_data.redacted,
     });
     Ok(Report::new(json, human))
 }
@@ -266,18 +225,9 @@ async fn run_step(
 ) -> Result<()> {
     let name = trial.name.clone();
     match step {
-        CreateStep::GenerateKey { role, reuse, .. } => {
-            if !*reuse {
-                let (file, kp) = match role {
-                    KeyRole::Login => (trial::SSH_KEY_FILE, &prep.login),
-                    KeyRole::Host => (trial::HOST_KEY_FILE, &prep.host),
-                };
-                ctx.store.write_secret(&name, file, kp.private_openssh.as_bytes())?;
-                ctx.store.write_secret(&name, &format!("{file}.pub"), format!("{}\n", kp.public_openssh).as_bytes())?;
-            }
+        CreateStep::GenerateKey { role, .. } => {
+            prep.keys.write(ctx, trial, *role)?;
             if *role == KeyRole::Host {
-                // The record exists from here on, so a later failure can be resumed or destroyed.
-                ctx.store.save(trial)?;
                 prog.wrote_local = !prep.existed;
             }
         }
@@ -315,7 +265,7 @@ async fn run_step(
                     server_type: trial.server_type.clone(),
                     image: trial.image.clone(),
                     location: trial.location.clone(),
-                    user_data: prep.user_data.clone(),
+                    user_data: prep.user_data.text.clone(),
                     labels: prep.labels.clone(),
                     ssh_key_ids: vec![prep.ssh_key.name.clone()],
                     firewall_ids: vec![fw],

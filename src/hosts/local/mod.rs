@@ -13,18 +13,18 @@ use async_trait::async_trait;
 use munero_provider::{trial_labels, ProviderKind, ServerInfo};
 use serde_json::json;
 
-use crate::cloudinit::{self, DockerSource, UserDataInput};
+use crate::cloudinit::DockerSource;
 use crate::config::Config;
 use crate::ctx::Ctx;
 use crate::error::usage;
-use crate::hosts::lifecycle::{CreatePlan, Host, TeardownOutcome, TeardownPlan};
-use crate::keys::{self, KeyPair};
+use crate::hosts::lifecycle::{plan_teardown_by_records, teardown_each, CreatePlan, Host, TeardownOutcome, TeardownPlan};
+use crate::hosts::provision::{self, TrialKeys, UserData};
 use crate::output::Report;
-use crate::plan::create::{CreateStep, KeyRole};
+use crate::plan::create::CreateStep;
 use crate::plan::destroy::DestroyStep;
 use crate::plan::teardown::TeardownStep;
 use crate::resolve::{CreateRequest, Defaults};
-use crate::trial::{self, Keys, LocalVm, Trial};
+use crate::trial::{self, LocalVm, Trial};
 
 use qemu::VmSpec;
 
@@ -37,9 +37,7 @@ pub struct LocalHost;
 
 /// What the steps need besides the record.
 struct Prepared {
-    login: KeyPair,
-    host: KeyPair,
-    reuse_keys: bool,
+    keys: TrialKeys,
     user_data: String,
     source: image::Source,
     spec: VmSpec,
@@ -103,39 +101,15 @@ impl Host for LocalHost {
         let name = req.name.clone();
         let dir = ctx.store.trial_dir(&name);
         let vm = vm_dir(ctx, &name);
-        let (login, host, reuse_keys) = match &req.prior {
-            Some(t) if !t.keys.ssh_private_key.is_empty() && dir.join(&t.keys.host_private_key).exists() => (
-                keys::from_private(&ctx.store.read_file(&name, &t.keys.ssh_private_key)?)?,
-                keys::from_private(&ctx.store.read_file(&name, &t.keys.host_private_key)?)?,
-                true,
-            ),
-            _ => (keys::generate_ed25519(&format!("munero-{name}"))?, keys::generate_ed25519(&format!("root@{name}"))?, false),
-        };
+        let keys = TrialKeys::for_request(ctx, req)?;
         if let Some(v) = req.prior.as_ref().and_then(|t| t.vm.as_ref()).filter(|v| qemu::alive(v.pid)) {
             return Err(usage(format!(
                 "trial {name} already runs as VM process {} (see `munero-infra status`); destroy it first to make it again",
                 v.pid
             )));
         }
-        let input = UserDataInput {
-            trial: name.clone(),
-            provider: ProviderKind::Local.as_str().to_string(),
-            size: req.size.clone(),
-            gpu: false,
-            docker_source: req.docker_source.as_str().to_string(),
-            expires_unix: req.expires_unix(),
-            expires_rfc3339: req.expires_rfc3339(),
-            expires_systemd: req.expires_systemd(),
-            domain: req.domain.clone(),
-            deploy_user: trial::DEPLOY_USER.to_string(),
-            authorized_key: login.public_openssh.clone(),
-            host_public_key: host.public_openssh.clone(),
-            host_private_key: host.private_openssh.clone(),
-            trusted_cas: req.trusted_cas.clone(),
-        };
-        let user_data = cloudinit::render(&input)?;
-        let user_data_redacted = cloudinit::render_redacted(&input)?;
-        cloudinit::check_size(USER_DATA_LIMIT, &user_data).map_err(|e| usage(e.to_string()))?;
+        let UserData { text: user_data, redacted: user_data_redacted } =
+            provision::user_data(req, ProviderKind::Local, &keys, USER_DATA_LIMIT)?;
 
         let forwards = match req.prior.as_ref().filter(|t| !t.forwards.is_empty()) {
             Some(t) => t.forwards.iter().filter_map(|(g, h)| Some((g.parse().ok()?, *h))).collect(),
@@ -178,14 +152,7 @@ impl Host for LocalHost {
         t.ssh_port = Some(ssh_port);
         t.forwards = forwards.iter().map(|(g, h)| (g.to_string(), *h)).collect();
         t.state = "creating".into();
-        t.keys = Keys {
-            ssh_private_key: trial::SSH_KEY_FILE.into(),
-            ssh_public_key: format!("{}.pub", trial::SSH_KEY_FILE),
-            ssh_key_fingerprint: login.fingerprint.clone(),
-            host_private_key: trial::HOST_KEY_FILE.into(),
-            host_public_key: format!("{}.pub", trial::HOST_KEY_FILE),
-            host_key_fingerprint: host.fingerprint.clone(),
-        };
+        t.keys = keys.record();
         t.vm = Some(LocalVm {
             pid: 0,
             dir: vm.clone(),
@@ -198,11 +165,8 @@ impl Host for LocalHost {
             base: source.disk(),
         });
 
-        let mut steps = vec![
-            CreateStep::GenerateKey { role: KeyRole::Login, path: dir.join(trial::SSH_KEY_FILE), reuse: reuse_keys },
-            CreateStep::GenerateKey { role: KeyRole::Host, path: dir.join(trial::HOST_KEY_FILE), reuse: reuse_keys },
-            CreateStep::PrepareImage { source: source.describe(), disk: source.disk() },
-        ];
+        let mut steps: Vec<CreateStep> = keys.steps(ctx, &name).into();
+        steps.push(CreateStep::PrepareImage { source: source.describe(), disk: source.disk() });
         if !overlay_exists {
             steps.push(CreateStep::RunLocal {
                 what: format!("thin overlay disk of {DISK_GB} GB (sparse)"),
@@ -230,7 +194,7 @@ impl Host for LocalHost {
             ));
         }
         let instance_id = format!("munero-{name}-{}", t.created_unix);
-        let prepared = Prepared { login, host, reuse_keys, user_data, source, spec, seed_dir, instance_id };
+        let prepared = Prepared { keys, user_data, source, spec, seed_dir, instance_id };
         Ok(CreatePlan { trial: t, steps, details, notes, prepared: Box::new(prepared) })
     }
 
@@ -255,33 +219,11 @@ impl Host for LocalHost {
     }
 
     async fn plan_teardown(&self, ctx: &Ctx, at_unix: i64) -> Result<TeardownPlan> {
-        let mut out = TeardownPlan::default();
-        for t in ctx.store.list()?.into_iter().filter(|t| t.provider == ProviderKind::Local) {
-            if t.expires_unix > 0 && t.expires_unix < at_unix {
-                let steps = self.plan_destroy(ctx, &t.name, Some(&t)).await?;
-                out.expired.push(t.name.clone());
-                out.steps.push(TeardownStep::DestroyTrial { provider: ProviderKind::Local, trial: t.name, steps });
-            } else {
-                out.kept.push(json!({"provider": ProviderKind::Local, "trial": t.name, "expires": t.expires, "expires_unix": t.expires_unix}));
-            }
-        }
-        Ok(out)
+        plan_teardown_by_records(self, ctx, at_unix).await
     }
 
     async fn teardown(&self, ctx: &Ctx, steps: &[TeardownStep]) -> TeardownOutcome {
-        let mut out = TeardownOutcome::default();
-        for step in steps {
-            let TeardownStep::DestroyTrial { trial, steps, .. } = step else { continue };
-            let r = match crate::lock::lock_trial(ctx.store.root(), trial, "teardown", |m| ctx.out.progress(m)) {
-                Ok(_held) => run::destroy(ctx, steps).await,
-                Err(e) => Err(e),
-            };
-            match r {
-                Ok(_) => out.destroyed.push(trial.clone()),
-                Err(e) => out.failed.push(json!({"provider": ProviderKind::Local, "trial": trial, "error": format!("{e:#}")})),
-            }
-        }
-        out
+        teardown_each(self, ctx, steps).await
     }
 
     async fn servers(&self, ctx: &Ctx) -> Result<Option<Vec<ServerInfo>>> {

@@ -12,10 +12,10 @@ use super::qemu::{self, Boot};
 use super::{image, Prepared};
 use crate::ctx::Ctx;
 use crate::output::Report;
-use crate::plan::create::{CreateStep, KeyRole};
+use crate::plan::create::CreateStep;
 use crate::plan::destroy::DestroyStep;
 use crate::ssh::{hostkey, ConnectOptions, Session, Target};
-use crate::trial::{self, Trial};
+use crate::trial::Trial;
 
 /// KVM only when it really runs a kernel at full speed: on nested or paravirtualised hosts
 /// /dev/kvm exists but a normal guest crawls. `MUNERO_QEMU_ACCEL=kvm|tcg` decides outright.
@@ -137,7 +137,7 @@ pub(super) async fn create(ctx: &Ctx, mut trial: Trial, steps: Vec<CreateStep>, 
                "expires_unix": trial.expires_unix, "state_dir": dir, "plan": steps,
                "seconds": (started.elapsed().as_secs_f64() * 10.0).round() / 10.0, "timings": timings,
                "ssh": {"user": trial.ssh_user, "private_key_path": dir.join(&trial.keys.ssh_private_key),
-                       "host_key_fingerprint": trial.keys.host_key_fingerprint, "host_public_key": prep.host.public_openssh}}),
+                       "host_key_fingerprint": trial.keys.host_key_fingerprint, "host_public_key": prep.keys.host.public_openssh}}),
         human,
     ))
 }
@@ -145,19 +145,7 @@ pub(super) async fn create(ctx: &Ctx, mut trial: Trial, steps: Vec<CreateStep>, 
 async fn create_step(ctx: &Ctx, trial: &mut Trial, step: &CreateStep, prep: &Prepared) -> Result<()> {
     let name = trial.name.clone();
     match step {
-        CreateStep::GenerateKey { role, .. } => {
-            if !prep.reuse_keys {
-                let (file, kp) = match role {
-                    KeyRole::Login => (trial::SSH_KEY_FILE, &prep.login),
-                    KeyRole::Host => (trial::HOST_KEY_FILE, &prep.host),
-                };
-                ctx.store.write_secret(&name, file, kp.private_openssh.as_bytes())?;
-                ctx.store.write_secret(&name, &format!("{file}.pub"), format!("{}\n", kp.public_openssh).as_bytes())?;
-            }
-            if *role == KeyRole::Host {
-                ctx.store.save(trial)?;
-            }
-        }
+        CreateStep::GenerateKey { role, .. } => prep.keys.write(ctx, trial, *role)?,
         CreateStep::PrepareImage { .. } => {
             let out = ctx.out;
             image::ensure(&prep.source, &|m| out.progress(m)).await?;
@@ -219,7 +207,7 @@ fn set_private(dir: &Path) -> Result<()> {
 /// Until the forwarded SSH port greets with the pinned host key and takes the login key. The
 /// port accepts before sshd runs (QEMU forwards it), so a connection alone proves nothing.
 async fn wait_ssh(ctx: &Ctx, trial: &Trial, prep: &Prepared, timeout: Duration) -> Result<()> {
-    let host_key = hostkey::parse_pinned(&prep.host.public_openssh)?;
+    let host_key = hostkey::parse_pinned(&prep.keys.host.public_openssh)?;
     let target = Target {
         host: "127.0.0.1".into(),
         port: trial.ssh_port.unwrap_or(22),
