@@ -413,11 +413,4 @@ pub struct DoctorArgs {
     /// Also check what `deploy --ship-images` needs (a local docker engine).
     #[arg(long)]
     pub ship_images: bool,
-    /// Copy the model from a local Ollama store (default: $OLLAMA_MODELS, else ~/.ollama/models)
-    /// instead of pulling it on the host: for hosts that cannot reach the model registry.
-    #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = "")]
-    pub ship_model: Option<String>,
-    /// Fail when the model cannot be had (default: say so and finish; the dashboard works).
-    #[arg(long)]
-    pub require_model: bool,
 }

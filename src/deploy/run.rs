@@ -226,6 +226,11 @@ impl Executor<'_> {
                     Ok(out) if out.status == Some(0) => {
                         let first = out.stdout_str().lines().next().unwrap_or("").to_string();
                         self.d.ctx.out.progress(format!("      ok: {first}"));
+                        // A login made while cloud-init still ran predates the deploy user's
+                        // docker group: the next step logs in afresh.
+                        if let Some(s) = self.sess.take() {
+                            s.close().await;
+                        }
                         return Ok(());
                     }
                     Ok(out) if out.status == Some(3) => last = out.stdout_str().trim().to_string(),

@@ -78,6 +78,33 @@ impl TrialKeys {
     }
 }
 
+/// The trial record a create writes, from the request (over the earlier record when resuming):
+/// what every kind of host records alike; each adds its own (addresses, resources, VM).
+pub fn record(ctx: &Ctx, req: &CreateRequest, keys: &TrialKeys) -> Trial {
+    let mut t = req.prior.clone().unwrap_or_default();
+    t.name = req.name.clone();
+    t.provider = req.kind;
+    t.size = req.size.clone();
+    t.gpu = req.gpu;
+    t.server_type = req.server_type.clone();
+    t.location = req.location.clone();
+    t.image = req.image.clone();
+    t.docker_source = req.docker_source.as_str().to_string();
+    if t.created_unix == 0 {
+        t.created_unix = ctx.now.unix_timestamp();
+    }
+    t.expires_unix = req.expires_unix();
+    t.expires = req.expires_rfc3339();
+    t.domain = req.domain.clone();
+    t.ssh_from = req.ssh_from.clone();
+    t.ssh_user = trial::DEPLOY_USER.to_string();
+    if t.state.is_empty() {
+        t.state = "creating".into();
+    }
+    t.keys = keys.record();
+    t
+}
+
 /// The rendered user-data (secret: holds the host private key) and its redacted form, checked
 /// against the provider's limit.
 pub struct UserData {

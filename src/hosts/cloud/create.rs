@@ -79,27 +79,7 @@ pub async fn plan(ctx: &Ctx, api: Option<&dyn Provider>, req: &CreateRequest, us
     let firewall = FirewallSpec { name: rname.clone(), labels: labels.clone(), rules: firewall_rules(&req.ssh_from) };
     let ssh_key = SshKeySpec { name: rname, public_key: keys.login.public_openssh.clone(), labels: labels.clone() };
 
-    let mut t = req.prior.clone().unwrap_or_default();
-    t.name = name.clone();
-    t.provider = kind;
-    t.size = req.size.clone();
-    t.gpu = req.gpu;
-    t.server_type = req.server_type.clone();
-    t.location = req.location.clone();
-    t.image = req.image.clone();
-    t.docker_source = req.docker_source.as_str().to_string();
-    if t.created_unix == 0 {
-        t.created_unix = ctx.now.unix_timestamp();
-    }
-    t.expires_unix = req.expires_unix();
-    t.expires = req.expires_rfc3339();
-    t.domain = req.domain.clone();
-    t.ssh_from = req.ssh_from.clone();
-    t.ssh_user = trial::DEPLOY_USER.to_string();
-    if t.state.is_empty() {
-        t.state = "creating".into();
-    }
-    t.keys = keys.record();
+    let t = provision::record(ctx, req, &keys);
 
     let mut steps: Vec<CreateStep> = keys.steps(ctx, &name).into();
     steps.extend([

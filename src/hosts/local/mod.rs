@@ -134,25 +134,13 @@ impl Host for LocalHost {
         let boot_timeout_s = std::env::var("MUNERO_VM_BOOT_TIMEOUT").ok().and_then(|v| v.parse().ok()).unwrap_or(900);
         let ssh_port = forwards.get(&22).copied().unwrap_or(22);
 
-        let mut t = req.prior.clone().unwrap_or_default();
-        t.name = name.clone();
-        t.provider = ProviderKind::Local;
-        t.size = req.size.clone();
-        t.server_type = req.server_type.clone();
+        let mut t = provision::record(ctx, req, &keys);
         t.image = source.describe();
-        t.docker_source = req.docker_source.as_str().to_string();
-        if t.created_unix == 0 {
-            t.created_unix = ctx.now.unix_timestamp();
-        }
-        t.expires_unix = req.expires_unix();
-        t.expires = req.expires_rfc3339();
-        t.domain = req.domain.clone();
-        t.ssh_user = trial::DEPLOY_USER.to_string();
+        t.state = "creating".into();
         t.ipv4 = Some("127.0.0.1".into());
         t.ssh_port = Some(ssh_port);
         t.forwards = forwards.iter().map(|(g, h)| (g.to_string(), *h)).collect();
         t.state = "creating".into();
-        t.keys = keys.record();
         t.vm = Some(LocalVm {
             pid: 0,
             dir: vm.clone(),
