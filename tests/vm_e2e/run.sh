@@ -156,7 +156,7 @@ check_deploy() {
     grep -q "without credentials is refused" "$OUT/deploy.log" || { echo "no 401 check"; return 1; }
     for p in 11434 8000 3000; do
         local hp
-        hp=$(sed -n "s/^\"$p\" = //p" "$STATE/trials/$T/trial.toml")
+        hp=$(sed -n "s/^\"\{0,1\}$p\"\{0,1\} = //p" "$STATE/trials/$T/trial.toml")
         grep -Eq "tcp $hp +closed \(expected closed\)" "$OUT/deploy.log" || { echo "the forward of $p ($hp) was not found closed"; return 1; }
     done
     grep -q "ready since" "$OUT/deploy.log" || { echo "cloud-init's ready marker was not seen"; return 1; }
