@@ -164,6 +164,7 @@ pub async fn run(ctx: &Ctx, args: &DeployArgs) -> Result<Report> {
     };
     Ok(Report::new(
         json!({"ok": true, "command": "deploy", "dry_run": false, "deployed": deploy::brings_stack_up(&steps),
+               "app_revision": crate::audit::git_revision(&prep.inputs.app_dir),
                "trial": prep.trial.name, "url": url,
                "credentials_file": creds, "basic_auth_user": prep.creds_user,
                "steps": steps.iter().map(|s| s.id()).collect::<Vec<_>>(), "plan": steps,
