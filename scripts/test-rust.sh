@@ -20,6 +20,11 @@ if [[ -f scripts/setup/sshd.sh ]]; then
   bash scripts/setup/sshd.sh
 fi
 
+# A Docker engine: destroying an existing host takes its compose stack down on that host (here
+# the sshd fixture's, i.e. this machine), and a host whose engine does not answer keeps its record.
+log "installing and starting the Docker engine"
+bash scripts/setup/docker.sh
+
 # A real Caddy for the Basic Auth tests (add/rotate/revoke applied by `caddy reload`).
 log "installing caddy"
 MUNERO_CADDY_BIN=$(bash scripts/setup/caddy.sh | tail -n1)

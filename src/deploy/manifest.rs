@@ -49,7 +49,7 @@ pub fn remove_ours_cmd(remote_dir: &str, gpu: bool) -> RemoteCmd {
     let m = quote(&format!("{remote_dir}/{MANIFEST_FILE}"));
     let down = compose_cmd(remote_dir, gpu, &["down", "--volumes", "--remove-orphans"]);
     RemoteCmd::shell(format!(
-        "if [ -f {compose} ]; then {down} || exit 1; fi; \
+        "if [ -f {compose} ]; then docker info >/dev/null 2>&1 || {{ echo {engine} >&2; exit 1; }}; {down} || exit 1; fi; \
          if [ ! -f {m} ]; then rm -f -- {data}; echo 'no manifest: nothing else of ours on the host'; exit 0; fi; \
          c=$(grep -qx '#dir-created=yes' {m} && echo yes); \
          while IFS= read -r p; do case \"$p\" in ''|'#'*|/*|*..*) continue;; \
@@ -59,6 +59,10 @@ pub fn remove_ours_cmd(remote_dir: &str, gpu: bool) -> RemoteCmd {
         compose = quote(&format!("{remote_dir}/deploy/docker-compose.yml")),
         down = wrap(&down),
         data = quote(&remote_data_path(remote_dir)),
+        engine = quote(
+            "the Docker engine on the host does not answer, so the stack and its volumes (the client data) cannot be \
+             removed: start it (`sudo systemctl start docker`) and run destroy again; nothing was removed"
+        ),
     ))
 }
 
@@ -115,6 +119,27 @@ mod tests {
         assert_eq!(rc, 0, "{out}");
         assert!(!rd.exists());
         assert!(tmp.path().join("outside.txt").exists());
+    }
+
+    #[test]
+    fn a_stack_whose_engine_does_not_answer_stops_the_removal_and_says_to_start_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let rd = tmp.path().join("srv");
+        std::fs::create_dir_all(rd.join("deploy")).unwrap();
+        std::fs::create_dir_all(rd.join("data")).unwrap();
+        std::fs::write(rd.join("deploy/docker-compose.yml"), "services: {}\n").unwrap();
+        std::fs::write(rd.join("data/client.sqlite"), "db").unwrap();
+        assert_eq!(sh(&write_cmd(rd.to_str().unwrap()).to_command_line(), tmp.path()).0, 0);
+        // A `docker` whose engine is down, first on PATH.
+        let bin = tmp.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::write(bin.join("docker"), "#!/bin/sh\necho 'Cannot connect to the Docker daemon' >&2\nexit 1\n").unwrap();
+        std::fs::set_permissions(bin.join("docker"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let script = format!("PATH={}:$PATH; {}", bin.display(), remove_ours_cmd(rd.to_str().unwrap(), false).to_command_line());
+        let (rc, out) = sh(&script, tmp.path());
+        assert_eq!(rc, 1, "{out}");
+        assert!(out.contains("Docker engine on the host does not answer") && out.contains("systemctl start docker"), "{out}");
+        assert!(rd.join("data/client.sqlite").exists() && rd.join(MANIFEST_FILE).exists(), "nothing goes while the volumes stay");
     }
 
     #[test]

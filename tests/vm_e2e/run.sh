@@ -116,6 +116,14 @@ OLLAMA_MODEL=$MODEL
 ENV
 
 # --- create: boot, pinned host key --------------------------------------------------------------
+# A process that ended but was not reaped (the daemonized QEMU's parent is PID 1, which in a
+# container may never reap) is a zombie: it has stopped, though `kill -0` still finds it.
+running() {
+    kill -0 "$1" 2>/dev/null || return 1
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    [[ ${stat##*) } != Z* ]]
+}
 plan_of() { python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))["plan"], sort_keys=True))' "$1"; }
 check "create --dry-run" cli create-dry --output json create "$T" --provider local --image "$IMAGE" --size 2x4 --days 1 --dry-run
 t0=$SECONDS
@@ -126,7 +134,7 @@ check_create() {
     [[ $(json "$OUT/create.json" 'd["provider"]') == local ]] || { echo "provider is not local"; return 1; }
     local pid
     pid=$(vm_pid)
-    kill -0 "$pid" 2>/dev/null || { echo "no QEMU process $pid"; return 1; }
+    running "$pid" || { echo "no QEMU process $pid"; return 1; }
     grep -q "SSH answers with the pinned host key" "$OUT/create.log" || { echo "no pinned login reported"; return 1; }
     [[ -f $STATE/trials/$T/vm/disk.qcow2 && -f $STATE/trials/$T/vm/seed.iso ]] || { echo "overlay or seed missing"; return 1; }
     if [[ -e $STATE/trials/$T/vm/seed ]]; then echo "the seed's source files (host private key) were left behind"; return 1; fi
@@ -196,7 +204,7 @@ check "destroy $T --yes" cli destroy --output json destroy "$T" --yes
 check "the destroy plan that ran is the one the dry run printed" diff <(plan_of "$OUT/destroy-dry.json") <(plan_of "$OUT/destroy.json")
 T_DESTROY=$((SECONDS - t0))
 check_gone() {
-    if kill -0 "$PID" 2>/dev/null; then echo "QEMU process $PID still runs"; return 1; fi
+    if running "$PID"; then echo "QEMU process $PID still runs: $(cat /proc/$PID/stat 2>/dev/null)"; return 1; fi
     [[ ! -e $STATE/trials/$T ]] || { echo "the trial's record, overlay or seed is still there"; ls -R "$STATE/trials/$T"; return 1; }
 }
 check "after destroy: QEMU process, overlay, seed and record are gone" check_gone
