@@ -15,7 +15,7 @@ from datetime import date
 import numpy as np
 
 from .profile import Dimension, Measure
-from .rollups import Rollups
+from .rollups import FilteredRollups, Rollups
 from .sql_engine import MAX_FILTER_VALUES
 
 
@@ -38,6 +38,7 @@ class ColumnarStore:
             has_null = {c: bool(np.isnan(a).any()) for c, a in measures.items()}
         self.has_null = has_null
         self._filter_values: dict[str, list[str]] = {}
+        self._filtered = FilteredRollups(self)
 
     @property
     def complete(self) -> bool:
@@ -75,14 +76,19 @@ class ColumnarStore:
             mask = m if mask is None else (mask & m)
         return mask
 
-    def _rollup_dim(self, filters: dict[str, list[str]], group: str | None = None) -> str | None:
-        """The dimension whose rollup answers this question, or None when rows must be scanned."""
+    def _rollups_for(self, filters: dict[str, list[str]], group: str | None = None):
+        """(rollups, dimension, codes to keep or None) answering this question, or None to scan rows.
+
+        No filter, or filters on the grouped dimension only: the store's rollups. Other filters:
+        a rollup of the filtered rows, built by one scan and kept for the next questions with
+        the same filters (other periods, granularities, breakdowns)."""
         if self.rollups is None:
             return None
         dims = set(filters) | ({group} if group else set())
         if len(dims) > 1:
-            return None
-        return dims.pop() if dims else self.rollups.smallest_dim()
+            return self._filtered.get(filters, group), group or FilteredRollups.ALL, None
+        dim = dims.pop() if dims else self.rollups.smallest_dim()
+        return self.rollups, dim, (self._wanted(dim, filters[dim]) if dim in filters else None)
 
     def _out(self, m: Measure, v):
         if v is None:
@@ -132,11 +138,11 @@ class ColumnarStore:
         return list(self._filter_values[name])
 
     def totals(self, period, filters) -> dict:
-        dim = self._rollup_dim(filters)
-        if dim is not None:
-            codes = self._wanted(dim, filters[dim]) if dim in filters else None
-            _first, block = self.rollups.per_day(period.start.toordinal(), period.end.toordinal(), dim, codes)
-            vec = block.sum(axis=0) if len(block) else np.zeros(1 + 2 * len(self.rollups.columns))
+        found = self._rollups_for(filters)
+        if found is not None:
+            r, dim, codes = found
+            _first, block = r.per_day(period.start.toordinal(), period.end.toordinal(), dim, codes)
+            vec = block.sum(axis=0) if len(block) else np.zeros(1 + 2 * len(r.columns))
             return {m.name: self._feature_value(m, vec) for m in self.p.measures}
         return self._totals_from_rows(period, filters)
 
@@ -184,11 +190,11 @@ class ColumnarStore:
         return labels, starts
 
     def timeseries(self, granularity: str, m: Measure, period, filters) -> list[tuple[str, float | None]]:
-        dim = self._rollup_dim(filters)
-        if dim is None:
+        found = self._rollups_for(filters)
+        if found is None:
             return self._timeseries_from_rows(granularity, m, period, filters)
-        codes = self._wanted(dim, filters[dim]) if dim in filters else None
-        first, block = self.rollups.per_day(period.start.toordinal(), period.end.toordinal(), dim, codes)
+        r, dim, codes = found
+        first, block = r.per_day(period.start.toordinal(), period.end.toordinal(), dim, codes)
         if not len(block):
             return []
         labels, starts = self._buckets(first, first + len(block) - 1, granularity)
@@ -230,12 +236,14 @@ class ColumnarStore:
 
     def top(self, dim: Dimension, m: Measure, n: int, period, filters) -> list[tuple[str, float | None]]:
         labels = self.values[dim.name] + ["(none)"]
-        if self._rollup_dim(filters, dim.name) is not None:
-            per = self.rollups.per_value(period.start.toordinal(), period.end.toordinal(), dim.name)
+        found = self._rollups_for(filters, dim.name)
+        if found is not None:
+            r, _dim, codes = found
+            per = r.per_value(period.start.toordinal(), period.end.toordinal(), dim.name)
             keep = per[:, 0] > 0
-            if dim.name in filters:
+            if codes is not None:
                 only = np.zeros(len(keep), dtype=bool)
-                only[self._wanted(dim.name, filters[dim.name])] = True
+                only[codes] = True
                 keep &= only
             items = [(labels[i], self._feature_value(m, per[i])) for i in np.flatnonzero(keep)]
         else:

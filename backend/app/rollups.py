@@ -8,6 +8,9 @@ per dimension whatever the row count, so those answers cost the number of days, 
 """
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+
 import numpy as np
 
 ROW_CHUNK = 2_000_000  # bounds the temporaries of one pass (a few int64/float64 arrays of this size)
@@ -90,3 +93,40 @@ def build_rollups(day: np.ndarray, codes: dict[str, np.ndarray], nvalues: dict[s
                 out[:, 1 + j] += np.bincount(key, weights=v, minlength=size)
                 out[:, 1 + len(columns) + j] += rows if ok is None else np.bincount(key, weights=ok, minlength=size)
     return Rollups(day0, {d: flat[d].reshape(ndays, nvalues[d] + 1, nf) for d in codes}, columns)
+
+
+class FilteredRollups:
+    """Rollups of the rows matching one set of filters, built on first use by one scan.
+
+    Filters on two or more dimensions (or on one while grouping by another) have no precomputed
+    answer; a dashboard view asks several questions with the same filters (KPIs, a series, a few
+    breakdowns, then other periods and granularities), so the scan is done once per filter set
+    and group, and its rollup kept, most recently used first, within BUDGET bytes."""
+
+    ALL = ""  # the rollup over no dimension: one value, every matching row
+    BUDGET = 256 * 2**20
+
+    def __init__(self, store):
+        self.store = store
+        self._cache: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, filters: dict[str, list[str]], group: str | None) -> Rollups:
+        key = (tuple(sorted((k, tuple(sorted(set(v)))) for k, v in filters.items())), group)
+        with self._lock:
+            found = self._cache.get(key)
+            if found is not None:
+                self._cache.move_to_end(key)
+                return found
+        st = self.store
+        idx = np.flatnonzero(st._mask(0, len(st.day), filters))
+        if group:
+            codes, nvalues = {group: st.codes[group][idx]}, {group: len(st.values[group])}
+        else:
+            codes, nvalues = {self.ALL: np.zeros(len(idx), dtype=np.int8)}, {self.ALL: 1}
+        built = build_rollups(st.day[idx], codes, nvalues, {c: a[idx] for c, a in st.meas.items()}, st.has_null)
+        with self._lock:
+            self._cache[key] = built
+            while len(self._cache) > 1 and sum(r.nbytes for r in self._cache.values()) > self.BUDGET:
+                self._cache.popitem(last=False)
+        return built

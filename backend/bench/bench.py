@@ -127,6 +127,25 @@ def print_table(title: str, c: httpx.Client, n: int) -> None:
         print(f"{name:46s} {statistics.median(xs):8.1f} {pct(xs, 95):8.1f}", flush=True)
 
 
+def print_cold(c: httpx.Client, n: int) -> None:
+    """Filter sets never asked before: what the first view with new filters costs."""
+    filters = c.get("/api/dashboard/filters").json()["dimensions"]
+    vals = {d["name"]: d["values"] for d in filters}
+    combos = [[f"country:{a}", f"channel:{b}"] for a in vals.get("country", []) for b in vals.get("channel", [])]
+    print(f"\n{'first request with a new filter set':46s} {'p50 ms':>8s} {'p95 ms':>8s}")
+    for name, path, params in ENDPOINTS:
+        for period, pparams in (("90 days", NINETY), ("2 years", TWO_YEARS)):
+            xs = []
+            for flt in combos[:n]:
+                extra = {"granularity": "week"} if name == "timeseries" else {}
+                t0 = time.perf_counter()
+                r = c.get(path, params={**params, **extra, **pparams, "filter": flt})
+                xs.append((time.perf_counter() - t0) * 1000)
+                r.raise_for_status()
+            combos = combos[n:] + combos[:n]  # the next endpoint gets filter sets not seen yet
+            print(f"{name + ' (' + period + ', 2 filters, cold)':46s} {statistics.median(xs):8.1f} {pct(xs, 95):8.1f}", flush=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=1_000_000)
@@ -160,6 +179,7 @@ def main() -> int:
         print(f"new file: first dashboard (newest days) served from memory {first:.1f} s after start, "
               f"whole table in {full:.1f} s; peak RSS {rss_mib(app.pid, 'VmHWM'):.0f} MiB")
         print_table("endpoint (store built)", c, args.n)
+        print_cold(c, 20)
         info = c.get("/api/dashboard/test").json()
         print(f"store: {json.dumps(info.get('cache_store'))}")
         print(f"RSS after the queries: {rss_mib(app.pid):.0f} MiB (peak {rss_mib(app.pid, 'VmHWM'):.0f} MiB)")

@@ -68,3 +68,17 @@ def test_a_failed_build_leaves_sql_answering_and_says_so(make_client, sample_db,
     t = c.get("/api/dashboard/test").json()
     assert t["cache"] == "off" and t["cache_build"] == {**t["cache_build"], "phase": "failed", "note": "MemoryError"}
     assert c.get("/api/dashboard/kpis").status_code == 200
+
+
+def test_filtered_rollups_are_reused_per_filter_set_and_kept_within_budget(sample_db, tmp_path, monkeypatch):
+    from app.rollups import FilteredRollups
+
+    ds, s = _dataset(sample_db, tmp_path)
+    store = build_columnar(ds, s, BuildState(), lambda st, final=False: None)
+    f = FilteredRollups(store)
+    a = f.get({"region": ["Europe"], "channel": ["Online Store"]}, None)
+    assert f.get({"channel": ["Online Store"], "region": ["Europe", "Europe"]}, None) is a  # same set, other order
+    assert f.get({"region": ["Europe"], "channel": ["Online Store"]}, "product") is not a
+    monkeypatch.setattr(FilteredRollups, "BUDGET", a.nbytes)
+    f.get({"region": ["Asia Pacific"], "channel": ["Online Store"]}, None)
+    assert len(f._cache) == 1  # the least recently used went

@@ -39,9 +39,9 @@ class Settings(BaseSettings):
     dashboard_cache: bool = True
     # About 60 bytes per row are kept; above this the dashboard stays on SQL.
     dashboard_cache_max_rows: int = 30_000_000
-    # The store is read newest days first: the first window covers the default period and the one
-    # the KPIs compare it with, so the first dashboard is served from memory early.
-    dashboard_cache_first_days: int = Field(default=180, ge=1)
+    # The store is read newest days first: the first window covers the default period (90 days),
+    # the second the one the KPIs compare it with, so the first dashboard is served from memory early.
+    dashboard_cache_first_days: int = Field(default=90, ge=1)
     dashboard_cache_chunk_days: int = Field(default=90, ge=1)
 
     @property
