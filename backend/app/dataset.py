@@ -75,15 +75,18 @@ class DatasetManager:
             raise NoDataError(f"no data loaded yet: no database file at {path}") from None
         ds = self._ds
         if ds is not None and ds.fp == fp and ds.path == path:
+            if ds.cache_state is None:
+                # Another thread loaded it and has not started the build yet: without this, the
+                # status would say "off" for a moment before a build that is coming.
+                self._start_cache_build(ds)
             return ds
         with self._lock:
             ds = self._ds
-            if ds is not None and ds.fp == fp and ds.path == path:
-                return ds
-            ds = self._load(path, fp)
-            old, self._ds = self._ds, ds
-            if old is not None:
-                old.pool.close()
+            if ds is None or ds.fp != fp or ds.path != path:
+                ds = self._load(path, fp)
+                old, self._ds = self._ds, ds
+                if old is not None:
+                    old.pool.close()
         self._start_cache_build(ds)
         return ds
 
