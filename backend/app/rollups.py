@@ -59,22 +59,25 @@ class Rollups:
         return self.cubes[dim][self.days(lo_ord, hi_ord)].sum(axis=0)
 
 
-def build_rollups(day: np.ndarray, codes: dict[str, np.ndarray], nvalues: dict[str, int],
-                  meas: dict[str, np.ndarray], has_null: dict[str, bool]) -> Rollups:
-    """One pass over the (day-sorted) rows, ROW_CHUNK at a time, so memory stays bounded."""
+def build_rollups(day: np.ndarray, codes: dict[str, np.ndarray | None], nvalues: dict[str, int],
+                  meas: dict[str, np.ndarray], has_null: dict[str, bool], rows: np.ndarray | None = None) -> Rollups:
+    """One pass over the (day-sorted) rows, or those at the positions `rows`, ROW_CHUNK at a time,
+    so memory stays bounded whatever the row count. Codes None: every row has code 0."""
     columns = list(meas)
     nf = 1 + 2 * len(columns)
-    if not len(day):
+    n = len(day) if rows is None else len(rows)
+    if not n:
         return Rollups(0, {d: np.zeros((0, nvalues[d] + 1, nf)) for d in codes}, columns)
-    day0 = int(day[0])
-    ndays = int(day[-1]) - day0 + 1
+    day0 = int(day[0] if rows is None else day[rows[0]])
+    ndays = int(day[-1] if rows is None else day[rows[-1]]) - day0 + 1
     flat = {d: np.zeros(((nvalues[d] + 1) * ndays, nf)) for d in codes}
-    for a in range(0, len(day), ROW_CHUNK):
-        b = min(len(day), a + ROW_CHUNK)
-        di = np.asarray(day[a:b], dtype=np.int64) - day0
+    for a in range(0, n, ROW_CHUNK):
+        b = min(n, a + ROW_CHUNK)
+        sel = slice(a, b) if rows is None else rows[a:b]
+        di = np.asarray(day[sel], dtype=np.int64) - day0
         vals = {}
         for c in columns:
-            v = np.asarray(meas[c][a:b])
+            v = np.asarray(meas[c][sel])
             if has_null[c]:
                 ok = ~np.isnan(v)
                 vals[c] = (np.where(ok, v, 0.0), ok.astype(np.float64))
@@ -82,7 +85,7 @@ def build_rollups(day: np.ndarray, codes: dict[str, np.ndarray], nvalues: dict[s
                 vals[c] = (v, None)
         for d, col in codes.items():
             nv1 = nvalues[d] + 1
-            cc = np.asarray(col[a:b], dtype=np.int64)
+            cc = np.zeros(b - a, dtype=np.int64) if col is None else np.asarray(col[sel], dtype=np.int64)
             key = di * nv1 + np.where(cc < 0, nv1 - 1, cc)
             size = nv1 * ndays
             out = flat[d]
@@ -121,10 +124,10 @@ class FilteredRollups:
         st = self.store
         idx = np.flatnonzero(st._mask(0, len(st.day), filters))
         if group:
-            codes, nvalues = {group: st.codes[group][idx]}, {group: len(st.values[group])}
+            codes, nvalues = {group: st.codes[group]}, {group: len(st.values[group])}
         else:
-            codes, nvalues = {self.ALL: np.zeros(len(idx), dtype=np.int8)}, {self.ALL: 1}
-        built = build_rollups(st.day[idx], codes, nvalues, {c: a[idx] for c, a in st.meas.items()}, st.has_null)
+            codes, nvalues = {self.ALL: None}, {self.ALL: 1}
+        built = build_rollups(st.day, codes, nvalues, st.meas, st.has_null, rows=idx)
         with self._lock:
             self._cache[key] = built
             while len(self._cache) > 1 and sum(r.nbytes for r in self._cache.values()) > self.BUDGET:
