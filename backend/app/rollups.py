@@ -89,12 +89,12 @@ def build_rollups(day: np.ndarray, codes: dict[str, np.ndarray | None], nvalues:
             key = di * nv1 + np.where(cc < 0, nv1 - 1, cc)
             size = nv1 * ndays
             out = flat[d]
-            rows = np.bincount(key, minlength=size)
-            out[:, 0] += rows
+            counts = np.bincount(key, minlength=size)
+            out[:, 0] += counts
             for j, c in enumerate(columns):
                 v, ok = vals[c]
                 out[:, 1 + j] += np.bincount(key, weights=v, minlength=size)
-                out[:, 1 + len(columns) + j] += rows if ok is None else np.bincount(key, weights=ok, minlength=size)
+                out[:, 1 + len(columns) + j] += counts if ok is None else np.bincount(key, weights=ok, minlength=size)
     return Rollups(day0, {d: flat[d].reshape(ndays, nvalues[d] + 1, nf) for d in codes}, columns)
 
 
