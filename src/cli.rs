@@ -102,9 +102,21 @@ pub struct CreateArgs {
     #[arg(long)]
     pub allow_ssh_from_anywhere: bool,
 
-    /// Domain name the trial will be served under.
-    #[arg(long, value_name = "FQDN")]
+    /// Name the trial is served under: `auto` (its IPv4 under a wildcard DNS service, sslip.io
+    /// unless `auto_domain_base` in munero.toml names another; the default where the host has a
+    /// public address) or a name you own.
+    #[arg(long, value_name = "auto|FQDN")]
     pub domain: Option<String>,
+
+    /// Where the certificate comes from: acme (Let's Encrypt, trusted by browsers; the default
+    /// with a name), acme-staging (rehearsals: no weekly limits, not trusted) or internal
+    /// (Caddy's own CA: browsers warn; the default without a public address).
+    #[arg(long, value_enum)]
+    pub tls: Option<crate::site::Tls>,
+
+    /// Same as `--tls acme-staging`.
+    #[arg(long, conflicts_with = "tls")]
+    pub acme_staging: bool,
 
     /// OS image (default ubuntu-24.04).
     #[arg(long)]

@@ -28,6 +28,11 @@ pub struct Config {
     /// Domain pattern, `{trial}` replaced by the trial name (e.g. "{trial}.trials.example.com").
     pub domain_pattern: Option<String>,
     pub acme_email: Option<String>,
+    /// Default certificate source (acme, acme-staging, internal); `--tls` overrides.
+    pub tls: Option<crate::site::Tls>,
+    /// The wildcard DNS service `--domain auto` names live under (default sslip.io; nip.io or
+    /// the operator's own wildcard zone).
+    pub auto_domain_base: Option<String>,
     pub model: Option<String>,
     /// Where clients send feedback (named in the onboarding message).
     pub feedback_email: Option<String>,

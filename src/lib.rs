@@ -24,6 +24,7 @@ pub mod plan;
 pub mod prompt;
 pub mod remote;
 pub mod resolve;
+pub mod site;
 pub mod smoke;
 pub mod ssh;
 pub mod store;

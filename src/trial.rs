@@ -24,6 +24,11 @@ pub struct Trial {
     /// The same instant as RFC 3339, for people.
     pub expires: String,
     pub domain: Option<String>,
+    /// `--domain auto`: the wildcard DNS service the name is derived under from the IPv4.
+    pub domain_auto: Option<String>,
+    /// Where the certificate comes from; absent in records made before it was chosen (then: acme
+    /// with a domain, internal without).
+    pub tls: Option<crate::site::Tls>,
     pub ssh_from: Vec<String>,
     pub ssh_user: String,
     pub ipv4: Option<String>,

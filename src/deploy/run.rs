@@ -77,9 +77,8 @@ impl Executor<'_> {
                 let missing = self.d.env.missing_required();
                 if !missing.is_empty() {
                     return Err(usage(format!(
-                        "the env is missing required keys: {} (set them in the --env file{})",
-                        missing.join(", "),
-                        if missing.iter().any(|k| k == "ACME_EMAIL") { ", or acme_email in munero.toml" } else { "" }
+                        "the env is missing required keys: {} (set them in the --env file)",
+                        missing.join(", ")
                     )));
                 }
                 ctx.out.progress(format!("      ok: {} keys", self.d.env.keys().len()));

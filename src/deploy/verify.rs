@@ -15,7 +15,7 @@ use crate::trial::Trial;
 
 /// Caddy's internal root certificate, for trials served without a public domain.
 pub async fn caddy_root(ctx: &Ctx, trial: &Trial, s: &Session) -> Result<Option<Vec<u8>>> {
-    if remote::tls_mode(trial) != "internal" {
+    if remote::tls_mode(trial) != crate::site::Tls::Internal {
         return Ok(None);
     }
     let cmd = deploy::compose_cmd(

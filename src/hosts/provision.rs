@@ -96,6 +96,8 @@ pub fn record(ctx: &Ctx, req: &CreateRequest, keys: &TrialKeys) -> Trial {
     t.expires_unix = req.expires_unix();
     t.expires = req.expires_rfc3339();
     t.domain = req.domain.clone();
+    t.domain_auto = req.domain_auto.clone();
+    t.tls = Some(req.tls);
     t.ssh_from = req.ssh_from.clone();
     t.ssh_user = trial::DEPLOY_USER.to_string();
     if t.state.is_empty() {

@@ -52,6 +52,7 @@ pub fn hetzner_defaults(cfg: &Config) -> Defaults {
         firewall: true,
         docker_source: crate::cloudinit::DockerSource::Upstream,
         user_data_limit: crate::cloudinit::HETZNER_LIMIT,
+        public_address: true,
     }
 }
 

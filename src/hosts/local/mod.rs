@@ -82,6 +82,7 @@ impl Host for LocalHost {
             // Docker's own repository may be out of reach from a rehearsal machine.
             docker_source: DockerSource::Distro,
             user_data_limit: USER_DATA_LIMIT,
+            public_address: false,
         }
     }
 
