@@ -199,6 +199,10 @@ pub struct DeployArgs {
     /// Run only these steps of the plan (comma separated ids as --dry-run shows them).
     #[arg(long, value_delimiter = ',', value_name = "STEP")]
     pub only: Vec<String>,
+    /// Also trust this root certificate (PEM) when checking the site's certificate: a private
+    /// ACME CA's in a rehearsal. Without it an ACME site must chain to this machine's roots.
+    #[arg(long, value_name = "PEM")]
+    pub trust_ca: Option<PathBuf>,
     /// Print the plan, change nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -210,6 +214,13 @@ pub struct SmokeArgs {
     /// Fail when the model is not available (default: report it; the dashboard is still checked).
     #[arg(long)]
     pub require_model: bool,
+    /// Run only these checks (comma separated: certificate, wait-healthy, smoke, exposure-probe).
+    #[arg(long, value_delimiter = ',', value_name = "STEP")]
+    pub only: Vec<String>,
+    /// Also trust this root certificate (PEM) when checking the site's certificate: a private
+    /// ACME CA's in a rehearsal. Without it an ACME site must chain to this machine's roots.
+    #[arg(long, value_name = "PEM")]
+    pub trust_ca: Option<PathBuf>,
     /// Print the plan, check nothing.
     #[arg(long)]
     pub dry_run: bool,

@@ -2,10 +2,12 @@
 //!
 //! The binary is thin (`main.rs`); everything testable lives here.
 
+pub mod acme;
 pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod cli;
+pub mod cert;
 pub mod cloudinit;
 pub mod commands;
 pub mod config;

@@ -116,6 +116,16 @@ pub fn tls_mode(t: &Trial) -> Tls {
     })
 }
 
+/// The site checks' view of a trial: its name, certificate source, the address an owned name
+/// must resolve to, and how long a certificate may take (`MUNERO_CERT_TIMEOUT`, seconds).
+pub fn site_spec(t: &Trial, cert_timeout_s: u64) -> Result<crate::deploy::SiteSpec> {
+    let tls = tls_mode(t);
+    let owned = t.domain.as_ref().is_some_and(|d| !d.is_empty());
+    let dns_expect = if owned && tls.is_acme() { Some(t.ipv4.clone().map_or_else(|| ssh_host(t), Ok)?) } else { None };
+    let timeout = std::env::var("MUNERO_CERT_TIMEOUT").ok().and_then(|v| v.parse().ok()).unwrap_or(cert_timeout_s);
+    Ok(crate::deploy::SiteSpec { name: site_name(t)?, tls, dns_expect, cert_timeout_s: timeout })
+}
+
 pub fn credentials_path(ctx: &Ctx, t: &Trial) -> PathBuf {
     trial_path(ctx, t, CREDENTIALS_FILE)
 }

@@ -120,6 +120,23 @@ pub fn planned_name(domain: Option<&str>, auto_base: Option<&str>, ip: Option<Ip
     }
 }
 
+/// Whether `name`, as resolved here (`got`), points at `expected`; else what record to make.
+pub fn dns_verdict(name: &str, expected: &str, got: &[std::net::IpAddr]) -> Result<(), String> {
+    if got.iter().any(|a| a.to_string() == expected) {
+        return Ok(());
+    }
+    let now = if got.is_empty() {
+        "does not resolve".to_string()
+    } else {
+        format!("resolves to {}", got.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", "))
+    };
+    Err(format!(
+        "{name} {now}, not to the server's address {expected}, so no CA would issue its certificate: create the DNS \
+         record `{name}. 300 IN A {expected}` at your DNS provider (or create the trial with --dns hetzner to have it \
+         made, or use --domain auto), wait until it resolves, then deploy again"
+    ))
+}
+
 /// Reachable from the internet, so a CA can validate a name pointing at it.
 pub fn is_public(ip: Ipv4Addr) -> bool {
     let o = ip.octets();
@@ -161,6 +178,16 @@ mod tests {
         for ip in ["10.1.2.3", "172.16.0.1", "192.168.1.1", "127.0.0.1", "169.254.1.1", "100.64.0.1", "203.0.113.9", "0.0.0.0", "240.0.0.1"] {
             assert!(!is_public(ip.parse().unwrap()), "{ip}");
         }
+    }
+
+    #[test]
+    fn a_name_that_does_not_point_at_the_server_says_which_record_to_make() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        assert!(dns_verdict("t.example.com", "95.217.1.20", &[ip("95.217.1.20"), ip("2a01::1")]).is_ok());
+        let e = dns_verdict("t.example.com", "95.217.1.20", &[]).unwrap_err();
+        assert!(e.contains("does not resolve") && e.contains("`t.example.com. 300 IN A 95.217.1.20`"), "{e}");
+        let e = dns_verdict("t.example.com", "95.217.1.20", &[ip("198.51.100.4")]).unwrap_err();
+        assert!(e.contains("resolves to 198.51.100.4, not to the server's address 95.217.1.20"), "{e}");
     }
 
     #[test]

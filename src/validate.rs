@@ -230,6 +230,17 @@ pub fn trusted_ca(path: &std::path::Path) -> Result<String> {
     Ok(s.trim().to_string() + "\n")
 }
 
+/// `--trust-ca FILE` of deploy and smoke: a PEM certificate, read now so a bad path fails
+/// before anything runs.
+pub fn trust_ca(path: Option<&std::path::Path>) -> Result<Option<Vec<u8>>> {
+    let Some(p) = path else { return Ok(None) };
+    let pem = std::fs::read(p).map_err(|e| usage(format!("invalid --trust-ca {}: {e}; give a readable PEM file", p.display())))?;
+    if reqwest::Certificate::from_pem(&pem).is_err() || !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+        return Err(usage(format!("invalid --trust-ca {}: no PEM certificate in it (expected -----BEGIN CERTIFICATE-----)", p.display())));
+    }
+    Ok(Some(pem))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

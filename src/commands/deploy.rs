@@ -104,6 +104,8 @@ fn prepare(ctx: &Ctx, args: &DeployArgs, write_state: bool) -> Result<Prepared> 
 
         model,
         url: remote::url(&trial)?,
+        // A first certificate takes the CA a minute or two; give it five.
+        site: remote::site_spec(&trial, 300)?,
         probe_host: remote::ssh_host(&trial)?,
         ssh_port: remote::ssh_port(&trial),
         forwards: trial.forwards.clone(),
@@ -153,6 +155,7 @@ pub async fn run(ctx: &Ctx, args: &DeployArgs) -> Result<Report> {
         user: prep.creds_user.clone(),
         password: prep.creds_password.clone(),
         users_file: prep.users_file.clone(),
+        trust_ca: crate::validate::trust_ca(args.trust_ca.as_deref())?,
     };
     let results = run::run(&d, &steps).await?;
     let warnings = ctx.out.warn_all(warnings);

@@ -35,6 +35,7 @@ pub async fn run(ctx: &Ctx, args: &OnboardArgs) -> Result<Report> {
         user: login.name.clone(),
         password: login.password.clone(),
         extra_root_pem: pem?,
+        accept_untrusted: remote::tls_mode(&t) == crate::site::Tls::AcmeStaging,
     };
     let http = site.client(Duration::from_secs(30))?;
     let base = site.base_url();
