@@ -14,6 +14,7 @@ pub mod config;
 pub mod cost;
 pub mod ctx;
 pub mod deploy;
+pub mod dns_query;
 pub mod doctor;
 pub mod echo_ip;
 pub mod error;

@@ -65,31 +65,47 @@ pub struct CertReport {
     pub days_left: i64,
 }
 
+/// Why no certificate was accepted; `settled` when waiting will not change it (a certificate is
+/// there but not trusted, not for the name, or expired), as opposed to none being served yet.
+#[derive(Debug, Clone)]
+pub struct CertError {
+    pub reason: String,
+    pub settled: bool,
+}
+
+impl std::fmt::Display for CertError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
 /// One HTTPS request to the site (any status will do): the leaf certificate it presented, once
 /// the chain and the name check out against the site's roots. The error says why not.
-pub async fn certificate(site: &Site) -> std::result::Result<CertReport, String> {
+pub async fn certificate(site: &Site) -> std::result::Result<CertReport, CertError> {
+    let pending = |reason: String| CertError { reason, settled: false };
     let client = site
         .builder(Duration::from_secs(15))
         .and_then(|b| b.tls_info(true).build().context("building the HTTPS client"))
-        .map_err(|e| format!("{e:#}"))?;
+        .map_err(|e| pending(format!("{e:#}")))?;
     let resp = client.get(format!("{}health", site.base_url())).send().await.map_err(|e| {
         let chain = munero_provider::error_chain(&e);
+        let settled = |reason: String| CertError { reason, settled: true };
         if chain.contains("UnknownIssuer") {
-            format!("the certificate is not signed by a root this machine trusts ({chain})")
+            settled(format!("the certificate is not signed by a root this machine trusts ({chain})"))
         } else if chain.contains("NotValidForName") {
-            format!("the certificate is not for {} ({chain})", site.name)
+            settled(format!("the certificate is not for {} ({chain})", site.name))
         } else if chain.contains("Expired") {
-            format!("the certificate has expired ({chain})")
+            settled(format!("the certificate has expired ({chain})"))
         } else {
-            chain
+            pending(chain)
         }
     })?;
     let der = resp
         .extensions()
         .get::<reqwest::tls::TlsInfo>()
         .and_then(|t| t.peer_certificate())
-        .ok_or_else(|| "the connection carried no certificate".to_string())?;
-    let info = crate::cert::leaf_info(der).map_err(|e| format!("reading the certificate: {e:#}"))?;
+        .ok_or_else(|| pending("the connection carried no certificate".to_string()))?;
+    let info = crate::cert::leaf_info(der).map_err(|e| pending(format!("reading the certificate: {e:#}")))?;
     let days_left = (info.not_after - time::OffsetDateTime::now_utc()).whole_days();
     Ok(CertReport {
         issuer: info.issuer,

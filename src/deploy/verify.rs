@@ -101,7 +101,7 @@ pub async fn run_step(
                         return Ok(json!({"issuer": c.issuer, "not_after": c.not_after, "days_left": c.days_left,
                                          "verified_against": verified_against(tls, trust_ca)}));
                     }
-                    Err(e) if start.elapsed() >= Duration::from_secs(*timeout_s) => break e,
+                    Err(e) if e.settled || start.elapsed() >= Duration::from_secs(*timeout_s) => break e,
                     Err(e) => {
                         ctx.out.progress(format!("      waiting for the certificate ({}s): {e}", start.elapsed().as_secs()));
                         tokio::time::sleep(Duration::from_secs(5)).await;
