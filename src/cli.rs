@@ -118,6 +118,11 @@ pub struct CreateArgs {
     #[arg(long, conflicts_with = "tls")]
     pub acme_staging: bool,
 
+    /// Make the --domain record (A, the server's IPv4) in your zone there, and remove it at
+    /// destroy and teardown; a record of that name the tool did not make is never changed.
+    #[arg(long, value_enum)]
+    pub dns: Option<crate::site::DnsService>,
+
     /// OS image (default ubuntu-24.04).
     #[arg(long)]
     pub image: Option<String>,

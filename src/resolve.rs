@@ -15,7 +15,7 @@ use crate::cli::CreateArgs;
 use crate::cloudinit::DockerSource;
 use crate::config::Config;
 use crate::error::usage;
-use crate::site::{self, DomainArg, Tls};
+use crate::site::{self, DnsService, DomainArg, Tls};
 use crate::trial::Trial;
 use crate::validate;
 
@@ -55,6 +55,8 @@ pub struct CreateRequest {
     /// `--domain auto`: the wildcard DNS service the name goes under once the IPv4 is known.
     pub domain_auto: Option<String>,
     pub tls: Tls,
+    /// `--dns`: make the domain's record at this service.
+    pub dns: Option<DnsService>,
     /// CIDRs (`auto` already replaced by the operator's address).
     pub ssh_from: Vec<String>,
     /// PEM texts of extra CAs the host should trust.
@@ -194,6 +196,7 @@ pub fn create_request(
         domain: site.domain,
         domain_auto: site.domain_auto,
         tls: site.tls,
+        dns: site.dns,
         ssh_from,
         trusted_cas,
         docker_source,
@@ -214,6 +217,7 @@ struct SiteRequest {
     domain: Option<String>,
     domain_auto: Option<String>,
     tls: Tls,
+    dns: Option<DnsService>,
 }
 
 /// The site's name and certificate source: the flags, else the record's, else munero.toml, else
@@ -277,7 +281,22 @@ fn site_request(
             "note: the trial is served at its address with Caddy's own certificate ({why_not}); the client's browser will warn"
         ));
     }
-    Ok(SiteRequest { domain, domain_auto, tls })
+    let dns = args.dns.or(prior.and_then(|t| t.dns));
+    if let Some(service) = dns {
+        if domain.is_none() {
+            return Err(usage(
+                "--dns makes the record of a name you own: give --domain NAME (an auto name needs no record)".to_string(),
+            ));
+        }
+        // The record is made with the provider's own connection and token.
+        if service == DnsService::Hetzner && kind != ProviderKind::Hetzner {
+            return Err(usage(format!(
+                "--dns hetzner makes records for --provider hetzner trials; for a {kind} host create the A record yourself \
+                 (deploy checks it and says which)"
+            )));
+        }
+    }
+    Ok(SiteRequest { domain, domain_auto, tls, dns })
 }
 
 #[cfg(test)]

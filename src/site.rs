@@ -78,6 +78,14 @@ impl fmt::Display for Tls {
     }
 }
 
+/// Where `--dns` makes the trial's record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum DnsService {
+    /// A zone in the operator's Hetzner account (Hetzner DNS through the Cloud API, same token).
+    Hetzner,
+}
+
 /// `--domain` as given: `auto` or a name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DomainArg {

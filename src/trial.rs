@@ -29,6 +29,8 @@ pub struct Trial {
     /// Where the certificate comes from; absent in records made before it was chosen (then: acme
     /// with a domain, internal without).
     pub tls: Option<crate::site::Tls>,
+    /// `--dns`: where the domain's record was made (found again by its labels there).
+    pub dns: Option<crate::site::DnsService>,
     pub ssh_from: Vec<String>,
     pub ssh_user: String,
     pub ipv4: Option<String>,

@@ -91,6 +91,7 @@ impl Host for ExistingHost {
             domain: req.domain.clone(),
             domain_auto: req.domain_auto.clone(),
             tls: Some(req.tls),
+            dns: None,
             ssh_user: user.clone(),
             ipv4: host.parse::<std::net::Ipv4Addr>().ok().map(|a| a.to_string()),
             ssh_host: Some(host.clone()),

@@ -98,6 +98,7 @@ pub fn record(ctx: &Ctx, req: &CreateRequest, keys: &TrialKeys) -> Trial {
     t.domain = req.domain.clone();
     t.domain_auto = req.domain_auto.clone();
     t.tls = Some(req.tls);
+    t.dns = req.dns;
     t.ssh_from = req.ssh_from.clone();
     t.ssh_user = trial::DEPLOY_USER.to_string();
     if t.state.is_empty() {

@@ -5,6 +5,7 @@
 //! carries the munero labels, NotFound counts as done.
 
 pub mod client;
+pub mod dns;
 pub mod models;
 
 use std::time::{Duration, Instant};
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use munero_provider::{
     is_managed, is_managed_for, managed_selector, trial_selector, Ensured, FirewallRule, FirewallSpec,
-    PriceQuote, Provider, ProviderError, Resource, ResourceKind, Result, ServerInfo, ServerSpec, SshKeySpec,
+    PriceQuote, Provider, ProviderError, RecordSet, Resource, ResourceKind, Result, ServerInfo, ServerSpec, SshKeySpec, Zone,
 };
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
@@ -236,6 +237,8 @@ impl HetznerProvider {
                 ResourceKind::Server => self.get_server(id).await.map(|_| ()),
                 ResourceKind::Firewall => self.get_firewall(id).await.map(|_| ()),
                 ResourceKind::SshKey => self.get_ssh_key(id).await.map(|_| ()),
+                // Record sets are gone when their delete action finished.
+                ResourceKind::DnsRecord => return Ok(()),
             };
             match r {
                 Err(e) if e.is_not_found() => return Ok(()),
@@ -673,11 +676,24 @@ impl Provider for HetznerProvider {
         Ok(servers.iter().filter(|s| is_managed(&s.labels)).map(server_info).collect())
     }
 
+    async fn find_zone(&self, fqdn: &str) -> Result<Option<Zone>> {
+        self.dns_find_zone(fqdn).await
+    }
+
+    async fn get_record(&self, zone_id: &str, name: &str, rtype: &str) -> Result<Option<RecordSet>> {
+        self.dns_get_record(zone_id, name, rtype).await
+    }
+
+    async fn create_record(&self, record: &RecordSet, ttl: u32) -> Result<()> {
+        self.dns_create_record(record, ttl).await
+    }
+
     async fn list_managed_resources(&self) -> Result<Vec<Resource>> {
         let sel = managed_selector();
-        let (fws, keys) = tokio::join!(
+        let (fws, keys, records) = tokio::join!(
             self.list_all::<Firewall>("/firewalls", "firewalls", Some(&sel)),
-            self.list_all::<SshKey>("/ssh_keys", "ssh_keys", Some(&sel))
+            self.list_all::<SshKey>("/ssh_keys", "ssh_keys", Some(&sel)),
+            self.dns_managed_records()
         );
         let mut out = Vec::new();
         out.extend(fws?.into_iter().filter(|f| is_managed(&f.labels)).map(|f| Resource {
@@ -692,10 +708,14 @@ impl Provider for HetznerProvider {
             name: k.name,
             labels: k.labels,
         }));
+        out.extend(records?);
         Ok(out)
     }
 
     async fn delete_resource(&self, kind: ResourceKind, id: &str) -> Result<()> {
+        if kind == ResourceKind::DnsRecord {
+            return self.dns_delete_record(id).await;
+        }
         let n = parse_id(&kind.to_string(), id)?;
         let refuse = |name: &str| {
             Err(ProviderError::Invalid(format!("{kind} {id} ({name}) does not carry munero-managed=true; not deleting it")))
@@ -716,6 +736,7 @@ impl Provider for HetznerProvider {
                 Ok(k) => self.delete_ssh_key_checked(&k).await,
                 Err(e) => Err(e),
             },
+            ResourceKind::DnsRecord => unreachable!("handled above"),
         };
         match r {
             Err(e) if e.is_not_found() => Ok(()),
@@ -731,13 +752,22 @@ impl Provider for HetznerProvider {
         let mut out: Vec<Option<Result<()>>> = resources.iter().map(|_| None).collect();
         let mut servers = Vec::new();
         let mut others = Vec::new();
+        let mut records = Vec::new();
         for (i, r) in resources.iter().enumerate() {
+            if r.kind == ResourceKind::DnsRecord && is_managed(&r.labels) {
+                records.push((i, r.id.clone()));
+                continue;
+            }
             match (is_managed(&r.labels), parse_id(&r.kind.to_string(), &r.id)) {
                 (false, _) => out[i] = Some(Err(refuse(r))),
                 (true, Err(e)) => out[i] = Some(Err(e)),
                 (true, Ok(id)) if r.kind == ResourceKind::Server => servers.push((i, id)),
                 (true, Ok(id)) => others.push((i, r.kind, id)),
             }
+        }
+        // Names first: the address they point at may pass to someone else once the server goes.
+        for (i, id) in records {
+            out[i] = Some(self.dns_delete_record(&id).await);
         }
         let ids: Vec<u64> = servers.iter().map(|(_, id)| *id).collect();
         for ((i, _), r) in servers.iter().zip(self.delete_servers_listed(&ids, in_flight).await) {

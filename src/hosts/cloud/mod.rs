@@ -2,6 +2,7 @@
 //! plug in the same way): labelled resources that create makes and destroy deletes.
 
 pub mod create;
+pub mod dns;
 pub mod teardown;
 
 use anyhow::{anyhow, Context, Result};
