@@ -34,6 +34,8 @@ pub struct Trial {
     pub ssh_from: Vec<String>,
     pub ssh_user: String,
     pub ipv4: Option<String>,
+    /// The server's IPv6 address, when it has one (an AAAA record with `--dns`).
+    pub ipv6: Option<String>,
     /// SSH address when it is not the IPv4 (a host name; `--provider ssh`).
     pub ssh_host: Option<String>,
     /// SSH port when not 22.

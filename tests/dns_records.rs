@@ -68,7 +68,8 @@ fn the_domain_record_is_made_labelled_waited_for_and_removed_and_a_record_not_ou
 
     let dry = cli.create("dns-one", &["--domain", "t1.trials.example.com", "--dns", "hetzner", "--dry-run"]).ok().json();
     let text = dry["plan_text"].as_str().unwrap();
-    assert!(text.contains("ensure DNS record t1.trials.example.com A -> the server's IPv4 (zone example.com, name t1.trials"), "{text}");
+    assert!(text.contains("ensure DNS record t1.trials.example.com A -> the server's IPv4, and AAAA -> its IPv6"), "{text}");
+    assert!(text.contains("(zone example.com, name t1.trials, ttl 60)"), "{text}");
     assert!(text.contains("Site (after deploy): https://t1.trials.example.com/"), "{text}");
 
     let r = cli.create("dns-one", &["--domain", "t1.trials.example.com", "--dns", "hetzner", "--days", "3"]).ok();
@@ -79,6 +80,10 @@ fn the_domain_record_is_made_labelled_waited_for_and_removed_and_a_record_not_ou
     assert_eq!(made["labels"]["munero-managed"], "true");
     assert_eq!(made["labels"]["munero-trial"], "dns-one");
     assert_eq!(made["ttl"], 60);
+    // The fake gives each server a /64; the server's address is its first.
+    let v6 = all.iter().find(|r| r["name"] == "t1.trials" && r["type"] == "AAAA").unwrap_or_else(|| panic!("no AAAA: {all:?}"));
+    assert!(v6["records"][0]["value"].as_str().unwrap().starts_with("2001:db8:") && v6["records"][0]["value"].as_str().unwrap().ends_with("::1"), "{v6}");
+    assert_eq!(v6["labels"]["munero-trial"], "dns-one");
     assert_eq!(r.json()["site"]["name"], "t1.trials.example.com");
 
     // A record of that name made by someone else: the create stops before making anything.
@@ -100,7 +105,7 @@ fn the_domain_record_is_made_labelled_waited_for_and_removed_and_a_record_not_ou
     let d = cli.run(&["--output", "json", "destroy", "dns-one", "--yes"]).ok();
     assert!(d.stderr.contains("delete hetzner dns record t1.trials.example.com"), "{}", d.stderr);
     let all = rrsets(&fake);
-    assert!(rrset(&all, "t1.trials").is_none(), "{all:?}");
+    assert!(!all.iter().any(|r| r["name"] == "t1.trials"), "{all:?}");
     assert_eq!(rrset(&all, "taken").unwrap()["records"][0]["value"], "198.51.100.50");
     assert!(all.iter().any(|r| r["type"] == "SOA"));
 
@@ -113,4 +118,35 @@ fn the_domain_record_is_made_labelled_waited_for_and_removed_and_a_record_not_ou
     let all = rrsets(&fake);
     assert!(rrset(&all, "t5").is_none() && rrset(&all, "taken").is_some(), "{all:?}");
     fake.assert_no_violations();
+}
+
+#[test]
+fn an_auto_name_is_derived_from_the_address_and_every_plan_shows_the_site_and_its_certificate() {
+    let fake = Fake::start();
+    let cli = Cli::new(Some(&fake));
+    let dry = cli.create("auto-site", &["--dry-run"]).ok().json();
+    assert_eq!(dry["site"]["name"], "<ipv4 with dashes>.sslip.io", "{dry}");
+    assert_eq!(dry["site"]["tls"], "acme");
+    assert!(dry["plan_text"].as_str().unwrap().contains("certificate from Let's Encrypt, trusted by browsers"));
+    let made = cli.create("auto-site", &["--days", "2"]).ok().json();
+    assert_eq!(made["site"]["name"], "203-0-113-10.sslip.io", "{made}");
+
+    // An existing host given by a public address gets its auto name in the plan; a private
+    // one is served with Caddy's own CA, and the plan says the browser will warn.
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("id");
+    let st = Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&key).status().unwrap();
+    assert!(st.success());
+    let (k, pk) = (key.to_str().unwrap().to_string(), format!("{}.pub", key.display()));
+    for (host, name, tls) in [("95.217.1.20", "95-217-1-20.sslip.io", "acme"), ("10.0.0.7", "10.0.0.7", "internal")] {
+        let r = cli.run(&["--output", "json", "create", "box-site", "--provider", "ssh", "--host", host, "--identity", &k, "--host-key", &pk, "--dry-run"]).ok();
+        let doc = r.json();
+        assert_eq!((doc["site"]["name"].as_str(), doc["site"]["tls"].as_str()), (Some(name), Some(tls)), "{doc}");
+        if tls == "internal" {
+            assert!(r.stderr.contains("browser will warn"), "{}", r.stderr);
+        }
+    }
+    let r = cli.run(&["create", "box-site", "--provider", "ssh", "--host", "10.0.0.7", "--identity", &k, "--host-key", &pk, "--domain", "auto", "--dry-run"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("--domain auto needs a public IPv4"), "{}", r.stderr);
 }

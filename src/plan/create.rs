@@ -128,8 +128,8 @@ impl fmt::Display for CreateStep {
             ),
             CreateStep::EnsureDnsRecord { fqdn, zone, name, labels, .. } => write!(
                 f,
-                "ensure DNS record {fqdn} A -> the server's IPv4 (zone {zone}, name {name}, ttl 60) labels {}; a record of \
-                 that name not made for this trial is never changed: the create stops",
+                "ensure DNS record {fqdn} A -> the server's IPv4, and AAAA -> its IPv6 when it has one (zone {zone}, name \
+                 {name}, ttl 60) labels {}; a record of that name not made for this trial is never changed: the create stops",
                 labels_to_string(labels)
             ),
             CreateStep::WaitDns { fqdn, nameservers, timeout_s } => write!(

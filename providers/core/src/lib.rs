@@ -207,6 +207,8 @@ pub struct ServerInfo {
     pub id: String,
     pub name: String,
     pub ipv4: Option<String>,
+    /// The server's own IPv6 address (the first of its network), when it has one.
+    pub ipv6: Option<String>,
     /// Provider status as reported ("running", "initializing", ...).
     pub status: String,
     pub labels: Labels,

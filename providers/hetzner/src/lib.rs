@@ -397,11 +397,20 @@ fn parse_id(kind: &str, id: &str) -> Result<u64> {
     id.parse().map_err(|_| ProviderError::Invalid(format!("{kind} id {id:?} is not a Hetzner id (a number)")))
 }
 
+/// A server's IPv6 address: `::1` of the /64 it is given (`2001:db8:1::/64` -> `2001:db8:1::1`).
+fn first_address(net: &str) -> Option<String> {
+    let base: std::net::Ipv6Addr = net.split('/').next()?.parse().ok()?;
+    let mut seg = base.segments();
+    seg[7] = 1;
+    Some(std::net::Ipv6Addr::from(seg).to_string())
+}
+
 fn server_info(s: &Server) -> ServerInfo {
     ServerInfo {
         id: s.id.to_string(),
         name: s.name.clone(),
         ipv4: s.public_net.ipv4.as_ref().map(|i| i.ip.clone()).filter(|ip| !ip.is_empty()),
+        ipv6: s.public_net.ipv6.as_ref().and_then(|i| first_address(&i.ip)),
         status: s.status.clone(),
         labels: s.labels.clone(),
         server_type: s.server_type.name.clone(),
@@ -812,6 +821,15 @@ pub fn parse_http_date(s: &str) -> Option<i64> {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
     Some(days * 86_400 + h * 3600 + mi * 60 + se)
+}
+
+#[cfg(test)]
+mod address_tests {
+    #[test]
+    fn the_servers_ipv6_address_is_the_first_of_its_network() {
+        assert_eq!(super::first_address("2001:db8:1::/64").as_deref(), Some("2001:db8:1::1"));
+        assert_eq!(super::first_address("garbage"), None);
+    }
 }
 
 #[cfg(test)]

@@ -263,6 +263,7 @@ async fn run_step(
             let id = prog.server.as_ref().map(|s| s.id.clone()).context("no server id")?;
             let s = p.wait_running(&id).await.context("waiting for the server to run")?;
             trial.ipv4 = s.ipv4.clone();
+            trial.ipv6 = s.ipv6.clone();
             trial.state = s.status.clone();
             if trial.location.is_none() {
                 trial.location = s.location.clone();
@@ -272,8 +273,12 @@ async fn run_step(
         }
         CreateStep::EnsureDnsRecord { .. } => {
             let ip = trial.ipv4.clone().context("the server has no IPv4 for its DNS record")?;
-            if let Some(id) = super::dns::ensure(ctx, p, &name, step, &ip).await? {
-                prog.created.push((ResourceKind::DnsRecord, id));
+            let mut want = vec![("A", ip)];
+            want.extend(trial.ipv6.clone().map(|v6| ("AAAA", v6)));
+            for (rtype, value) in want {
+                if let Some(id) = super::dns::ensure(ctx, p, &name, step, rtype, &value).await? {
+                    prog.created.push((ResourceKind::DnsRecord, id));
+                }
             }
         }
         CreateStep::WaitDns { fqdn, nameservers, timeout_s } => {

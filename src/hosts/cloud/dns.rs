@@ -38,14 +38,16 @@ pub async fn plan(api: Option<&dyn Provider>, req: &CreateRequest, labels: &Labe
                     ))
                 })?;
             let rr = name_in_zone(fqdn, &z.name).ok_or_else(|| anyhow!("{fqdn} is not inside zone {}", z.name))?;
-            if let Some(existing) = p.get_record(&z.id, &rr, "A").await.context("reading the DNS record")? {
-                if !is_managed_for(&existing.labels, name) {
-                    return Err(usage(format!(
-                        "a DNS record {fqdn} A already exists in zone {} (-> {}) and was not made for trial {name}: it is never \
-                         changed; remove it yourself or choose another --domain; nothing was created",
-                        z.name,
-                        existing.values.join(", ")
-                    )));
+            for rtype in ["A", "AAAA"] {
+                if let Some(existing) = p.get_record(&z.id, &rr, rtype).await.context("reading the DNS record")? {
+                    if !is_managed_for(&existing.labels, name) {
+                        return Err(usage(format!(
+                            "a DNS record {fqdn} {rtype} already exists in zone {} (-> {}) and was not made for trial {name}: \
+                             it is never changed; remove it yourself or choose another --domain; nothing was created",
+                            z.name,
+                            existing.values.join(", ")
+                        )));
+                    }
                 }
             }
             (z.name, z.id, rr, z.nameservers)
@@ -61,28 +63,29 @@ pub async fn plan(api: Option<&dyn Provider>, req: &CreateRequest, labels: &Labe
     ])
 }
 
-/// Make (or find) the record pointing at `ip`; returns its resource id when this run made it.
-pub async fn ensure(ctx: &Ctx, p: &dyn Provider, trial: &str, step: &CreateStep, ip: &str) -> Result<Option<String>> {
+/// Make (or find) the `rtype` record pointing at `ip`; returns its resource id when this run
+/// made it.
+pub async fn ensure(ctx: &Ctx, p: &dyn Provider, trial: &str, step: &CreateStep, rtype: &str, ip: &str) -> Result<Option<String>> {
     let CreateStep::EnsureDnsRecord { fqdn, zone_id, name, labels, .. } = step else { return Ok(None) };
-    let id = RecordSet::resource_id(zone_id, name, "A");
-    match p.get_record(zone_id, name, "A").await.context("reading the DNS record")? {
+    let id = RecordSet::resource_id(zone_id, name, rtype);
+    match p.get_record(zone_id, name, rtype).await.context("reading the DNS record")? {
         Some(r) if !is_managed_for(&r.labels, trial) => {
             return Err(usage(format!(
-                "a DNS record {fqdn} A (-> {}) appeared that was not made for trial {trial}: it is not changed",
+                "a DNS record {fqdn} {rtype} (-> {}) appeared that was not made for trial {trial}: it is not changed",
                 r.values.join(", ")
             )))
         }
         Some(r) if r.values == [ip] => {
-            ctx.out.progress(format!("      {fqdn} A {ip} found (made by an earlier run)"));
+            ctx.out.progress(format!("      {fqdn} {rtype} {ip} found (made by an earlier run)"));
             return Ok(None);
         }
         // Ours, pointing elsewhere (a server made again): replaced.
         Some(_) => p.delete_resource(ResourceKind::DnsRecord, &id).await.context("replacing the trial's old DNS record")?,
         None => {}
     }
-    let record = RecordSet { zone_id: zone_id.clone(), name: name.clone(), rtype: "A".into(), values: vec![ip.to_string()], labels: labels.clone() };
-    p.create_record(&record, 60).await.with_context(|| format!("creating the DNS record {fqdn} A {ip}"))?;
-    ctx.out.progress(format!("      {fqdn} A {ip} created"));
+    let record = RecordSet { zone_id: zone_id.clone(), name: name.clone(), rtype: rtype.into(), values: vec![ip.to_string()], labels: labels.clone() };
+    p.create_record(&record, 60).await.with_context(|| format!("creating the DNS record {fqdn} {rtype} {ip}"))?;
+    ctx.out.progress(format!("      {fqdn} {rtype} {ip} created"));
     Ok(Some(id))
 }
 

@@ -227,6 +227,7 @@ pub fn server_of(t: &Trial) -> ServerInfo {
         id: t.vm.as_ref().map(|v| v.pid.to_string()).unwrap_or_default(),
         name: t.name.clone(),
         ipv4: t.ipv4.clone(),
+        ipv6: None,
         status: if running { "running".into() } else { "off".into() },
         labels: trial_labels(&t.name, t.expires_unix),
         server_type: t.server_type.clone(),
