@@ -192,10 +192,11 @@ figure "first deploy (build + up + checks): $((SECONDS - t0)) s"
 
 check_deploy_steps() {
     local s
-    for s in wait-cloud-init upload-data compose-up load-data pull-model wait-healthy smoke exposure-probe; do
+    for s in wait-cloud-init upload-data compose-up load-data pull-model certificate wait-healthy smoke exposure-probe; do
         grep -q "\[$s\]" "$OUT/deploy1.log" || { echo "step $s not in the output"; return 1; }
     done
     grep -q "trusting the site's own CA" "$OUT/deploy1.log" || { echo "smoke did not use Caddy's internal CA"; return 1; }
+    grep -q "ok: certificate for .* verified against the stack's own CA" "$OUT/deploy1.log" || { echo "deploy did not check the site's certificate"; return 1; }
     grep -q "ok   GET / (the dashboard page)" "$OUT/deploy1.log" || { echo "smoke did not see the dashboard page"; return 1; }
     grep -q "ok   GET / without credentials is refused" "$OUT/deploy1.log" || { echo "smoke did not check that / needs credentials"; return 1; }
     grep -q "https://127.0.0.1/" "$OUT/deploy1.log" || { echo "no URL printed"; return 1; }
