@@ -109,6 +109,21 @@ fn the_domain_record_is_made_labelled_waited_for_and_removed_and_a_record_not_ou
     assert_eq!(rrset(&all, "taken").unwrap()["records"][0]["value"], "198.51.100.50");
     assert!(all.iter().any(|r| r["type"] == "SOA"));
 
+    // A labelled record someone repointed by hand is not the trial's any more: destroy leaves
+    // it, says so, and (since it still carries the labels) does not call the trial gone.
+    cli.create("dns-six", &["--domain", "t6.example.com", "--dns", "hetzner"]).ok();
+    let zone = fake.state()["zones"].as_array().unwrap().iter().find(|z| z["name"] == "example.com").unwrap()["id"].clone();
+    let http = reqwest::blocking::Client::new();
+    let api = |req: reqwest::blocking::RequestBuilder| req.bearer_auth("test-token-not-secret").send().unwrap().status().as_u16();
+    let a = rrset(&rrsets(&fake), "t6").unwrap().clone();
+    assert_eq!(api(http.delete(format!("{}/zones/{zone}/rrsets/t6/A", fake.endpoint))), 201);
+    let moved = json!({"name": "t6", "type": "A", "ttl": 60, "records": [{"value": "198.51.100.66"}], "labels": a["labels"]});
+    assert_eq!(api(http.post(format!("{}/zones/{zone}/rrsets", fake.endpoint)).json(&moved)), 201);
+    let d = cli.run(&["destroy", "dns-six", "--yes"]);
+    assert!(d.stderr.contains("points at 198.51.100.66 now, not at the trial's server: left as it is"), "{}", d.stderr);
+    assert_eq!(d.code, 1, "{}", d.stderr);
+    assert_eq!(rrset(&rrsets(&fake), "t6").unwrap()["records"][0]["value"], "198.51.100.66");
+
     // teardown of an expired trial takes its record with it.
     cli.create("dns-five", &["--domain", "t5.example.com", "--dns", "hetzner", "--days", "1"]).ok();
     assert!(rrset(&rrsets(&fake), "t5").is_some());

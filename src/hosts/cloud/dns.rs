@@ -136,3 +136,32 @@ async fn nameserver_addrs(names: &[String]) -> Vec<SocketAddr> {
     }
     out
 }
+
+/// Of a trial's labelled resources, its DNS records that point at something other than the
+/// trial's server are left alone (someone repointed the name by hand): they are dropped from the
+/// list, and said.
+pub async fn only_ours(ctx: &Ctx, p: &dyn Provider, t: &crate::trial::Trial, found: Vec<munero_provider::Resource>) -> Result<Vec<munero_provider::Resource>> {
+    let ours: Vec<&str> = t.ipv4.iter().chain(t.ipv6.iter()).map(String::as_str).collect();
+    if ours.is_empty() {
+        return Ok(found);
+    }
+    let mut keep = Vec::with_capacity(found.len());
+    for r in found {
+        if r.kind == ResourceKind::DnsRecord {
+            if let Some((zone_id, name, rtype)) = RecordSet::parse_resource_id(&r.id) {
+                if let Some(set) = p.get_record(zone_id, name, rtype).await.context("reading the DNS record")? {
+                    if !set.values.iter().all(|v| ours.contains(&v.as_str())) {
+                        ctx.out.progress(format!(
+                            "warning: DNS record {} {rtype} points at {} now, not at the trial's server: left as it is",
+                            r.name,
+                            set.values.join(", ")
+                        ));
+                        continue;
+                    }
+                }
+            }
+        }
+        keep.push(r);
+    }
+    Ok(keep)
+}

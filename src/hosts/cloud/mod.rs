@@ -94,7 +94,13 @@ impl Host for CloudHost {
 
     async fn plan_destroy(&self, ctx: &Ctx, trial: &str, record: Option<&Trial>) -> Result<Vec<DestroyStep>> {
         let found = match &self.api {
-            Some(p) => resources::trial_resources(p.as_ref(), trial).await?,
+            Some(p) => {
+                let all = resources::trial_resources(p.as_ref(), trial).await?;
+                match record {
+                    Some(t) => dns::only_ours(ctx, p.as_ref(), t, all).await?,
+                    None => all,
+                }
+            }
             None => {
                 ctx.out.progress(format!(
                     "note: no {}: the plan lists the ids of the local record, not checked at the provider",
