@@ -171,6 +171,10 @@ pub struct TeardownArgs {
     /// Reference time (RFC 3339), default now.
     #[arg(long, value_name = "RFC3339")]
     pub at: Option<String>,
+    /// Only list (and notify about) the trials that expire within this window, e.g. 24h;
+    /// nothing is deleted.
+    #[arg(long, value_name = "DURATION")]
+    pub warn_before: Option<String>,
     /// Print the plan, delete nothing.
     #[arg(long)]
     pub dry_run: bool,

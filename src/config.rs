@@ -34,6 +34,9 @@ pub struct Config {
     /// the operator's own wildcard zone).
     pub auto_domain_base: Option<String>,
     pub model: Option<String>,
+    /// Where notices go (expiring soon, wiped, torn down, teardown failed): a Slack-compatible
+    /// incoming webhook. A secret: never printed. `MUNERO_WEBHOOK_URL` overrides it.
+    pub webhook_url: Option<String>,
     /// Where clients send feedback (named in the onboarding message).
     pub feedback_email: Option<String>,
     pub hetzner: HetznerConfig,
