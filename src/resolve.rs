@@ -39,6 +39,10 @@ pub struct Defaults {
     pub public_address: bool,
 }
 
+/// The plan's policy: client data is gone within 24 hours of the trial's end, whether or not
+/// the operator's teardown ran (the VM's own timer wipes it then).
+pub const WIPE_GRACE_S: i64 = 24 * 3600;
+
 /// A create, fully decided.
 #[derive(Debug, Clone)]
 pub struct CreateRequest {
@@ -88,7 +92,12 @@ impl CreateRequest {
     }
     /// The form systemd's OnCalendar takes.
     pub fn expires_systemd(&self) -> String {
-        self.expires
+        self.systemd_at(self.expires_unix())
+    }
+    /// Any instant in the form systemd's OnCalendar takes.
+    pub fn systemd_at(&self, unix: i64) -> String {
+        OffsetDateTime::from_unix_timestamp(unix)
+            .unwrap_or(self.expires)
             .to_offset(time::UtcOffset::UTC)
             .format(format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC"))
             .unwrap_or_default()

@@ -45,6 +45,9 @@ days = 14
 # Contact address for the ACME account (optional).
 # acme_email = "ops@example.com"
 
+# Slack-compatible webhook for notices (expiring soon, wiped, torn down, teardown failed); a secret.
+# webhook_url = "https://hooks.slack.com/services/..."
+
 # Where clients send feedback: named in `onboard` messages.
 # feedback_email = "trials@example.com"
 

@@ -125,6 +125,8 @@ pub fn user_data(req: &CreateRequest, kind: ProviderKind, keys: &TrialKeys, limi
         expires_unix: req.expires_unix(),
         expires_rfc3339: req.expires_rfc3339(),
         expires_systemd: req.expires_systemd(),
+        wipe_grace_s: crate::resolve::WIPE_GRACE_S,
+        wipe_at_systemd: req.systemd_at(req.expires_unix() + crate::resolve::WIPE_GRACE_S),
         domain: req.domain.clone(),
         deploy_user: trial::DEPLOY_USER.to_string(),
         authorized_key: keys.login.public_openssh.clone(),
