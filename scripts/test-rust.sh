@@ -29,6 +29,10 @@ bash scripts/setup/docker.sh
 log "installing pebble"
 bash scripts/setup/pebble.sh
 
+# crontab and systemd-analyze for the scheduled-teardown tests.
+log "installing cron"
+bash scripts/setup/cron.sh
+
 # A real Caddy for the Basic Auth tests (add/rotate/revoke applied by `caddy reload`).
 log "installing caddy"
 MUNERO_CADDY_BIN=$(bash scripts/setup/caddy.sh | tail -n1)

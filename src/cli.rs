@@ -53,6 +53,9 @@ pub enum Command {
     /// VM images for the local provider (`image build`: one made here, without downloading).
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Run `teardown --expired` on a schedule here (systemd timer, else cron): install, remove, status.
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
     /// A shell on the trial's host, or one command (`ssh TRIAL -- df -h`); host key pinned.
     Ssh(SshArgs),
     /// The trial's Basic Auth users: list, add, rotate, revoke (Caddy reloaded, no restart).
@@ -288,6 +291,49 @@ pub struct SshHostArgs {
     /// --provider ssh: directory of the stack on the host (default: munero, under the user's home).
     #[arg(long = "remote-dir", value_name = "DIR")]
     pub remote_dir: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Install (or replace) the scheduled teardown; prints exactly what it installed.
+    Install(ScheduleInstallArgs),
+    /// Remove the scheduled teardown and its credentials file.
+    Remove(ScheduleScopeArgs),
+    /// Whether it is installed, when it runs next, and the last run's result.
+    Status(ScheduleScopeArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScheduleWith {
+    /// systemd where it runs, else cron.
+    Auto,
+    Systemd,
+    Cron,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ScheduleScopeArgs {
+    /// The operator's own systemd (`systemctl --user`); the default when not root.
+    #[arg(long, conflicts_with = "system")]
+    pub user: bool,
+    /// The machine's systemd (/etc/systemd/system); the default as root.
+    #[arg(long)]
+    pub system: bool,
+    /// systemd or cron (default: systemd where it runs).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub with: ScheduleWith,
+    /// Print what would be installed or removed, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ScheduleInstallArgs {
+    /// How often: 15m, 30m, 1h, 6h, 1d, ...
+    #[arg(long, default_value = "1h")]
+    pub every: String,
+    #[command(flatten)]
+    pub scope: ScheduleScopeArgs,
 }
 
 #[derive(Debug, Subcommand)]

@@ -28,6 +28,7 @@ pub mod plan;
 pub mod prompt;
 pub mod remote;
 pub mod resolve;
+pub mod schedule;
 pub mod site;
 pub mod smoke;
 pub mod ssh;

@@ -12,6 +12,7 @@ pub mod init;
 pub mod logs;
 pub mod onboard;
 pub mod smoke;
+pub mod schedule;
 pub mod ssh;
 pub mod status;
 pub mod teardown;

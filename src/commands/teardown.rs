@@ -80,6 +80,16 @@ pub async fn run(ctx: &Ctx, args: &TeardownArgs) -> Result<Report> {
     }));
     notify::send(&ctx.out, &ctx.config, &events).await;
     let ok = failed.is_empty();
+    // One line per run, for `schedule status` (and whoever audits the schedule).
+    let line = json!({"at": at_s, "ok": ok, "destroyed": destroyed, "failed": failed.iter().map(|f| f["trial"].clone()).collect::<Vec<_>>()});
+    let log = ctx.store.root().join(crate::schedule::TEARDOWN_LOG);
+    let appended = std::fs::create_dir_all(ctx.store.root()).and_then(|_| std::fs::OpenOptions::new().create(true).append(true).open(&log)).and_then(|mut f| {
+        use std::io::Write;
+        writeln!(f, "{line}")
+    });
+    if let Err(e) = appended {
+        ctx.out.progress(format!("warning: could not append to {}: {e}", log.display()));
+    }
     let human = format!(
         "Teardown at {at_s}: destroyed {} ({}), kept {}, failed {}",
         destroyed.len(),
