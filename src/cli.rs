@@ -53,6 +53,8 @@ pub enum Command {
     /// VM images for the local provider (`image build`: one made here, without downloading).
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Move a trial's expiry: provider labels, then the VM's own wipe timer, then the record.
+    Extend(ExtendArgs),
     /// Run `teardown --expired` on a schedule here (systemd timer, else cron): install, remove, status.
     #[command(subcommand)]
     Schedule(ScheduleCommand),
@@ -291,6 +293,20 @@ pub struct SshHostArgs {
     /// --provider ssh: directory of the stack on the host (default: munero, under the user's home).
     #[arg(long = "remote-dir", value_name = "DIR")]
     pub remote_dir: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExtendArgs {
+    pub trial: String,
+    /// Days added to the current expiry (or to now, if it has passed).
+    #[arg(long, conflicts_with = "until")]
+    pub days: Option<i64>,
+    /// The new expiry, RFC 3339, in the future.
+    #[arg(long, value_name = "RFC3339")]
+    pub until: Option<String>,
+    /// Print the plan, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -5,6 +5,7 @@ pub mod completions;
 pub mod create;
 pub mod deploy;
 pub mod destroy;
+pub mod extend;
 pub mod doctor;
 pub mod history;
 pub mod image;

@@ -159,16 +159,19 @@ fn remove(a: &ScheduleScopeArgs) -> Result<Report> {
     let p = place(a);
     let mut removed: Vec<String> = Vec::new();
     let units = [p.unit_dir.join(format!("{UNIT}.timer")), p.unit_dir.join(format!("{UNIT}.service"))];
-    let cron_has = crontab_now().contains(CRON_MARK);
+    // An explicit --with touches only that form; auto removes whichever is there.
+    let cron_has = a.with != ScheduleWith::Systemd && crontab_now().contains(CRON_MARK);
+    let units_too = a.with != ScheduleWith::Cron;
     if !a.dry_run {
-        if units[0].exists() {
+        if units_too && units[0].exists() {
             let _ = systemctl(&p, &["disable", "--now", &format!("{UNIT}.timer")]);
         }
         if cron_has {
             crontab_set(&without_ours(&crontab_now()))?;
         }
     }
-    for f in units.iter().chain([&p.env_file]) {
+    let files: Vec<&PathBuf> = if units_too { units.iter().chain([&p.env_file]).collect() } else { vec![&p.env_file] };
+    for f in files {
         if f.exists() {
             if !a.dry_run {
                 std::fs::remove_file(f).with_context(|| format!("removing {}", f.display()))?;

@@ -1287,6 +1287,11 @@ class Api:
         rrset = s.find_rrset(zone, rest[2], rest[3])
         if method == "GET":
             return 200, {"rrset": s.render_rrset(zone, rrset)}
+        if method == "PUT":
+            body = require_body_object(body)
+            if "labels" in body:
+                rrset["labels"] = check_labels(body["labels"])
+            return 200, {"rrset": s.render_rrset(zone, rrset)}
         if method == "DELETE":
             del zone["_rrsets"][(rrset["name"], rrset["type"])]
             action = s.new_action("delete_rrset", [{"id": zone["id"], "type": "zone"}])

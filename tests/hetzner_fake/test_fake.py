@@ -697,6 +697,12 @@ class ApiBehaviour:
         self.assertEqual(out["meta"]["pagination"]["total_entries"], 5)
         self.assertEqual(out["meta"]["pagination"]["next_page"], 2)
 
+        relabelled = dict(MANAGED, **{"munero-expires": "1900000000"})
+        status, _, out = self.api("PUT", "/zones/example.com/rrsets/_acme-challenge/TXT", {"labels": relabelled})
+        self.assertEqual((status, out["rrset"]["labels"]), (200, relabelled), out)
+        status, _, out = self.api("GET", "/zones/example.com/rrsets/_acme-challenge/TXT")
+        self.assertEqual(out["rrset"]["labels"], relabelled)
+
         status, _, out = self.api("DELETE", "/zones/example.com/rrsets/_acme-challenge/TXT")
         self.assertEqual(status, 201, out)
         self.assertEqual((out["action"]["command"], out["action"]["resources"]),

@@ -416,6 +416,12 @@ pub trait Provider: Send + Sync {
         Err(ProviderError::Invalid(format!("{} keeps no DNS zones here; drop --dns", self.name())))
     }
 
+    /// Replace a managed resource's labels (extend moves `munero-expires`); one that is not
+    /// managed is refused.
+    async fn set_labels(&self, kind: ResourceKind, _id: &str, _labels: &Labels) -> Result<()> {
+        Err(ProviderError::Invalid(format!("{} cannot relabel a {kind}", self.name())))
+    }
+
     /// Every server carrying `munero-managed=true`.
     async fn list_managed_servers(&self) -> Result<Vec<ServerInfo>>;
 

@@ -124,6 +124,20 @@ impl HetznerProvider {
         Ok(out)
     }
 
+    /// Replace a managed record set's labels.
+    pub(crate) async fn dns_set_labels(&self, id: &str, labels: &munero_provider::Labels) -> Result<()> {
+        let (zone_id, name, rtype) = RecordSet::parse_resource_id(id)
+            .ok_or_else(|| ProviderError::Invalid(format!("dns record id {id:?} is not <zone>/<name>/<type>")))?;
+        let r = self
+            .dns_get_record(zone_id, name, rtype)
+            .await?
+            .ok_or_else(|| ProviderError::NotFound { kind: "dns record".into(), id: id.to_string() })?;
+        if !is_managed(&r.labels) {
+            return Err(ProviderError::Invalid(format!("dns record {name} {rtype} does not carry munero-managed=true; not changing it")));
+        }
+        self.client.put::<Value>(&rrset_path(zone_id, name, rtype), &json!({ "labels": labels })).await.map(|_| ())
+    }
+
     /// Delete a record set after reading its labels again: one that is not managed stays.
     pub(crate) async fn dns_delete_record(&self, id: &str) -> Result<()> {
         let (zone_id, name, rtype) = RecordSet::parse_resource_id(id)

@@ -697,6 +697,28 @@ impl Provider for HetznerProvider {
         self.dns_create_record(record, ttl).await
     }
 
+    async fn set_labels(&self, kind: ResourceKind, id: &str, labels: &munero_provider::Labels) -> Result<()> {
+        if !is_managed(labels) {
+            return Err(ProviderError::Invalid(format!("new labels for {kind} {id} lack munero-managed=true")));
+        }
+        let body = json!({ "labels": labels });
+        let current = match kind {
+            ResourceKind::DnsRecord => return self.dns_set_labels(id, labels).await,
+            ResourceKind::Server => self.get_server(parse_id("server", id)?).await?.labels,
+            ResourceKind::Firewall => self.get_firewall(parse_id("firewall", id)?).await?.labels,
+            ResourceKind::SshKey => self.get_ssh_key(parse_id("ssh key", id)?).await?.labels,
+        };
+        if !is_managed(&current) {
+            return Err(ProviderError::Invalid(format!("{kind} {id} does not carry munero-managed=true; not changing it")));
+        }
+        let path = match kind {
+            ResourceKind::Server => format!("/servers/{id}"),
+            ResourceKind::Firewall => format!("/firewalls/{id}"),
+            _ => format!("/ssh_keys/{id}"),
+        };
+        self.client.put::<Value>(&path, &body).await.map(|_| ())
+    }
+
     async fn list_managed_resources(&self) -> Result<Vec<Resource>> {
         let sel = managed_selector();
         let (fws, keys, records) = tokio::join!(

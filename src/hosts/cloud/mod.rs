@@ -193,4 +193,18 @@ impl Host for CloudHost {
             Err(e) => vec![Finding::missing(&name, format!("the {} API refused a read-only call: {e}", self.kind))],
         }
     }
+
+    async fn labelled(&self, _ctx: &Ctx, trial: &str) -> Result<Vec<Resource>> {
+        resources::trial_resources(self.api()?, trial).await
+    }
+
+    async fn relabel(&self, _ctx: &Ctx, resources: &[Resource], expires_unix: i64) -> Result<()> {
+        let p = self.api()?;
+        for r in resources {
+            let mut labels = r.labels.clone();
+            labels.insert(munero_provider::LABEL_EXPIRES.to_string(), expires_unix.to_string());
+            p.set_labels(r.kind, &r.id, &labels).await.with_context(|| format!("moving the expiry label of {} {}", r.kind, r.name))?;
+        }
+        Ok(())
+    }
 }
