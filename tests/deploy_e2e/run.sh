@@ -320,7 +320,9 @@ check "history: every action locally and on the host, no password, no question" 
 # A webhook receiver on loopback: each POST body is one line of $WORK/hooks.jsonl.
 start_webhook() {
     HOOK_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    python3 - "$HOOK_PORT" "$WORK/hooks.jsonl" <<'PY' &
+    # Its output goes to a file: a background job holding the check's output pipe would keep
+    # the check (a command substitution) waiting for ever.
+    python3 - "$HOOK_PORT" "$WORK/hooks.jsonl" >"$WORK/hooks.log" 2>&1 <<'PY' &
 import http.server, sys
 port, path = int(sys.argv[1]), sys.argv[2]
 class Hook(http.server.BaseHTTPRequestHandler):
@@ -352,6 +354,7 @@ check_wipe() {
     unset MUNERO_WEBHOOK_URL
     grep -q '"event": *"wiped"' "$WORK/hooks.jsonl" 2>/dev/null || { echo "the webhook got no wiped notice"; cat "$WORK/hooks.jsonl" 2>/dev/null; return 1; }
     grep -q "\"trial\": *\"$T\"" "$WORK/hooks.jsonl" || { echo "the wiped notice does not name the trial"; return 1; }
+    kill "$HOOK_PID" 2>/dev/null || true
     if grep -q "secret-hook-token" "$OUT/wipe.log"; then echo "the webhook URL was printed"; return 1; fi
     grep -qi "receipt" "$OUT/wipe.log" || { echo "no receipt in the output"; cat "$OUT/wipe.log"; return 1; }
     grep -qi "sha256" "$OUT/wipe.log" || { echo "the receipt names no sha256"; return 1; }
