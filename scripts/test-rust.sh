@@ -25,6 +25,14 @@ fi
 log "installing and starting the Docker engine"
 bash scripts/setup/docker.sh
 
+# Pebble (the ACME test CA) for the certificate flow of the stack's Caddy.
+log "installing pebble"
+bash scripts/setup/pebble.sh
+
+# crontab and systemd-analyze for the scheduled-teardown tests.
+log "installing cron"
+bash scripts/setup/cron.sh
+
 # A real Caddy for the Basic Auth tests (add/rotate/revoke applied by `caddy reload`).
 log "installing caddy"
 MUNERO_CADDY_BIN=$(bash scripts/setup/caddy.sh | tail -n1)

@@ -81,6 +81,8 @@ async fn run(cli: Cli) -> anyhow::Result<output::Report> {
         Command::Logs(a) => commands::logs::run(&ctx, a).await,
         Command::Ssh(a) => commands::ssh::run(&ctx, a).await,
         Command::Image(crate::cli::ImageCommand::Build(a)) => commands::image::build(&ctx, a).await,
+        Command::Schedule(a) => commands::schedule::run(&ctx, a),
+        Command::Extend(a) => commands::extend::run(&ctx, a).await,
         Command::Auth(a) => commands::auth::run(&ctx, a).await,
         Command::Onboard(a) => commands::onboard::run(&ctx, a).await,
         Command::History(a) => commands::history::run(&ctx, a),

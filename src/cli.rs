@@ -53,6 +53,11 @@ pub enum Command {
     /// VM images for the local provider (`image build`: one made here, without downloading).
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Move a trial's expiry: provider labels, then the VM's own wipe timer, then the record.
+    Extend(ExtendArgs),
+    /// Run `teardown --expired` on a schedule here (systemd timer, else cron): install, remove, status.
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
     /// A shell on the trial's host, or one command (`ssh TRIAL -- df -h`); host key pinned.
     Ssh(SshArgs),
     /// The trial's Basic Auth users: list, add, rotate, revoke (Caddy reloaded, no restart).
@@ -102,9 +107,26 @@ pub struct CreateArgs {
     #[arg(long)]
     pub allow_ssh_from_anywhere: bool,
 
-    /// Domain name the trial will be served under.
-    #[arg(long, value_name = "FQDN")]
+    /// Name the trial is served under: `auto` (its IPv4 under a wildcard DNS service, sslip.io
+    /// unless `auto_domain_base` in munero.toml names another; the default where the host has a
+    /// public address) or a name you own.
+    #[arg(long, value_name = "auto|FQDN")]
     pub domain: Option<String>,
+
+    /// Where the certificate comes from: acme (Let's Encrypt, trusted by browsers; the default
+    /// with a name), acme-staging (rehearsals: no weekly limits, not trusted) or internal
+    /// (Caddy's own CA: browsers warn; the default without a public address).
+    #[arg(long, value_enum)]
+    pub tls: Option<crate::site::Tls>,
+
+    /// Same as `--tls acme-staging`.
+    #[arg(long, conflicts_with = "tls")]
+    pub acme_staging: bool,
+
+    /// Make the --domain record (A, the server's IPv4) in your zone there, and remove it at
+    /// destroy and teardown; a record of that name the tool did not make is never changed.
+    #[arg(long, value_enum)]
+    pub dns: Option<crate::site::DnsService>,
 
     /// OS image (default ubuntu-24.04).
     #[arg(long)]
@@ -154,6 +176,10 @@ pub struct TeardownArgs {
     /// Reference time (RFC 3339), default now.
     #[arg(long, value_name = "RFC3339")]
     pub at: Option<String>,
+    /// Only list (and notify about) the trials that expire within this window, e.g. 24h;
+    /// nothing is deleted.
+    #[arg(long, value_name = "DURATION")]
+    pub warn_before: Option<String>,
     /// Print the plan, delete nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -187,6 +213,10 @@ pub struct DeployArgs {
     /// Run only these steps of the plan (comma separated ids as --dry-run shows them).
     #[arg(long, value_delimiter = ',', value_name = "STEP")]
     pub only: Vec<String>,
+    /// Also trust this root certificate (PEM) when checking the site's certificate: a private
+    /// ACME CA's in a rehearsal. Without it an ACME site must chain to this machine's roots.
+    #[arg(long, value_name = "PEM")]
+    pub trust_ca: Option<PathBuf>,
     /// Print the plan, change nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -198,6 +228,13 @@ pub struct SmokeArgs {
     /// Fail when the model is not available (default: report it; the dashboard is still checked).
     #[arg(long)]
     pub require_model: bool,
+    /// Run only these checks (comma separated: certificate, wait-healthy, smoke, exposure-probe).
+    #[arg(long, value_delimiter = ',', value_name = "STEP")]
+    pub only: Vec<String>,
+    /// Also trust this root certificate (PEM) when checking the site's certificate: a private
+    /// ACME CA's in a rehearsal. Without it an ACME site must chain to this machine's roots.
+    #[arg(long, value_name = "PEM")]
+    pub trust_ca: Option<PathBuf>,
     /// Print the plan, check nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -256,6 +293,63 @@ pub struct SshHostArgs {
     /// --provider ssh: directory of the stack on the host (default: munero, under the user's home).
     #[arg(long = "remote-dir", value_name = "DIR")]
     pub remote_dir: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExtendArgs {
+    pub trial: String,
+    /// Days added to the current expiry (or to now, if it has passed).
+    #[arg(long, conflicts_with = "until")]
+    pub days: Option<i64>,
+    /// The new expiry, RFC 3339, in the future.
+    #[arg(long, value_name = "RFC3339")]
+    pub until: Option<String>,
+    /// Print the plan, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Install (or replace) the scheduled teardown; prints exactly what it installed.
+    Install(ScheduleInstallArgs),
+    /// Remove the scheduled teardown and its credentials file.
+    Remove(ScheduleScopeArgs),
+    /// Whether it is installed, when it runs next, and the last run's result.
+    Status(ScheduleScopeArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScheduleWith {
+    /// systemd where it runs, else cron.
+    Auto,
+    Systemd,
+    Cron,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ScheduleScopeArgs {
+    /// The operator's own systemd (`systemctl --user`); the default when not root.
+    #[arg(long, conflicts_with = "system")]
+    pub user: bool,
+    /// The machine's systemd (/etc/systemd/system); the default as root.
+    #[arg(long)]
+    pub system: bool,
+    /// systemd or cron (default: systemd where it runs).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub with: ScheduleWith,
+    /// Print what would be installed or removed, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ScheduleInstallArgs {
+    /// How often: 15m, 30m, 1h, 6h, 1d, ...
+    #[arg(long, default_value = "1h")]
+    pub every: String,
+    #[command(flatten)]
+    pub scope: ScheduleScopeArgs,
 }
 
 #[derive(Debug, Subcommand)]

@@ -53,6 +53,10 @@ pub struct UserDataInput {
     pub expires_rfc3339: String,
     /// systemd OnCalendar form, e.g. "2026-12-09 01:00:00 UTC".
     pub expires_systemd: String,
+    /// The on-box kill path: seconds after the expiry when the VM wipes its client data and
+    /// powers off by itself, and that instant in systemd's form.
+    pub wipe_grace_s: i64,
+    pub wipe_at_systemd: String,
     pub domain: Option<String>,
     pub deploy_user: String,
     /// The trial's login key (OpenSSH public key line).
@@ -155,6 +159,8 @@ pub mod tests {
             expires_unix: 1_800_000_000,
             expires_rfc3339: "2027-01-15T08:00:00Z".into(),
             expires_systemd: "2027-01-15 08:00:00 UTC".into(),
+            wipe_grace_s: 86_400,
+            wipe_at_systemd: "2027-01-16 08:00:00 UTC".into(),
             domain: Some("acme.trials.example.com".into()),
             deploy_user: "deploy".into(),
             authorized_key: login.public_openssh,
@@ -210,7 +216,7 @@ pub mod tests {
         assert!(ud.contains("download.docker.com"));
         assert!(ud.contains("docker-compose-plugin"));
         assert!(ud.contains("/var/lib/munero/ready"));
-        assert!(ud.contains("OnCalendar=2027-01-15 08:00:00 UTC"));
+        assert!(ud.contains("OnCalendar=2027-01-16 08:00:00 UTC"));
         // Containers and non-root users cannot fetch the user-data from the metadata service.
         assert!(ud.contains("-d $m -m owner ! --uid-owner 0 -j REJECT"));
         assert!(ud.contains("iptables -w -I DOCKER-USER -d $m -j REJECT"));

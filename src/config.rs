@@ -28,7 +28,15 @@ pub struct Config {
     /// Domain pattern, `{trial}` replaced by the trial name (e.g. "{trial}.trials.example.com").
     pub domain_pattern: Option<String>,
     pub acme_email: Option<String>,
+    /// Default certificate source (acme, acme-staging, internal); `--tls` overrides.
+    pub tls: Option<crate::site::Tls>,
+    /// The wildcard DNS service `--domain auto` names live under (default sslip.io; nip.io or
+    /// the operator's own wildcard zone).
+    pub auto_domain_base: Option<String>,
     pub model: Option<String>,
+    /// Where notices go (expiring soon, wiped, torn down, teardown failed): a Slack-compatible
+    /// incoming webhook. A secret: never printed. `MUNERO_WEBHOOK_URL` overrides it.
+    pub webhook_url: Option<String>,
     /// Where clients send feedback (named in the onboarding message).
     pub feedback_email: Option<String>,
     pub hetzner: HetznerConfig,

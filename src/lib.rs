@@ -2,28 +2,34 @@
 //!
 //! The binary is thin (`main.rs`); everything testable lives here.
 
+pub mod acme;
 pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod cli;
+pub mod cert;
 pub mod cloudinit;
 pub mod commands;
 pub mod config;
 pub mod cost;
 pub mod ctx;
 pub mod deploy;
+pub mod dns_query;
 pub mod doctor;
 pub mod echo_ip;
 pub mod error;
 pub mod hosts;
 pub mod keys;
 pub mod lock;
+pub mod notify;
 pub mod onboard;
 pub mod output;
 pub mod plan;
 pub mod prompt;
 pub mod remote;
 pub mod resolve;
+pub mod schedule;
+pub mod site;
 pub mod smoke;
 pub mod ssh;
 pub mod store;

@@ -85,7 +85,7 @@ pub struct Message {
     pub url: String,
     pub user: String,
     pub password: Option<String>,
-    /// Caddy's own CA (no domain): the browser warns about the certificate.
+    /// A certificate browsers do not trust (Caddy's own CA, or a staging CA): they warn.
     pub own_ca: bool,
     pub dataset: String,
     pub measures: Vec<String>,
@@ -121,7 +121,7 @@ fn sections(m: &Message) -> Vec<(&'static str, Vec<String>)> {
     };
     let mut access = vec![format!("Address: {}", m.url), format!("User name: {}", m.user), password];
     if m.own_ca {
-        access.push("Your browser will warn that the certificate is not trusted: the trial has no domain name yet and uses its own certificate.".into());
+        access.push("Your browser will warn that the certificate is not trusted: this trial does not have a publicly trusted certificate yet. The connection is still encrypted.".into());
     }
     let feedback = match &m.feedback {
         Some(f) => format!("Tell us what works and what does not: write to {f}."),

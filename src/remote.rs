@@ -1,12 +1,14 @@
 //! How to reach a recorded trial: SSH target with its pinned host key, remote stack directory,
 //! public URL, and the Basic Auth credentials kept 0600 in the trial's directory.
 
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
 use anyhow::{anyhow, Context, Result};
 
 use crate::deploy::env::Credentials;
 use crate::error::usage;
+use crate::site::{self, Tls};
 use crate::ssh::{hostkey, ConnectOptions, Session, Target};
 use crate::trial::{Trial, DEPLOY_USER};
 use crate::ctx::Ctx;
@@ -76,12 +78,24 @@ pub async fn connect(ctx: &Ctx, t: &Trial) -> Result<Session> {
         .with_context(|| format!("connecting to trial {}", t.name))
 }
 
-/// The name the site is served under: the trial's domain, else its address.
+/// The name the site is served under: the trial's domain, else the name derived from its IPv4
+/// (`--domain auto`), else its address.
 pub fn site_name(t: &Trial) -> Result<String> {
-    match &t.domain {
-        Some(d) if !d.is_empty() => Ok(d.clone()),
-        _ => ssh_host(t),
+    if let Some(d) = t.domain.as_ref().filter(|d| !d.is_empty()) {
+        return Ok(d.clone());
     }
+    if let Some(base) = &t.domain_auto {
+        let ip = t.ipv4.as_deref().or(t.ssh_host.as_deref()).and_then(|a| a.parse::<Ipv4Addr>().ok());
+        return ip.map(|ip| site::auto_name(ip, base)).ok_or_else(|| {
+            anyhow!("trial {} has no IPv4 address yet, so its name under {base} is not known: run `munero-infra status {}`", t.name, t.name)
+        });
+    }
+    ssh_host(t)
+}
+
+/// The site's name for a plan, also before the address is known.
+pub fn site_label(t: &Trial) -> String {
+    site_name(t).unwrap_or_else(|_| t.domain_auto.as_deref().map(site::auto_name_pattern).unwrap_or_default())
 }
 
 pub fn url(t: &Trial) -> Result<String> {
@@ -93,12 +107,23 @@ pub fn url(t: &Trial) -> Result<String> {
     })
 }
 
-/// With a real domain Caddy gets certificates over ACME; without one it uses its own CA.
-pub fn tls_mode(t: &Trial) -> &'static str {
-    match &t.domain {
-        Some(d) if !d.is_empty() => "acme",
-        _ => "internal",
-    }
+/// Where the certificate comes from: as chosen at create; records made before that was a
+/// choice used ACME with a domain and Caddy's own CA without.
+pub fn tls_mode(t: &Trial) -> Tls {
+    t.tls.unwrap_or(match &t.domain {
+        Some(d) if !d.is_empty() => Tls::Acme,
+        _ => Tls::Internal,
+    })
+}
+
+/// The site checks' view of a trial: its name, certificate source, the address an owned name
+/// must resolve to, and how long a certificate may take (`MUNERO_CERT_TIMEOUT`, seconds).
+pub fn site_spec(t: &Trial, cert_timeout_s: u64) -> Result<crate::deploy::SiteSpec> {
+    let tls = tls_mode(t);
+    let owned = t.domain.as_ref().is_some_and(|d| !d.is_empty());
+    let dns_expect = if owned && tls.is_acme() { Some(t.ipv4.clone().map_or_else(|| ssh_host(t), Ok)?) } else { None };
+    let timeout = std::env::var("MUNERO_CERT_TIMEOUT").ok().and_then(|v| v.parse().ok()).unwrap_or(cert_timeout_s);
+    Ok(crate::deploy::SiteSpec { name: site_name(t)?, tls, dns_expect, cert_timeout_s: timeout })
 }
 
 pub fn credentials_path(ctx: &Ctx, t: &Trial) -> PathBuf {

@@ -2,6 +2,7 @@
 //! record (a resumed create keeps what it was made with) over `munero.toml` over the provider's
 //! defaults. Pure, so every precedence rule is a unit test.
 
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
 use anyhow::Result;
@@ -14,6 +15,7 @@ use crate::cli::CreateArgs;
 use crate::cloudinit::DockerSource;
 use crate::config::Config;
 use crate::error::usage;
+use crate::site::{self, DnsService, DomainArg, Tls};
 use crate::trial::Trial;
 use crate::validate;
 
@@ -32,7 +34,14 @@ pub struct Defaults {
     pub docker_source: DockerSource,
     /// Bytes of cloud-init user-data the provider takes (0: the kind boots no user-data).
     pub user_data_limit: usize,
+    /// Whether the kind's hosts have an address the internet reaches (a CA can validate a name
+    /// pointing at it); an existing host's is also judged by its `--host`.
+    pub public_address: bool,
 }
+
+/// The plan's policy: client data is gone within 24 hours of the trial's end, whether or not
+/// the operator's teardown ran (the VM's own timer wipes it then).
+pub const WIPE_GRACE_S: i64 = 24 * 3600;
 
 /// A create, fully decided.
 #[derive(Debug, Clone)]
@@ -47,6 +56,11 @@ pub struct CreateRequest {
     pub image: String,
     pub expires: OffsetDateTime,
     pub domain: Option<String>,
+    /// `--domain auto`: the wildcard DNS service the name goes under once the IPv4 is known.
+    pub domain_auto: Option<String>,
+    pub tls: Tls,
+    /// `--dns`: make the domain's record at this service.
+    pub dns: Option<DnsService>,
     /// CIDRs (`auto` already replaced by the operator's address).
     pub ssh_from: Vec<String>,
     /// PEM texts of extra CAs the host should trust.
@@ -78,7 +92,12 @@ impl CreateRequest {
     }
     /// The form systemd's OnCalendar takes.
     pub fn expires_systemd(&self) -> String {
-        self.expires
+        self.systemd_at(self.expires_unix())
+    }
+    /// Any instant in the form systemd's OnCalendar takes.
+    pub fn systemd_at(&self, unix: i64) -> String {
+        OffsetDateTime::from_unix_timestamp(unix)
+            .unwrap_or(self.expires)
             .to_offset(time::UtcOffset::UTC)
             .format(format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC"))
             .unwrap_or_default()
@@ -164,11 +183,7 @@ pub fn create_request(
         expires = OffsetDateTime::from_unix_timestamp(t.expires_unix).unwrap_or(expires);
     }
 
-    let domain = match (args.domain.clone().or_else(|| was(|t| t.domain.clone())), &cfg.domain_pattern) {
-        (Some(d), _) => Some(validate::fqdn(&d)?),
-        (None, Some(p)) => Some(validate::fqdn(&p.replace("{trial}", &name))?),
-        (None, None) => None,
-    };
+    let site = site_request(args, kind, prior.as_ref(), cfg, defaults, &name, notes)?;
     let ca_paths = if args.trusted_ca.is_empty() { cfg.trusted_ca.clone() } else { args.trusted_ca.clone() };
     let trusted_cas = ca_paths.iter().map(|p| validate::trusted_ca(p)).collect::<Result<Vec<_>>>()?;
     let prior_docker = match was(|t| Some(t.docker_source.clone())).as_deref() {
@@ -187,7 +202,10 @@ pub fn create_request(
         location,
         image,
         expires,
-        domain,
+        domain: site.domain,
+        domain_auto: site.domain_auto,
+        tls: site.tls,
+        dns: site.dns,
         ssh_from,
         trusted_cas,
         docker_source,
@@ -202,6 +220,92 @@ pub fn create_request(
         },
         dry_run: args.dry_run,
     })
+}
+
+struct SiteRequest {
+    domain: Option<String>,
+    domain_auto: Option<String>,
+    tls: Tls,
+    dns: Option<DnsService>,
+}
+
+/// The site's name and certificate source: the flags, else the record's, else munero.toml, else
+/// an auto name where the host has a public address and Caddy's own CA where it has none.
+fn site_request(
+    args: &CreateArgs,
+    kind: ProviderKind,
+    prior: Option<&Trial>,
+    cfg: &Config,
+    defaults: &Defaults,
+    name: &str,
+    notes: &mut Vec<String>,
+) -> Result<SiteRequest> {
+    let tls_flag = args.tls.or(args.acme_staging.then_some(Tls::AcmeStaging));
+    let base = cfg.auto_domain_base.clone().unwrap_or_else(|| site::DEFAULT_AUTO_BASE.to_string());
+    // An existing host given by address: public or not is known now. Given by name, its
+    // address is not known here, so no name can be derived from it.
+    let host_ip = args.ssh.host.as_deref().and_then(|h| h.parse::<Ipv4Addr>().ok());
+    let (public, why_not) = match kind {
+        ProviderKind::Ssh => match (&args.ssh.host, host_ip) {
+            (_, Some(ip)) if site::is_public(ip) => (true, String::new()),
+            (_, Some(ip)) => (false, format!("the host's address {ip} is not reachable from the internet")),
+            (Some(h), None) => (false, format!("the host is given by name ({h}), not by its IPv4 address")),
+            (None, None) => (false, "the host has no address yet".into()),
+        },
+        _ if defaults.public_address => (true, String::new()),
+        _ => (false, format!("a {kind} host has no address the internet reaches")),
+    };
+
+    let (domain, domain_auto) = match args.domain.as_deref().map(DomainArg::parse) {
+        Some(DomainArg::Auto) if !public => {
+            return Err(usage(format!(
+                "--domain auto needs a public IPv4 address, and {why_not}: give --domain with a name that points at the host, \
+                 or --tls internal (the browser then warns)"
+            )))
+        }
+        Some(DomainArg::Auto) => (None, Some(base)),
+        Some(DomainArg::Name(n)) => (Some(validate::fqdn(&n)?), None),
+        None => match prior {
+            // A resumed trial keeps the name it was created with.
+            Some(t) => (t.domain.clone().filter(|d| !d.is_empty()), t.domain_auto.clone()),
+            None => match &cfg.domain_pattern {
+                Some(p) => (Some(validate::fqdn(&p.replace("{trial}", name))?), None),
+                None if tls_flag.or(cfg.tls) == Some(Tls::Internal) || !public => (None, None),
+                None => (None, Some(base)),
+            },
+        },
+    };
+    let named = domain.is_some() || domain_auto.is_some();
+    let tls = tls_flag
+        .or(prior.and_then(|t| t.tls))
+        .or(cfg.tls.filter(|t| named || !t.is_acme()))
+        .unwrap_or(if named { Tls::Acme } else { Tls::Internal });
+    if tls.is_acme() && !named {
+        return Err(usage(format!(
+            "--tls {tls} needs a name a CA can check, and {why_not}: give --domain NAME pointing at the host, or --tls internal"
+        )));
+    }
+    if !named && prior.is_none() {
+        notes.push(format!(
+            "note: the trial is served at its address with Caddy's own certificate ({why_not}); the client's browser will warn"
+        ));
+    }
+    let dns = args.dns.or(prior.and_then(|t| t.dns));
+    if let Some(service) = dns {
+        if domain.is_none() {
+            return Err(usage(
+                "--dns makes the record of a name you own: give --domain NAME (an auto name needs no record)".to_string(),
+            ));
+        }
+        // The record is made with the provider's own connection and token.
+        if service == DnsService::Hetzner && kind != ProviderKind::Hetzner {
+            return Err(usage(format!(
+                "--dns hetzner makes records for --provider hetzner trials; for a {kind} host create the A record yourself \
+                 (deploy checks it and says which)"
+            )));
+        }
+    }
+    Ok(SiteRequest { domain, domain_auto, tls, dns })
 }
 
 #[cfg(test)]
@@ -227,6 +331,7 @@ mod tests {
             firewall: true,
             docker_source: DockerSource::Upstream,
             user_data_limit: 32 * 1024,
+            public_address: true,
         }
     }
 
@@ -236,6 +341,61 @@ mod tests {
 
     fn resolve(a: &CreateArgs, prior: Option<Trial>) -> Result<CreateRequest> {
         create_request(a, ProviderKind::Hetzner, prior, &Config::default(), &hetzner(), now(), vec![], &mut vec![])
+    }
+
+    fn site_of(kind: ProviderKind, extra: &[&str], cfg: &Config) -> Result<(Option<String>, Option<String>, Tls, Vec<String>)> {
+        let defaults = Defaults { public_address: kind != ProviderKind::Local, ..hetzner() };
+        let mut notes = vec![];
+        let r = create_request(&args(extra), kind, None, cfg, &defaults, now(), vec![], &mut notes)?;
+        Ok((r.domain, r.domain_auto, r.tls, notes))
+    }
+
+    #[test]
+    fn a_host_with_a_public_address_gets_an_auto_name_and_a_trusted_certificate_by_default() {
+        let cfg = Config::default();
+        let (d, auto, tls, notes) = site_of(ProviderKind::Hetzner, &[], &cfg).unwrap();
+        assert_eq!((d, auto.as_deref(), tls, notes.len()), (None, Some("sslip.io"), Tls::Acme, 0));
+        let nip = Config { auto_domain_base: Some("nip.io".into()), ..Config::default() };
+        assert_eq!(site_of(ProviderKind::Hetzner, &["--domain", "auto"], &nip).unwrap().1.as_deref(), Some("nip.io"));
+        let (_, auto, tls, _) = site_of(ProviderKind::Hetzner, &["--acme-staging"], &cfg).unwrap();
+        assert_eq!((auto.as_deref(), tls), (Some("sslip.io"), Tls::AcmeStaging));
+        let (d, auto, tls, _) = site_of(ProviderKind::Hetzner, &["--domain", "Trial.Example.com"], &cfg).unwrap();
+        assert_eq!((d.as_deref(), auto, tls), (Some("trial.example.com"), None, Tls::Acme));
+        // Rehearsals: Caddy's own CA and no name.
+        let (d, auto, tls, notes) = site_of(ProviderKind::Hetzner, &["--tls", "internal"], &cfg).unwrap();
+        assert_eq!((d, auto, tls), (None, None, Tls::Internal));
+        assert!(notes[0].contains("browser will warn"), "{notes:?}");
+    }
+
+    #[test]
+    fn a_host_the_internet_cannot_reach_is_served_with_caddys_own_ca_and_auto_is_refused() {
+        let cfg = Config::default();
+        let (d, auto, tls, notes) = site_of(ProviderKind::Local, &[], &cfg).unwrap();
+        assert_eq!((d, auto, tls), (None, None, Tls::Internal));
+        assert!(notes[0].contains("no address the internet reaches"), "{notes:?}");
+        let e = site_of(ProviderKind::Local, &["--domain", "auto"], &cfg).unwrap_err().to_string();
+        assert!(e.contains("--domain auto needs a public IPv4") && e.contains("--tls internal"), "{e}");
+        let e = site_of(ProviderKind::Local, &["--tls", "acme"], &cfg).unwrap_err().to_string();
+        assert!(e.contains("--tls acme needs a name"), "{e}");
+
+        let private = ["--host", "10.0.0.7"];
+        let (_, auto, tls, notes) = site_of(ProviderKind::Ssh, &private, &cfg).unwrap();
+        assert_eq!((auto, tls), (None, Tls::Internal));
+        assert!(notes[0].contains("10.0.0.7 is not reachable from the internet"), "{notes:?}");
+        let (_, auto, tls, _) = site_of(ProviderKind::Ssh, &["--host", "95.217.1.20"], &cfg).unwrap();
+        assert_eq!((auto.as_deref(), tls), (Some("sslip.io"), Tls::Acme));
+        let e = site_of(ProviderKind::Ssh, &["--host", "box.example.net", "--domain", "auto"], &cfg).unwrap_err().to_string();
+        assert!(e.contains("given by name (box.example.net)"), "{e}");
+    }
+
+    #[test]
+    fn a_resumed_trial_keeps_its_name_and_certificate_source() {
+        let legacy = Trial { name: "acme".into(), provider: ProviderKind::Hetzner, ..Trial::default() };
+        let r = resolve(&args(&[]), Some(legacy)).unwrap();
+        assert_eq!((r.domain, r.domain_auto, r.tls), (None, None, Tls::Internal), "a record from before keeps its own CA");
+        let auto = Trial { name: "acme".into(), provider: ProviderKind::Hetzner, domain_auto: Some("nip.io".into()), tls: Some(Tls::AcmeStaging), ..Trial::default() };
+        let r = resolve(&args(&[]), Some(auto)).unwrap();
+        assert_eq!((r.domain_auto.as_deref(), r.tls), (Some("nip.io"), Tls::AcmeStaging));
     }
 
     #[test]

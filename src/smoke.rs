@@ -20,6 +20,8 @@ pub struct Site {
     pub password: String,
     /// Extra root certificate (PEM) to trust, e.g. Caddy's internal CA when MUNERO_TLS=internal.
     pub extra_root_pem: Option<Vec<u8>>,
+    /// A staging CA's chain, which no root store holds: checked for name and expiry only.
+    pub accept_untrusted: bool,
 }
 
 impl Site {
@@ -33,18 +35,83 @@ impl Site {
     }
 
     pub fn client(&self, timeout: Duration) -> Result<reqwest::Client> {
+        self.builder(timeout)?.build().context("building the HTTPS client")
+    }
+
+    fn builder(&self, timeout: Duration) -> Result<reqwest::ClientBuilder> {
         let mut b = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none());
+        if self.accept_untrusted {
+            b = b.danger_accept_invalid_certs(true);
+        }
         if let Some(pem) = &self.extra_root_pem {
             b = b.add_root_certificate(reqwest::Certificate::from_pem(pem).context("parsing the site's CA certificate")?);
         }
         if let (Some(ip), false) = (self.connect, self.name.parse::<IpAddr>().is_ok()) {
             b = b.resolve(&self.name, SocketAddr::new(ip, self.port));
         }
-        b.build().context("building the HTTPS client")
+        Ok(b)
     }
+}
+
+/// The certificate the site presented, as verified.
+#[derive(Debug, Clone, Serialize)]
+pub struct CertReport {
+    pub issuer: String,
+    /// RFC 3339.
+    pub not_after: String,
+    pub days_left: i64,
+}
+
+/// Why no certificate was accepted; `settled` when waiting will not change it (a certificate is
+/// there but not trusted, not for the name, or expired), as opposed to none being served yet.
+#[derive(Debug, Clone)]
+pub struct CertError {
+    pub reason: String,
+    pub settled: bool,
+}
+
+impl std::fmt::Display for CertError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+/// One HTTPS request to the site (any status will do): the leaf certificate it presented, once
+/// the chain and the name check out against the site's roots. The error says why not.
+pub async fn certificate(site: &Site) -> std::result::Result<CertReport, CertError> {
+    let pending = |reason: String| CertError { reason, settled: false };
+    let client = site
+        .builder(Duration::from_secs(15))
+        .and_then(|b| b.tls_info(true).build().context("building the HTTPS client"))
+        .map_err(|e| pending(format!("{e:#}")))?;
+    let resp = client.get(format!("{}health", site.base_url())).send().await.map_err(|e| {
+        let chain = munero_provider::error_chain(&e);
+        let settled = |reason: String| CertError { reason, settled: true };
+        if chain.contains("UnknownIssuer") {
+            settled(format!("the certificate is not signed by a root this machine trusts ({chain})"))
+        } else if chain.contains("NotValidForName") {
+            settled(format!("the certificate is not for {} ({chain})", site.name))
+        } else if chain.contains("Expired") {
+            settled(format!("the certificate has expired ({chain})"))
+        } else {
+            pending(chain)
+        }
+    })?;
+    let der = resp
+        .extensions()
+        .get::<reqwest::tls::TlsInfo>()
+        .and_then(|t| t.peer_certificate())
+        .ok_or_else(|| pending("the connection carried no certificate".to_string()))?;
+    let info = crate::cert::leaf_info(der).map_err(|e| pending(format!("reading the certificate: {e:#}")))?;
+    let days_left = (info.not_after - time::OffsetDateTime::now_utc()).whole_days();
+    Ok(CertReport {
+        issuer: info.issuer,
+        not_after: info.not_after.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+        days_left,
+    })
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -304,7 +371,7 @@ mod tests {
 
     #[test]
     fn base_url_brackets_ipv6_and_keeps_non_default_ports() {
-        let s = Site { name: "2001:db8::1".into(), connect: None, port: 8443, user: "u".into(), password: "p".into(), extra_root_pem: None };
+        let s = Site { name: "2001:db8::1".into(), connect: None, port: 8443, user: "u".into(), password: "p".into(), extra_root_pem: None, accept_untrusted: false };
         assert_eq!(s.base_url(), "https://[2001:db8::1]:8443/");
     }
 }

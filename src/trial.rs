@@ -24,9 +24,18 @@ pub struct Trial {
     /// The same instant as RFC 3339, for people.
     pub expires: String,
     pub domain: Option<String>,
+    /// `--domain auto`: the wildcard DNS service the name is derived under from the IPv4.
+    pub domain_auto: Option<String>,
+    /// Where the certificate comes from; absent in records made before it was chosen (then: acme
+    /// with a domain, internal without).
+    pub tls: Option<crate::site::Tls>,
+    /// `--dns`: where the domain's record was made (found again by its labels there).
+    pub dns: Option<crate::site::DnsService>,
     pub ssh_from: Vec<String>,
     pub ssh_user: String,
     pub ipv4: Option<String>,
+    /// The server's IPv6 address, when it has one (an AAAA record with `--dns`).
+    pub ipv6: Option<String>,
     /// SSH address when it is not the IPv4 (a host name; `--provider ssh`).
     pub ssh_host: Option<String>,
     /// SSH port when not 22.

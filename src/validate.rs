@@ -230,6 +230,35 @@ pub fn trusted_ca(path: &std::path::Path) -> Result<String> {
     Ok(s.trim().to_string() + "\n")
 }
 
+/// A window such as `24h`, `90m`, `2d` or `3600s`, in seconds.
+pub fn window(flag: &str, s: &str) -> Result<i64> {
+    let t = s.trim();
+    let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let n: i64 = num.parse().map_err(|_| usage(format!("invalid {flag} {s:?}: use a number and a unit, e.g. 24h, 90m or 2d")))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" | "" => n * 3600,
+        "d" => n * 86_400,
+        _ => return Err(usage(format!("invalid {flag} {s:?}: the unit must be s, m, h or d (e.g. 24h)"))),
+    };
+    if secs <= 0 || secs > 90 * 86_400 {
+        return Err(usage(format!("invalid {flag} {s:?}: give a window between 1s and 90d")));
+    }
+    Ok(secs)
+}
+
+/// `--trust-ca FILE` of deploy and smoke: a PEM certificate, read now so a bad path fails
+/// before anything runs.
+pub fn trust_ca(path: Option<&std::path::Path>) -> Result<Option<Vec<u8>>> {
+    let Some(p) = path else { return Ok(None) };
+    let pem = std::fs::read(p).map_err(|e| usage(format!("invalid --trust-ca {}: {e}; give a readable PEM file", p.display())))?;
+    if reqwest::Certificate::from_pem(&pem).is_err() || !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+        return Err(usage(format!("invalid --trust-ca {}: no PEM certificate in it (expected -----BEGIN CERTIFICATE-----)", p.display())));
+    }
+    Ok(Some(pem))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,6 +23,8 @@ fn input(provider: &str, gpu: bool, docker_source: &str, cas: usize) -> UserData
         expires_unix: 1_800_000_000,
         expires_rfc3339: "2027-01-15T08:00:00Z".into(),
         expires_systemd: "2027-01-15 08:00:00 UTC".into(),
+        wipe_grace_s: 86_400,
+        wipe_at_systemd: "2027-01-16 08:00:00 UTC".into(),
         domain: Some("schema-check.trials.example.com".into()),
         deploy_user: "deploy".into(),
         authorized_key: login.public_openssh,

@@ -7,7 +7,7 @@ use serde_json::json;
 use crate::cli::CreateArgs;
 use crate::ctx::Ctx;
 use crate::output::Report;
-use crate::{cost, echo_ip, hosts, lock, plan, resolve, validate};
+use crate::{cost, echo_ip, hosts, lock, plan, remote, resolve, site, validate};
 
 pub async fn run(ctx: &Ctx, args: &CreateArgs) -> Result<Report> {
     validate::trial_name(&args.trial)?;
@@ -35,9 +35,20 @@ pub async fn run(ctx: &Ctx, args: &CreateArgs) -> Result<Report> {
         ctx.out.progress(n);
     }
     if !args.dry_run {
-        return host.create(ctx, plan).await.map(|r| r.with_warnings(&warnings));
+        let mut report = host.create(ctx, plan).await?.with_warnings(&warnings);
+        if let Some(t) = ctx.store.load(&req.name)? {
+            let (name, tls) = (remote::site_label(&t), remote::tls_mode(&t));
+            report.human.push_str(&format!("\nSite (after deploy): https://{name}/ (certificate {})", tls.describe()));
+            if let Some(d) = report.json.as_object_mut() {
+                d.insert("site".into(), json!({"name": name, "tls": tls}));
+            }
+        }
+        return Ok(report);
     }
     let mut text = plan::render(&plan.steps);
+    let ip = req.existing.host.as_deref().and_then(|h| h.parse().ok());
+    let site_name = site::planned_name(req.domain.as_deref(), req.domain_auto.as_deref(), ip);
+    text.push_str(&format!("\nSite (after deploy): https://{site_name}/ (certificate {})", req.tls.describe()));
     ctx.out.progress(format!("Plan for trial {} (dry run: nothing is created):", req.name));
     // What the trial will cost: per hour, and for its whole life from now to its expiry.
     let price = host.price(&req.server_type, req.location.as_deref()).await.unwrap_or_else(|e| {
@@ -50,7 +61,8 @@ pub async fn run(ctx: &Ctx, args: &CreateArgs) -> Result<Report> {
         None => "\nPrice: no price known for this kind of host".to_string(),
     });
     let mut doc = json!({"ok": true, "command": "create", "dry_run": true, "trial": req.name, "provider": kind,
-                         "plan": plan.steps, "plan_text": text, "cost": whole});
+                         "plan": plan.steps, "plan_text": text, "cost": whole,
+                         "site": {"name": site_name, "tls": req.tls}});
     if let (Some(d), Some(extra)) = (doc.as_object_mut(), plan.details.as_object()) {
         for (k, v) in extra {
             d.entry(k.clone()).or_insert(v.clone());

@@ -66,7 +66,8 @@ fn prepare(ctx: &Ctx, args: &DeployArgs, write_state: bool) -> Result<Prepared> 
     let users_file = if write_state { users.caddy_file()? } else { String::new() };
     let gen = Generated {
         domain: remote::site_name(&trial)?,
-        tls: remote::tls_mode(&trial).to_string(),
+        tls: if remote::tls_mode(&trial).is_acme() { "acme" } else { "internal" }.to_string(),
+        acme_ca: remote::tls_mode(&trial).directory().map(str::to_string),
         basic_auth_user: user.clone(),
         basic_auth_hash: hash,
         model: args.model.clone().or_else(|| ctx.config.model.clone()),
@@ -103,6 +104,8 @@ fn prepare(ctx: &Ctx, args: &DeployArgs, write_state: bool) -> Result<Prepared> 
 
         model,
         url: remote::url(&trial)?,
+        // A first certificate takes the CA a minute or two; give it five.
+        site: remote::site_spec(&trial, 300)?,
         probe_host: remote::ssh_host(&trial)?,
         ssh_port: remote::ssh_port(&trial),
         forwards: trial.forwards.clone(),
@@ -132,13 +135,17 @@ pub async fn run(ctx: &Ctx, args: &DeployArgs) -> Result<Report> {
     let prep = prepare(ctx, args, !args.dry_run)?;
     let steps = deploy::filter_plan(deploy::deploy_plan(&prep.inputs), &args.only);
     let text = deploy::render(&steps);
+    // Said before and after: the operator must know what the client's first click will show.
+    let tls = remote::tls_mode(&prep.trial);
+    let warnings: Vec<String> = tls.browser_warning().map(str::to_string).into_iter().collect();
     if args.dry_run {
         ctx.out.progress(format!("Plan to deploy trial {} (dry run: nothing is changed):", prep.trial.name));
         return Ok(Report::new(
-            json!({"ok": true, "command": "deploy", "dry_run": true, "trial": prep.trial.name,
+            json!({"ok": true, "command": "deploy", "dry_run": true, "trial": prep.trial.name, "tls": tls,
                    "plan": steps, "plan_text": text}),
             text,
-        ));
+        )
+        .with_warnings(&ctx.out.warn_all(warnings)));
     }
     let started = Instant::now();
     let d = Deploy {
@@ -148,8 +155,10 @@ pub async fn run(ctx: &Ctx, args: &DeployArgs) -> Result<Report> {
         user: prep.creds_user.clone(),
         password: prep.creds_password.clone(),
         users_file: prep.users_file.clone(),
+        trust_ca: crate::validate::trust_ca(args.trust_ca.as_deref())?,
     };
     let results = run::run(&d, &steps).await?;
+    let warnings = ctx.out.warn_all(warnings);
     let url = prep.inputs.url.clone();
     let creds = remote::credentials_path(ctx, &prep.trial);
     let human = match deploy::not_deployed_summary(&prep.trial.name, &steps) {
@@ -165,10 +174,11 @@ pub async fn run(ctx: &Ctx, args: &DeployArgs) -> Result<Report> {
     Ok(Report::new(
         json!({"ok": true, "command": "deploy", "dry_run": false, "deployed": deploy::brings_stack_up(&steps),
                "app_revision": crate::audit::git_revision(&prep.inputs.app_dir),
-               "trial": prep.trial.name, "url": url,
+               "trial": prep.trial.name, "url": url, "tls": tls,
                "credentials_file": creds, "basic_auth_user": prep.creds_user,
                "steps": steps.iter().map(|s| s.id()).collect::<Vec<_>>(), "plan": steps,
                "results": Value::Object(results)}),
         human,
-    ))
+    )
+    .with_warnings(&warnings))
 }

@@ -31,12 +31,22 @@ days = 14
 # Extra CA certificates (PEM) the VMs should trust, e.g. behind a TLS-intercepting proxy.
 # trusted_ca = ["/usr/local/share/ca-certificates/corp.crt"]
 
-# The trial's public name; {trial} is replaced by the trial name. Without it the site is served
-# on the VM's address with Caddy's own CA (browsers warn).
+# The trial's public name; {trial} is replaced by the trial name. Without it a server with a
+# public address is served under a name derived from its IPv4 (--domain auto), with a
+# certificate browsers trust.
 # domain_pattern = "{trial}.trials.example.com"
 
-# Contact address for the ACME account (certificate expiry notices); needed with a domain.
+# The wildcard DNS service auto names live under (sslip.io, nip.io, or your own wildcard zone).
+# auto_domain_base = "sslip.io"
+
+# Certificate source when no flag says: acme, acme-staging (rehearsals) or internal.
+# tls = "acme"
+
+# Contact address for the ACME account (optional).
 # acme_email = "ops@example.com"
+
+# Slack-compatible webhook for notices (expiring soon, wiped, torn down, teardown failed); a secret.
+# webhook_url = "https://hooks.slack.com/services/..."
 
 # Where clients send feedback: named in `onboard` messages.
 # feedback_email = "trials@example.com"

@@ -35,6 +35,7 @@ pub async fn run(ctx: &Ctx, args: &OnboardArgs) -> Result<Report> {
         user: login.name.clone(),
         password: login.password.clone(),
         extra_root_pem: pem?,
+        accept_untrusted: remote::tls_mode(&t) == crate::site::Tls::AcmeStaging,
     };
     let http = site.client(Duration::from_secs(30))?;
     let base = site.base_url();
@@ -59,7 +60,7 @@ pub async fn run(ctx: &Ctx, args: &OnboardArgs) -> Result<Report> {
         url: remote::url(&t)?,
         user: u.name.clone(),
         password: args.include_password.then(|| u.password.clone()),
-        own_ca: remote::tls_mode(&t) == "internal",
+        own_ca: remote::tls_mode(&t) != crate::site::Tls::Acme,
         dataset,
         measures,
         dimensions,
@@ -73,10 +74,12 @@ pub async fn run(ctx: &Ctx, args: &OnboardArgs) -> Result<Report> {
         MessageFormat::Html => Format::Html,
     };
     let text = onboard::render(&msg, format);
+    let warnings: Vec<String> = remote::tls_mode(&t).browser_warning().map(str::to_string).into_iter().collect();
+    let warnings = ctx.out.warn_all(warnings);
     let mut doc = json!({"ok": true, "command": "onboard", "trial": t.name, "user": u.name, "questions": questions,
                          "password_included": args.include_password, "message": text});
     if !args.self_test {
-        return Ok(Report::new(doc, text));
+        return Ok(Report::new(doc, text).with_warnings(&warnings));
     }
     let mut results = Vec::new();
     let mut lines = Vec::new();
@@ -101,5 +104,5 @@ pub async fn run(ctx: &Ctx, args: &OnboardArgs) -> Result<Report> {
     doc["self_test"] = json!(results);
     let mut rep = Report::new(doc, format!("{}\n{} of {} example questions answered.", lines.join("\n"), questions.len() - failed, questions.len()));
     rep.exit_code = u8::from(failed > 0);
-    Ok(rep)
+    Ok(rep.with_warnings(&warnings))
 }

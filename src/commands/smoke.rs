@@ -7,12 +7,22 @@ use serde_json::{json, Value};
 use crate::deploy::{self, verify};
 use crate::cli::SmokeArgs;
 use crate::output::Report;
-use crate::remote;
+use crate::error::usage;
+use crate::{remote, validate};
 use crate::ctx::Ctx;
 
 pub async fn run(ctx: &Ctx, args: &SmokeArgs) -> Result<Report> {
     let trial = remote::load_trial(ctx, &args.trial)?;
-    let steps = deploy::smoke_plan(&remote::url(&trial)?, &remote::ssh_host(&trial)?, remote::ssh_port(&trial), &trial.forwards, args.require_model);
+    let site = remote::site_spec(&trial, 30)?;
+    let trust_ca = validate::trust_ca(args.trust_ca.as_deref())?;
+    let mut steps = deploy::smoke_plan(&remote::url(&trial)?, &site, &remote::ssh_host(&trial)?, remote::ssh_port(&trial), &trial.forwards, args.require_model);
+    if let Some(bad) = args.only.iter().find(|o| !steps.iter().any(|s| s.id() == o.as_str())) {
+        let ids: Vec<&str> = steps.iter().map(|s| s.id()).collect();
+        return Err(usage(format!("--only {bad}: smoke has no such check; choose from {}", ids.join(", "))));
+    }
+    if !args.only.is_empty() {
+        steps.retain(|s| args.only.iter().any(|o| o == s.id()));
+    }
     let text = deploy::render(&steps);
     if args.dry_run {
         return Ok(Report::new(json!({"ok": true, "command": "smoke", "dry_run": true, "plan": steps, "plan_text": text}), text));
@@ -24,7 +34,7 @@ pub async fn run(ctx: &Ctx, args: &SmokeArgs) -> Result<Report> {
     let total = steps.len();
     for (i, step) in steps.iter().enumerate() {
         ctx.out.progress(format!("[{}/{total}] [{}] {step}", i + 1, step.id()));
-        let v = verify::run_step(ctx, &trial, &s, step, &creds.user, &creds.password).await?;
+        let v = verify::run_step(ctx, &trial, &s, step, &creds.user, &creds.password, trust_ca.as_deref()).await?;
         results.insert(step.id().into(), v);
     }
     s.close().await;

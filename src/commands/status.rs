@@ -25,6 +25,8 @@ pub struct Row {
     pub expires: Option<String>,
     pub expires_unix: Option<i64>,
     pub expired: bool,
+    /// Expires within the next 24 hours (what `teardown --warn-before 24h` announces).
+    pub expires_soon: bool,
     pub local_record: bool,
     pub server_id: Option<String>,
     /// Hourly price and the cost accrued since creation (None: no price known for this kind).
@@ -88,6 +90,7 @@ pub async fn run(ctx: &Ctx, args: &StatusArgs) -> Result<Report> {
             expires: Some(t.expires.clone()),
             expires_unix: Some(t.expires_unix),
             expired: t.expires_unix < now,
+            expires_soon: soon(t.expires_unix, now),
             local_record: true,
             server_id: sid,
             cost,
@@ -109,6 +112,7 @@ pub async fn run(ctx: &Ctx, args: &StatusArgs) -> Result<Report> {
                 expires: e.map(rfc3339),
                 expires_unix: e,
                 expired: e.is_some_and(|e| e < now),
+                expires_soon: e.is_some_and(|e| soon(e, now)),
                 local_record: false,
                 server_id: Some(s.id.clone()),
                 cost: None,
@@ -136,7 +140,15 @@ pub async fn run(ctx: &Ctx, args: &StatusArgs) -> Result<Report> {
                         r.server_type.clone(),
                         r.ipv4.clone().unwrap_or_else(|| "-".into()),
                         r.state.clone(),
-                        format!("{}{}", r.expires.clone().unwrap_or_else(|| "-".into()), if r.expired { " (expired)" } else { "" }),
+                        format!(
+                            "{}{}",
+                            r.expires.clone().unwrap_or_else(|| "-".into()),
+                            match (r.expired, r.expires_soon, r.expires_unix) {
+                                (true, _, _) => " (expired)".to_string(),
+                                (false, true, Some(e)) => format!(" (in {} h)", (e - now + 3599) / 3600),
+                                _ => String::new(),
+                            }
+                        ),
                         r.cost.as_ref().map(cost::per_hour).unwrap_or_else(|| "no price".into()),
                         r.cost.as_ref().map(|c| format!("{} ({} h)", cost::money(c.amount, &c.currency), c.hours)).unwrap_or_else(|| "-".into()),
                     ]
@@ -145,6 +157,11 @@ pub async fn run(ctx: &Ctx, args: &StatusArgs) -> Result<Report> {
         )
     };
     Ok(Report::new(json!({"ok": true, "command": "status", "trials": rows}), human))
+}
+
+/// Within the next 24 hours.
+fn soon(expires: i64, now: i64) -> bool {
+    expires >= now && expires - now <= 24 * 3600
 }
 
 type PriceCache = BTreeMap<(ProviderKind, String, Option<String>), Option<munero_provider::PriceQuote>>;

@@ -45,5 +45,6 @@ pub async fn run(ctx: &Ctx, args: &WipeArgs) -> Result<Report> {
     }
     s.close().await;
     let receipt = receipt?;
+    crate::notify::send(&ctx.out, &ctx.config, &[crate::notify::Event::Wiped { trial: trial.name.clone() }]).await;
     Ok(Report::new(json!({"ok": true, "command": "wipe", "trial": trial.name, "receipt": receipt, "plan": steps}), receipt))
 }

@@ -123,19 +123,14 @@ impl EnvFile {
             .collect()
     }
 
-    /// Keys of REQUIRED_KEYS that are missing or empty (plus ACME_EMAIL in acme mode).
+    /// Keys of REQUIRED_KEYS that are missing or empty. (ACME_EMAIL is optional: an ACME
+    /// account needs no contact address.)
     pub fn missing_required(&self) -> Vec<String> {
-        let mut miss: Vec<String> = REQUIRED_KEYS
+        REQUIRED_KEYS
             .iter()
             .filter(|k| self.get(k).map_or(true, |v| v.trim().is_empty()))
             .map(|k| k.to_string())
-            .collect();
-        if self.get("MUNERO_TLS").unwrap_or("acme") == "acme"
-            && self.get("ACME_EMAIL").map_or(true, |v| v.trim().is_empty() || is_placeholder(v))
-        {
-            miss.push("ACME_EMAIL".into());
-        }
-        miss
+            .collect()
     }
 
     /// Render for Docker Compose: every value quoted so that compose reads back exactly the
@@ -318,6 +313,8 @@ pub fn is_placeholder(v: &str) -> bool {
 pub struct Generated {
     pub domain: String,
     pub tls: String,
+    /// The ACME directory for the chosen certificate source (none with Caddy's own CA).
+    pub acme_ca: Option<String>,
     pub basic_auth_user: String,
     pub basic_auth_hash: String,
     pub model: Option<String>,
@@ -341,6 +338,9 @@ pub fn merge(base: &EnvFile, gen: &Generated, from_operator: bool) -> EnvFile {
     env.set("MUNERO_DOMAIN", &domain);
     let tls = keep("MUNERO_TLS").unwrap_or_else(|| gen.tls.clone());
     env.set("MUNERO_TLS", &tls);
+    if let Some(ca) = keep("MUNERO_ACME_CA").or_else(|| gen.acme_ca.clone()) {
+        env.set("MUNERO_ACME_CA", &ca);
+    }
     if base.get("ACME_EMAIL").is_some_and(is_placeholder) {
         env.set("ACME_EMAIL", "");
     }
@@ -391,6 +391,7 @@ mod tests {
         Generated {
             domain: "203.0.113.9".into(),
             tls: "internal".into(),
+            acme_ca: None,
             basic_auth_user: "acme".into(),
             basic_auth_hash: "$2b$12$abcdefghijklmnopqrstuv".into(),
             model: None,
@@ -409,15 +410,26 @@ mod tests {
         assert_eq!(env.get("MUNERO_DOMAIN"), Some("203.0.113.9"));
         assert_eq!(env.get("MUNERO_TLS"), Some("internal"));
         assert!(env.missing_required().is_empty());
-        // The operator's file keeps its own TLS mode; acme without a real e-mail is named.
+        // The operator's file keeps its own TLS mode; the placeholder e-mail is dropped (an ACME
+        // account needs none), so nothing is missing.
         let env = merge(&base, &gen(), true);
         assert_eq!(env.get("MUNERO_TLS"), Some("acme"));
-        // acme without a real e-mail is reported by key name.
-        assert_eq!(env.missing_required(), vec!["ACME_EMAIL".to_string()]);
+        assert_eq!(env.get("ACME_EMAIL"), Some(""));
+        assert!(env.missing_required().is_empty());
         let text = env.render();
         assert!(text.contains("BASIC_AUTH_HASH='$2b$12$abcdefghijklmnopqrstuv'\n"), "{text}");
         assert!(text.starts_with("# c\n"));
         assert_eq!(EnvFile::parse(&text).unwrap().get("BASIC_AUTH_HASH"), Some("$2b$12$abcdefghijklmnopqrstuv"));
+    }
+
+    #[test]
+    fn the_acme_directory_is_the_chosen_one_unless_the_operator_names_another() {
+        let staging = Generated { tls: "acme".into(), acme_ca: Some(crate::site::LETS_ENCRYPT_STAGING.into()), ..gen() };
+        let env = merge(&EnvFile::parse("").unwrap(), &staging, false);
+        assert_eq!(env.get("MUNERO_ACME_CA"), Some(crate::site::LETS_ENCRYPT_STAGING));
+        let own = EnvFile::parse("MUNERO_ACME_CA=https://acme.internal.example.net/directory\n").unwrap();
+        assert_eq!(merge(&own, &staging, true).get("MUNERO_ACME_CA"), Some("https://acme.internal.example.net/directory"));
+        assert_eq!(merge(&EnvFile::parse("").unwrap(), &gen(), false).get("MUNERO_ACME_CA"), None);
     }
 
     #[test]

@@ -18,6 +18,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use crate::site::Tls;
 use crate::ssh::{quote, RemoteCmd};
 
 /// Ports the exposure probe expects to answer (besides the trial's SSH port, 22 on a cloud VM),
@@ -58,6 +59,13 @@ pub enum Step {
     /// The model's files from a local Ollama store, uploaded (resume, sha256 verified) to the
     /// host's staging directory, then copied into the Ollama volume by `cmd`.
     ShipModel { model: String, store: PathBuf, files: Vec<String>, staging: String, cmd: RemoteCmd },
+    /// The name the operator owns resolves, from here, to the server's address: a CA asked for
+    /// a certificate would otherwise check another machine (or none) and fail.
+    CheckDns { name: String, address: String },
+    /// Wait until the site presents a certificate for its name that the roots named by `tls`
+    /// trust (ACME: this machine's roots; internal: Caddy's own CA), and report its issuer and
+    /// expiry. On a timeout, Caddy's log says why the CA refused.
+    Certificate { url: String, name: String, tls: Tls, timeout_s: u64 },
     /// Poll `/health` on the public URL until it answers 200.
     /// Without `require_model`, a /health that is degraded only because the model is missing
     /// counts once the dashboard's own API answers.
@@ -74,6 +82,7 @@ impl Step {
         match self {
             Step::CheckData { .. } => "check-data",
             Step::CheckEnv { .. } => "check-env",
+            Step::CheckDns { .. } => "check-dns",
             Step::WaitCloudInit { .. } => "wait-cloud-init",
             Step::WriteManifest { .. } => "write-manifest",
             Step::UploadData { .. } => "upload-data",
@@ -85,6 +94,7 @@ impl Step {
             Step::LoadData { .. } => "load-data",
             Step::PullModel { .. } => "pull-model",
             Step::ShipModel { .. } => "ship-model",
+            Step::Certificate { .. } => "certificate",
             Step::WaitHealthy { .. } => "wait-healthy",
             Step::Smoke { .. } => "smoke",
             Step::ExposureProbe { .. } => "exposure-probe",
@@ -92,13 +102,14 @@ impl Step {
     }
 
     pub fn is_local_only(&self) -> bool {
-        matches!(self, Step::CheckData { .. } | Step::CheckEnv { .. })
+        matches!(self, Step::CheckData { .. } | Step::CheckEnv { .. } | Step::CheckDns { .. })
     }
 }
 
 pub const STEP_IDS: &[&str] = &[
     "check-data",
     "check-env",
+    "check-dns",
     "wait-cloud-init",
     "write-manifest",
     "upload-data",
@@ -110,6 +121,7 @@ pub const STEP_IDS: &[&str] = &[
     "load-data",
     "pull-model",
     "ship-model",
+    "certificate",
     "wait-healthy",
     "smoke",
     "exposure-probe",
@@ -178,6 +190,18 @@ impl fmt::Display for Step {
                 files.len(),
                 files.join(" ")
             ),
+            Step::CheckDns { name, address } => {
+                write!(f, "check that {name} resolves to {address} (a CA checks the name there before it issues)")
+            }
+            Step::Certificate { url, name, tls, timeout_s } => write!(
+                f,
+                "wait up to {timeout_s}s until {url} presents a certificate for {name} {}; report its issuer and expiry",
+                match tls {
+                    Tls::Acme => "that this machine's root certificates trust (Let's Encrypt over ACME)",
+                    Tls::AcmeStaging => "from Let's Encrypt's staging CA (its chain is not trusted anywhere, so not verified)",
+                    Tls::Internal => "signed by the stack's own CA (Caddy tls internal)",
+                }
+            ),
             Step::WaitHealthy { url, require_model } => write!(
                 f,
                 "wait until {url}health answers 200{}",
@@ -223,6 +247,7 @@ pub struct DeployInputs {
     pub ship_model: Option<(PathBuf, Vec<String>)>,
     pub model: String,
     pub url: String,
+    pub site: SiteSpec,
     pub probe_host: String,
     /// The trial's SSH port (22 on a cloud VM; whatever the host uses for `--provider ssh`).
     pub ssh_port: u16,
@@ -335,13 +360,28 @@ pub fn deploy_plan(i: &DeployInputs) -> Vec<Step> {
             required: i.require_model,
         },
     });
-    s.extend(smoke_plan(&i.url, &i.probe_host, i.ssh_port, &i.forwards, i.require_model));
+    if let Some(address) = &i.site.dns_expect {
+        s.insert(2, Step::CheckDns { name: i.site.name.clone(), address: address.clone() });
+    }
+    s.extend(smoke_plan(&i.url, &i.site, &i.probe_host, i.ssh_port, &i.forwards, i.require_model));
     s
+}
+
+/// The site's name and certificate, as the checks need them.
+#[derive(Debug, Clone)]
+pub struct SiteSpec {
+    pub name: String,
+    pub tls: Tls,
+    /// A name the operator owns (not an auto name, which resolves by construction), with the
+    /// address it must resolve to before a CA is asked.
+    pub dns_expect: Option<String>,
+    pub cert_timeout_s: u64,
 }
 
 /// `smoke` reruns deploy steps 7 and 8.
 pub fn smoke_plan(
     url: &str,
+    site: &SiteSpec,
     probe_host: &str,
     ssh_port: u16,
     forwards: &BTreeMap<String, u16>,
@@ -351,6 +391,7 @@ pub fn smoke_plan(
     let mut open = vec![ssh_port];
     open.extend(EXPECT_OPEN.iter().map(on_host).filter(|p| *p != ssh_port));
     vec![
+        Step::Certificate { url: url.to_string(), name: site.name.clone(), tls: site.tls, timeout_s: site.cert_timeout_s },
         Step::WaitHealthy { url: url.to_string(), require_model },
         Step::Smoke { url: url.to_string(), require_model },
         Step::ExposureProbe {
@@ -532,6 +573,26 @@ pub fn cloud_init_check_cmd(gpu: bool, marker: bool) -> RemoteCmd {
 mod tests {
     use super::*;
 
+    fn site() -> SiteSpec {
+        SiteSpec { name: "203.0.113.9".into(), tls: Tls::Internal, dns_expect: None, cert_timeout_s: 30 }
+    }
+
+    #[test]
+    fn an_owned_name_is_checked_in_dns_before_the_stack_asks_a_ca_and_every_site_gets_a_certificate_check() {
+        let owned = SiteSpec { name: "t.example.com".into(), tls: Tls::Acme, dns_expect: Some("203.0.113.9".into()), cert_timeout_s: 300 };
+        let plan = deploy_plan(&DeployInputs { site: owned, ..inputs(false, false) });
+        let ids: Vec<&str> = plan.iter().map(Step::id).collect();
+        assert_eq!(&ids[..3], ["check-data", "check-env", "check-dns"]);
+        let cert = plan.iter().position(|s| s.id() == "certificate").unwrap();
+        assert_eq!(ids[cert + 1], "wait-healthy");
+        let text = render(&plan);
+        assert!(text.contains("check that t.example.com resolves to 203.0.113.9"), "{text}");
+        assert!(text.contains("certificate for t.example.com that this machine's root certificates trust"), "{text}");
+        let plain = deploy_plan(&inputs(false, false));
+        assert!(!plain.iter().any(|s| s.id() == "check-dns"));
+        assert!(render(&plain).contains("signed by the stack's own CA"));
+    }
+
     fn inputs(ship: bool, gpu: bool) -> DeployInputs {
         DeployInputs {
             data: "/tmp/c.sqlite".into(),
@@ -548,6 +609,7 @@ mod tests {
             require_model: false,
             model: "qwen2.5-coder:3b".into(),
             url: "https://acme.example.net/".into(),
+            site: site(),
             probe_host: "203.0.113.9".into(),
             ssh_port: 22,
             forwards: BTreeMap::new(),
@@ -564,7 +626,7 @@ mod tests {
             ids,
             [
                 "check-data", "check-env", "wait-cloud-init", "write-manifest", "upload-data", "upload-bundle", "upload-env",
-                "upload-users", "compose-up", "load-data", "pull-model", "wait-healthy", "smoke", "exposure-probe"
+                "upload-users", "compose-up", "load-data", "pull-model", "certificate", "wait-healthy", "smoke", "exposure-probe"
             ]
         );
         let ids: Vec<&str> = deploy_plan(&inputs(true, true)).iter().map(Step::id).collect();
@@ -588,7 +650,7 @@ mod tests {
 
     #[test]
     fn exposure_probe_expects_the_trials_ssh_port() {
-        let open = |port| match smoke_plan("https://h/", "h", port, &BTreeMap::new(), false).pop() {
+        let open = |port| match smoke_plan("https://h/", &site(), "h", port, &BTreeMap::new(), false).pop() {
             Some(Step::ExposureProbe { open, closed, .. }) => (open, closed),
             other => panic!("{other:?}"),
         };
@@ -599,7 +661,7 @@ mod tests {
             .into_iter()
             .map(|(g, h)| (g.to_string(), h))
             .collect();
-        match smoke_plan("https://127.0.0.1:40443/", "127.0.0.1", 40022, &fw, false).pop() {
+        match smoke_plan("https://127.0.0.1:40443/", &site(), "127.0.0.1", 40022, &fw, false).pop() {
             Some(Step::ExposureProbe { open, closed, .. }) => {
                 assert_eq!(open, vec![40022, 40080, 40443]);
                 assert_eq!(closed, vec![11434, 48000, 3000]);

@@ -25,6 +25,8 @@ pub struct Deploy<'a> {
     pub password: Option<String>,
     /// The Basic Auth users file Caddy imports (bcrypt hashes only).
     pub users_file: String,
+    /// `--trust-ca`: a root the operator vouches for when the site's certificate is checked.
+    pub trust_ca: Option<Vec<u8>>,
 }
 
 /// Walk the steps; returns each step's result by id.
@@ -77,9 +79,8 @@ impl Executor<'_> {
                 let missing = self.d.env.missing_required();
                 if !missing.is_empty() {
                     return Err(usage(format!(
-                        "the env is missing required keys: {} (set them in the --env file{})",
-                        missing.join(", "),
-                        if missing.iter().any(|k| k == "ACME_EMAIL") { ", or acme_email in munero.toml" } else { "" }
+                        "the env is missing required keys: {} (set them in the --env file)",
+                        missing.join(", ")
                     )));
                 }
                 ctx.out.progress(format!("      ok: {} keys", self.d.env.keys().len()));
@@ -169,11 +170,20 @@ impl Executor<'_> {
                 ctx.out.progress(format!("      uploaded {} files ({})", files.len(), upload::human_bytes(sent)));
                 self.remote(cmd).await?;
             }
-            Step::WaitHealthy { .. } | Step::Smoke { .. } | Step::ExposureProbe { .. } => {
+            Step::CheckDns { name, address } => {
+                let got: Vec<std::net::IpAddr> = match tokio::net::lookup_host((name.as_str(), 443)).await {
+                    Ok(addrs) => addrs.map(|a| a.ip()).collect(),
+                    Err(_) => vec![],
+                };
+                crate::site::dns_verdict(name, address, &got).map_err(|e| anyhow!(e))?;
+                ctx.out.progress(format!("      ok: {name} resolves to {address}"));
+            }
+            Step::Certificate { .. } | Step::WaitHealthy { .. } | Step::Smoke { .. } | Step::ExposureProbe { .. } => {
                 let password = self.d.password.clone().ok_or_else(|| anyhow!("no Basic Auth credentials"))?;
                 let (trial, user) = (self.d.trial, self.d.user.clone());
+                let trust_ca = self.d.trust_ca.clone();
                 let s = self.session().await?;
-                let v = verify::run_step(ctx, trial, s, step, &user, &password).await?;
+                let v = verify::run_step(ctx, trial, s, step, &user, &password, trust_ca.as_deref()).await?;
                 self.results.insert(step.id().into(), v);
             }
         }

@@ -1,21 +1,22 @@
 //! Deploy steps 7 and 8, also run by `smoke`: wait healthy, HTTPS checks with Basic Auth over the
 //! public URL, the exposure probe from here and the published ports on the host.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Result};
 use serde_json::{json, Value};
 
 use crate::ctx::Ctx;
 use crate::deploy::{self, Step};
-use crate::remote;
+use crate::site::Tls;
+use crate::{acme, remote};
 use crate::smoke::{self, Site};
 use crate::ssh::Session;
 use crate::trial::Trial;
 
 /// Caddy's internal root certificate, for trials served without a public domain.
 pub async fn caddy_root(ctx: &Ctx, trial: &Trial, s: &Session) -> Result<Option<Vec<u8>>> {
-    if remote::tls_mode(trial) != "internal" {
+    if remote::tls_mode(trial) != crate::site::Tls::Internal {
         return Ok(None);
     }
     let cmd = deploy::compose_cmd(
@@ -39,19 +40,84 @@ pub async fn caddy_root(ctx: &Ctx, trial: &Trial, s: &Session) -> Result<Option<
     Err(last.unwrap_or_else(|| anyhow!("no answer")).context("reading Caddy's internal root certificate on the host"))
 }
 
-pub async fn run_step(ctx: &Ctx, trial: &Trial, s: &Session, step: &Step, user: &str, password: &str) -> Result<Value> {
+/// Who vouches for the site's certificate, for people.
+fn verified_against(tls: Tls, trust_ca: Option<&[u8]>) -> &'static str {
+    match (tls, trust_ca) {
+        (Tls::Internal, _) => "the stack's own CA (read from the host)",
+        (_, Some(_)) => "the root given with --trust-ca",
+        (Tls::Acme, None) => "this machine's root certificates",
+        (Tls::AcmeStaging, None) => "nothing: a staging CA's chain is not trusted anywhere (name and expiry checked only)",
+    }
+}
+
+/// One check step. `trust_ca`: a root (PEM) the operator vouches for, such as a private ACME
+/// CA's in a rehearsal; without it an ACME site must chain to this machine's roots.
+/// Caddy's recent log lines on the host, when they can be read.
+async fn caddy_log(trial: &Trial, s: &Session) -> Option<String> {
+    let cmd = deploy::compose_cmd(&remote::remote_dir(trial), trial.gpu, &["logs", "--no-color", "--tail", "300", "caddy"]);
+    s.run(&cmd).await.ok().map(|o| format!("{}{}", o.stdout_str(), String::from_utf8_lossy(&o.stderr)))
+}
+
+pub async fn run_step(
+    ctx: &Ctx,
+    trial: &Trial,
+    s: &Session,
+    step: &Step,
+    user: &str,
+    password: &str,
+    trust_ca: Option<&[u8]>,
+) -> Result<Value> {
+    let tls = remote::tls_mode(trial);
     let site = || async {
         let host = remote::ssh_host(trial)?;
+        let extra_root_pem = match trust_ca {
+            Some(pem) => Some(pem.to_vec()),
+            None => caddy_root(ctx, trial, s).await?,
+        };
         Ok::<Site, anyhow::Error>(Site {
             name: remote::site_name(trial)?,
             connect: host.parse().ok(),
             port: remote::host_port(trial, 443),
             user: user.to_string(),
             password: password.to_string(),
-            extra_root_pem: caddy_root(ctx, trial, s).await?,
+            extra_root_pem,
+            accept_untrusted: tls == Tls::AcmeStaging && trust_ca.is_none(),
         })
     };
     match step {
+        Step::Certificate { name, timeout_s, .. } => {
+            let site = site().await?;
+            let start = Instant::now();
+            let last = loop {
+                match smoke::certificate(&site).await {
+                    Ok(c) => {
+                        ctx.out.progress(format!(
+                            "      ok: certificate for {name} from {}, valid until {} ({} days left); verified against {}",
+                            c.issuer,
+                            c.not_after,
+                            c.days_left,
+                            verified_against(tls, trust_ca)
+                        ));
+                        return Ok(json!({"issuer": c.issuer, "not_after": c.not_after, "days_left": c.days_left,
+                                         "verified_against": verified_against(tls, trust_ca)}));
+                    }
+                    Err(e) if e.settled || start.elapsed() >= Duration::from_secs(*timeout_s) => break e,
+                    Err(e) => {
+                        ctx.out.progress(format!("      waiting for the certificate ({}s): {e}", start.elapsed().as_secs()));
+                        tokio::time::sleep(Duration::from_secs(5)).await;
+                    }
+                }
+            };
+            let why = match tls.is_acme() {
+                true => caddy_log(trial, s).await.and_then(|log| acme::explain(&log, name, &remote::ssh_host(trial).unwrap_or_default())),
+                false => None,
+            };
+            bail!(
+                "no certificate for {name} that {} trusts within {timeout_s}s: {last}{}",
+                verified_against(tls, trust_ca),
+                why.map(|w| format!("\n{w}")).unwrap_or_default()
+            )
+        }
         Step::WaitHealthy { require_model, .. } => {
             let timeout = std::env::var("MUNERO_HEALTH_TIMEOUT").ok().and_then(|v| v.parse().ok()).unwrap_or(600);
             let full = smoke::wait_healthy(&site().await?, Duration::from_secs(timeout), *require_model).await?;

@@ -49,7 +49,7 @@ impl Host for ExistingHost {
 
     fn defaults(&self, _cfg: &Config) -> Defaults {
         Defaults { cpu: "existing host".into(), gpu: Ok("existing host".into()), image: String::new(), location: None, firewall: false,
-                   docker_source: crate::cloudinit::DockerSource::Upstream, user_data_limit: 0 }
+                   docker_source: crate::cloudinit::DockerSource::Upstream, user_data_limit: 0, public_address: true }
     }
 
     async fn plan_create(&self, ctx: &Ctx, req: &CreateRequest) -> Result<CreatePlan> {
@@ -89,6 +89,9 @@ impl Host for ExistingHost {
             expires_unix: req.expires_unix(),
             expires: req.expires_rfc3339(),
             domain: req.domain.clone(),
+            domain_auto: req.domain_auto.clone(),
+            tls: Some(req.tls),
+            dns: None,
             ssh_user: user.clone(),
             ipv4: host.parse::<std::net::Ipv4Addr>().ok().map(|a| a.to_string()),
             ssh_host: Some(host.clone()),

@@ -7,7 +7,7 @@ use std::any::Any;
 
 use anyhow::Result;
 use async_trait::async_trait;
-use munero_provider::{PriceQuote, ProviderKind, ServerInfo};
+use munero_provider::{PriceQuote, ProviderKind, Resource, ServerInfo};
 use serde_json::Value;
 
 use crate::config::Config;
@@ -87,6 +87,17 @@ pub trait Host: Send + Sync {
     /// `doctor`'s checks of what this kind of host needs (credentials, tools).
     async fn preflight(&self) -> Vec<Finding> {
         Vec::new()
+    }
+
+    /// The trial's resources whose `munero-expires` label `extend` moves (none for kinds whose
+    /// record is all there is).
+    async fn labelled(&self, _ctx: &Ctx, _trial: &str) -> Result<Vec<Resource>> {
+        Ok(Vec::new())
+    }
+
+    /// Move those labels to `expires_unix`.
+    async fn relabel(&self, _ctx: &Ctx, _resources: &[Resource], _expires_unix: i64) -> Result<()> {
+        Ok(())
     }
 }
 

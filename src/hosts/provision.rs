@@ -96,6 +96,9 @@ pub fn record(ctx: &Ctx, req: &CreateRequest, keys: &TrialKeys) -> Trial {
     t.expires_unix = req.expires_unix();
     t.expires = req.expires_rfc3339();
     t.domain = req.domain.clone();
+    t.domain_auto = req.domain_auto.clone();
+    t.tls = Some(req.tls);
+    t.dns = req.dns;
     t.ssh_from = req.ssh_from.clone();
     t.ssh_user = trial::DEPLOY_USER.to_string();
     if t.state.is_empty() {
@@ -122,6 +125,8 @@ pub fn user_data(req: &CreateRequest, kind: ProviderKind, keys: &TrialKeys, limi
         expires_unix: req.expires_unix(),
         expires_rfc3339: req.expires_rfc3339(),
         expires_systemd: req.expires_systemd(),
+        wipe_grace_s: crate::resolve::WIPE_GRACE_S,
+        wipe_at_systemd: req.systemd_at(req.expires_unix() + crate::resolve::WIPE_GRACE_S),
         domain: req.domain.clone(),
         deploy_user: trial::DEPLOY_USER.to_string(),
         authorized_key: keys.login.public_openssh.clone(),

@@ -1,5 +1,5 @@
-//! The one place that lists a trial's labelled resources and orders their deletion: servers
-//! first (a firewall or key in use by a server cannot go), then firewalls, then SSH keys. Used by
+//! The one place that lists a trial's labelled resources and orders their deletion: DNS records
+//! first, then servers (a firewall or key in use by a server cannot go), then firewalls, then SSH keys. Used by
 //! destroy (one trial) and teardown (every expired trial at once).
 
 use anyhow::{Context, Result};
@@ -7,9 +7,11 @@ use munero_provider::{is_managed, is_managed_for, Provider, Resource, ResourceKi
 
 pub fn deletion_rank(kind: ResourceKind) -> u8 {
     match kind {
-        ResourceKind::Server => 0,
-        ResourceKind::Firewall => 1,
-        ResourceKind::SshKey => 2,
+        // The name goes before the address it points at can pass to someone else's server.
+        ResourceKind::DnsRecord => 0,
+        ResourceKind::Server => 1,
+        ResourceKind::Firewall => 2,
+        ResourceKind::SshKey => 3,
     }
 }
 

@@ -51,6 +51,12 @@ pub enum CreateStep {
     BootVm { accel: String, argv: Vec<String> },
     /// Wait until SSH answers on the forwarded port with exactly the pinned host key.
     WaitSsh { target: String, timeout_s: u64 },
+    /// Point `fqdn` at the server's IPv4: an A record set in the operator's zone, labelled like
+    /// the trial's other resources (found again by label on a resumed create).
+    EnsureDnsRecord { fqdn: String, zone: String, zone_id: String, name: String, labels: Labels },
+    /// Ask the zone's authoritative nameservers until they give the server's IPv4 (a CA asks
+    /// them too); a slow answer is a warning: deploy checks the name again.
+    WaitDns { fqdn: String, nameservers: Vec<String>, timeout_s: u64 },
     /// Write the trial record.
     RecordTrial { path: PathBuf },
 }
@@ -70,6 +76,8 @@ impl CreateStep {
             CreateStep::RunLocal { .. } => "disk",
             CreateStep::BootVm { .. } => "boot",
             CreateStep::WaitSsh { .. } => "wait ssh",
+            CreateStep::EnsureDnsRecord { .. } => "dns record",
+            CreateStep::WaitDns { .. } => "wait dns",
             CreateStep::RecordTrial { .. } => "record",
         }
     }
@@ -117,6 +125,17 @@ impl fmt::Display for CreateStep {
             CreateStep::WaitSsh { target, timeout_s } => write!(
                 f,
                 "wait up to {timeout_s} s until {target} answers with the pinned host key (the serial console's tail on failure)"
+            ),
+            CreateStep::EnsureDnsRecord { fqdn, zone, name, labels, .. } => write!(
+                f,
+                "ensure DNS record {fqdn} A -> the server's IPv4, and AAAA -> its IPv6 when it has one (zone {zone}, name \
+                 {name}, ttl 60) labels {}; a record of that name not made for this trial is never changed: the create stops",
+                labels_to_string(labels)
+            ),
+            CreateStep::WaitDns { fqdn, nameservers, timeout_s } => write!(
+                f,
+                "wait up to {timeout_s} s until {} answer {fqdn} with the server's IPv4",
+                if nameservers.is_empty() { "the zone's nameservers".to_string() } else { nameservers.join(", ") }
             ),
             CreateStep::RecordTrial { path } => write!(f, "record the trial in {}", path.display()),
         }

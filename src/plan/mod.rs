@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod create;
 pub mod destroy;
+pub mod extend;
 pub mod teardown;
 pub mod wipe;
 

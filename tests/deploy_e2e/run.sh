@@ -96,6 +96,7 @@ cleanup() {
     done
     if [[ -n $SSHD_PID ]]; then
         kill "$SSHD_PID" 2>/dev/null || true
+        [[ -n ${HOOK_PID:-} ]] && kill "$HOOK_PID" 2>/dev/null || true
         wait "$SSHD_PID" 2>/dev/null || true
     fi
     rm -rf "$WORK"
@@ -192,10 +193,11 @@ figure "first deploy (build + up + checks): $((SECONDS - t0)) s"
 
 check_deploy_steps() {
     local s
-    for s in wait-cloud-init upload-data compose-up load-data pull-model wait-healthy smoke exposure-probe; do
+    for s in wait-cloud-init upload-data compose-up load-data pull-model certificate wait-healthy smoke exposure-probe; do
         grep -q "\[$s\]" "$OUT/deploy1.log" || { echo "step $s not in the output"; return 1; }
     done
     grep -q "trusting the site's own CA" "$OUT/deploy1.log" || { echo "smoke did not use Caddy's internal CA"; return 1; }
+    grep -q "ok: certificate for .* verified against the stack's own CA" "$OUT/deploy1.log" || { echo "deploy did not check the site's certificate"; return 1; }
     grep -q "ok   GET / (the dashboard page)" "$OUT/deploy1.log" || { echo "smoke did not see the dashboard page"; return 1; }
     grep -q "ok   GET / without credentials is refused" "$OUT/deploy1.log" || { echo "smoke did not check that / needs credentials"; return 1; }
     grep -q "https://127.0.0.1/" "$OUT/deploy1.log" || { echo "no URL printed"; return 1; }
@@ -315,13 +317,50 @@ check_history() {
 }
 check "history: every action locally and on the host, no password, no question" check_history
 
+# A webhook receiver on loopback: each POST body is one line of $WORK/hooks.jsonl.
+start_webhook() {
+    HOOK_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    # Its output goes to a file: a background job holding the check's output pipe would keep
+    # the check (a command substitution) waiting for ever.
+    python3 - "$HOOK_PORT" "$WORK/hooks.jsonl" >"$WORK/hooks.log" 2>&1 <<'PY' &
+import http.server, sys
+port, path = int(sys.argv[1]), sys.argv[2]
+class Hook(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        with open(path, "ab") as f:
+            f.write(body + b"\n")
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"ok")
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("127.0.0.1", port), Hook).serve_forever()
+PY
+    HOOK_PID=$!
+    local i
+    for i in $(seq 50); do
+        python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', int(sys.argv[1])), 1)" "$HOOK_PORT" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "the webhook receiver did not start"
+    return 1
+}
+
 check_wipe() {
-    cli wipe wipe "$T" --yes || return 1
+    start_webhook || return 1
+    export MUNERO_WEBHOOK_URL="http://127.0.0.1:$HOOK_PORT/hooks/secret-hook-token"
+    cli wipe wipe "$T" --yes || { unset MUNERO_WEBHOOK_URL; return 1; }
+    unset MUNERO_WEBHOOK_URL
+    grep -q '"event": *"wiped"' "$WORK/hooks.jsonl" 2>/dev/null || { echo "the webhook got no wiped notice"; cat "$WORK/hooks.jsonl" 2>/dev/null; return 1; }
+    grep -q "\"trial\": *\"$T\"" "$WORK/hooks.jsonl" || { echo "the wiped notice does not name the trial"; return 1; }
+    kill "$HOOK_PID" 2>/dev/null || true
+    if grep -q "secret-hook-token" "$OUT/wipe.log"; then echo "the webhook URL was printed"; return 1; fi
     grep -qi "receipt" "$OUT/wipe.log" || { echo "no receipt in the output"; cat "$OUT/wipe.log"; return 1; }
     grep -qi "sha256" "$OUT/wipe.log" || { echo "the receipt names no sha256"; return 1; }
     grep -q "uploaded copy removed" "$OUT/wipe.log" || { echo "the uploaded copy was not reported removed"; return 1; }
 }
-check "wipe $T --yes exits 0 and prints the receipt" check_wipe
+check "wipe $T --yes exits 0, prints the receipt and notifies the webhook (its URL never printed)" check_wipe
 check "after wipe: /api/dashboard/test -> 503 (no data)" expect_dashboard 503
 check_no_data_in_volume() {
     if dc exec -T backend test -e /data/munero.sqlite; then echo "/data/munero.sqlite still there"; return 1; fi

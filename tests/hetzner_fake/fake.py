@@ -29,7 +29,7 @@ import threading
 import time
 import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 MAX_PER_PAGE = 50
 USER_DATA_LIMIT = 32 * 1024
@@ -155,6 +155,16 @@ IMAGES = [
      "labels": {}, "architecture": "x86"},
 ]
 
+# DNS (zones and RRSets): the names Hetzner assigns to every primary Zone, and the RRSet types.
+ZONE_NAMESERVERS = ["hydrogen.ns.hetzner.com.", "oxygen.ns.hetzner.com.", "helium.ns.hetzner.de."]
+RRSET_TYPES = ("A", "AAAA", "CAA", "CNAME", "DS", "HINFO", "HTTPS", "MX", "NS", "PTR", "RP", "SOA",
+               "SRV", "SVCB", "TLSA", "TXT")
+TTL_MIN, TTL_MAX = 60, 2147483647
+ZONE_REGISTRARS = ("hetzner", "other", "unknown")
+DELEGATION_STATUSES = ("invalid", "lame", "partially-valid", "unknown", "unregistered", "valid")
+RR_LABEL = re.compile(r"^(\*|[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)$")
+ZONE_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+
 # ---------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------
@@ -182,8 +192,8 @@ def not_found(kind):
     return ApiError(404, "not_found", "%s not found" % kind)
 
 
-def uniqueness_error(field):
-    return ApiError(409, "uniqueness_error", "%s is already used" % field, {"fields": [{"name": field}]})
+def uniqueness_error(field, message=None):
+    return ApiError(409, "uniqueness_error", message or "%s is already used" % field, {"fields": [{"name": field}]})
 
 
 def now_iso(t=None):
@@ -374,9 +384,11 @@ class State:
             self.servers = {}
             self.ssh_keys = {}
             self.firewalls = {}
+            self.zones = {}  # id -> zone; a zone's RRSets are in zone["_rrsets"], keyed (name, type)
             self.actions = {}
             self.releasing = {}  # server id -> delete_server action id, while firewalls hold on
-            self.next_id = {"server": 1001, "ssh_key": 3001, "firewall": 2001, "action": 9001, "ip": 4001}
+            self.next_id = {"server": 1001, "ssh_key": 3001, "firewall": 2001, "action": 9001, "ip": 4001,
+                            "zone": 5001, "rrset": 1}
             self.requests = []
             self.faults = []
             self.fault_seq = 0
@@ -824,6 +836,160 @@ class State:
         actions = self.apply_firewall(fw, body.get("apply_to") or [], "apply_to", on_create=True)
         return fw, actions
 
+
+    # -- zones and RRSets (DNS) --
+    def create_zone(self, body):
+        """Zones come only from the control API's seed (POST /zones is not served). As on the real
+        API a primary Zone starts with an SOA RRSet and an NS RRSet (the three assigned Hetzner
+        nameservers) at the apex."""
+        name = require_field(body, "name", str)
+        labels = check_labels(body.get("labels"))
+        if (name != name.lower() or name.endswith(".") or len(name) > 255 or name.count(".") < 1
+                or not all(ZONE_LABEL.match(part) for part in name.split("."))):
+            raise invalid_input("name", "name must be a lower-case domain name without a trailing dot")
+        mode = body.get("mode", "primary")
+        if mode != "primary":
+            raise invalid_input("mode", "only primary zones are supported by this fake")
+        ttl = body.get("ttl", 3600)
+        if isinstance(ttl, bool) or not isinstance(ttl, int) or not TTL_MIN <= ttl <= TTL_MAX:
+            raise invalid_input("ttl", "ttl must be an integer between %d and %d" % (TTL_MIN, TTL_MAX))
+        registrar = body.get("registrar", "hetzner")
+        if registrar not in ZONE_REGISTRARS:
+            raise invalid_input("registrar", "registrar must be one of %s" % ", ".join(ZONE_REGISTRARS))
+        delegation = body.get("delegation_status", "valid")
+        if delegation not in DELEGATION_STATUSES:
+            raise invalid_input("delegation_status", "delegation_status must be one of %s"
+                                % ", ".join(DELEGATION_STATUSES))
+        if any(z["name"] == name for z in self.zones.values()):
+            raise uniqueness_error("name")
+        zone = {"id": self.new_id("zone"), "name": name, "labels": labels, "created": now_iso(),
+                "ttl": ttl, "mode": mode, "registrar": registrar, "_delegation": delegation, "_rrsets": {}}
+        serial = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d01")
+        defaults = [
+            {"name": "@", "type": "SOA", "records": [{"value": "%s dns.hetzner.com. %s 86400 10800 3600000 3600"
+                                                               % (ZONE_NAMESERVERS[0], serial)}]},
+            {"name": "@", "type": "NS", "records": [{"value": ns} for ns in ZONE_NAMESERVERS]},
+        ]
+        rrsets = body.get("rrsets") or []
+        if not isinstance(rrsets, list):
+            raise invalid_input("rrsets", "rrsets must be an array")
+        for item in defaults:
+            self.create_rrset(zone, item)
+        for item in rrsets:
+            if not isinstance(item, dict):
+                raise invalid_input("rrsets", "each rrset must be an object")
+            self.create_rrset(zone, item)
+        self.zones[zone["id"]] = zone
+        return zone
+
+    def find_zone(self, id_or_name):
+        if id_or_name.isdigit():
+            zone = self.zones.get(int(id_or_name))
+        else:
+            zone = next((z for z in self.zones.values() if z["name"] == id_or_name), None)
+        if zone is None:
+            raise not_found("zone")
+        return zone
+
+    def render_zone(self, zone):
+        return {
+            "id": zone["id"],
+            "name": zone["name"],
+            "created": zone["created"],
+            "mode": zone["mode"],
+            "ttl": zone["ttl"],
+            "labels": dict(zone["labels"]),
+            "protection": {"delete": False},
+            "status": "ok",
+            "registrar": zone["registrar"],
+            "record_count": sum(len(r["records"]) for r in zone["_rrsets"].values()),
+            "authoritative_nameservers": {
+                "assigned": list(ZONE_NAMESERVERS),
+                "delegated": list(ZONE_NAMESERVERS) if zone["_delegation"] in ("valid", "partially-valid") else [],
+                "delegation_last_check": zone["created"],
+                "delegation_status": zone["_delegation"],
+            },
+        }
+
+    @staticmethod
+    def render_rrset(zone, rrset):
+        return {
+            "id": "%s/%s" % (rrset["name"], rrset["type"]),
+            "name": rrset["name"],
+            "type": rrset["type"],
+            "ttl": rrset["ttl"],
+            "labels": dict(rrset["labels"]),
+            "protection": {"change": False},
+            "records": [dict(r) for r in rrset["records"]],
+            "zone": zone["id"],
+        }
+
+    @staticmethod
+    def check_rrset_name(zone, name, field="name"):
+        if not isinstance(name, str) or not name:
+            raise invalid_input(field, "name is required")
+        if name != name.lower():
+            raise invalid_input(field, "name must be in lower case")
+        if name.endswith("."):
+            raise invalid_input(field, "name must not end with a dot")
+        if name == zone["name"] or name.endswith("." + zone["name"]):
+            raise invalid_input(field, "name must not end with the zone name (use @ for the zone apex)")
+        if name != "@" and (len(name) > 253 - len(zone["name"]) - 1
+                            or not all(RR_LABEL.match(part) for part in name.split("."))):
+            raise invalid_input(field, "name %r is not a valid record name" % name)
+        return name
+
+    @staticmethod
+    def check_rrset_type(rr_type, field="type"):
+        if rr_type not in RRSET_TYPES:
+            raise invalid_input(field, "type must be one of %s" % ", ".join(RRSET_TYPES))
+        return rr_type
+
+    def create_rrset(self, zone, body):
+        """Validate and add one RRSet to a zone (the caller makes the action)."""
+        name = self.check_rrset_name(zone, require_field(body, "name", str))
+        rr_type = self.check_rrset_type(require_field(body, "type", str))
+        records = require_field(body, "records", list)
+        ttl = body.get("ttl")
+        if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int) or not TTL_MIN <= ttl <= TTL_MAX):
+            raise invalid_input("ttl", "ttl must be null or an integer between %d and %d" % (TTL_MIN, TTL_MAX))
+        labels = check_labels(body.get("labels"))
+        if not records:
+            raise invalid_input("records", "records must not be empty")
+        out, seen = [], set()
+        for record in records:
+            if not isinstance(record, dict) or not isinstance(record.get("value"), str) or not record["value"]:
+                raise invalid_input("records", "each record needs a string value")
+            comment = record.get("comment")
+            if comment is not None and not isinstance(comment, str):
+                raise invalid_input("records", "comment must be a string")
+            value = record["value"]
+            if value in seen:
+                raise invalid_input("records", "record values must be distinct (%r given twice)" % value)
+            seen.add(value)
+            if rr_type in ("A", "AAAA"):
+                try:
+                    ip = ipaddress.ip_address(value)
+                except ValueError:
+                    ip = None
+                if ip is None or ip.version != (4 if rr_type == "A" else 6):
+                    raise invalid_input("records", "%r is not a valid IPv%s address"
+                                        % (value, "4" if rr_type == "A" else "6"))
+            out.append({"value": value, "comment": comment or ""})
+        if (name, rr_type) in zone["_rrsets"]:
+            raise uniqueness_error("name", "rrset %s/%s already exists" % (name, rr_type))
+        rrset = {"name": name, "type": rr_type, "ttl": ttl, "labels": labels, "records": out,
+                 "_created": now_iso(), "_seq": self.new_id("rrset")}
+        zone["_rrsets"][(name, rr_type)] = rrset
+        return rrset
+
+    def find_rrset(self, zone, name, rr_type):
+        self.check_rrset_type(rr_type, "rr_type")
+        rrset = zone["_rrsets"].get((name, rr_type))
+        if rrset is None:
+            raise not_found("rrset")
+        return rrset
+
     # -- dump --
     def dump(self):
         return {
@@ -831,6 +997,10 @@ class State:
                              ssh_keys=s["_ssh_keys"]) for s in sorted(self.servers.values(), key=lambda s: s["id"])],
             "ssh_keys": [dict(k) for k in sorted(self.ssh_keys.values(), key=lambda k: k["id"])],
             "firewalls": [self.render_firewall(f) for f in sorted(self.firewalls.values(), key=lambda f: f["id"])],
+            "zones": [self.render_zone(z) for z in sorted(self.zones.values(), key=lambda z: z["id"])],
+            "rrsets": [dict(self.render_rrset(z, r), zone_name=z["name"])
+                       for z in sorted(self.zones.values(), key=lambda z: z["id"])
+                       for r in sorted(z["_rrsets"].values(), key=lambda r: r["_seq"])],
             "actions": [self.render_action(a, observe=False) for a in sorted(self.actions.values(), key=lambda a: a["id"])],
             "config": dict(self.config),
         }
@@ -864,6 +1034,8 @@ class Api:
             return self.ssh_keys(method, parts[1:], query, body)
         if head == "firewalls":
             return self.firewalls(method, parts[1:], query, body)
+        if head == "zones":
+            return self.zones(method, [unquote(p) for p in parts[1:]], query, body)
         if head == "actions":
             return self.actions(method, parts[1:], query, None)
         if head == "pricing" and method == "GET" and len(parts) == 1:
@@ -1064,6 +1236,68 @@ class Api:
             return 200, {"firewall": s.render_firewall(fw)}
         raise not_found("route")
 
+
+    # -- zones and RRSets (DNS) --
+    def zones(self, method, rest, query, body):
+        s = self.state
+        if rest and rest[0] == "actions":
+            return self.actions(method, rest[1:], query, ("zone", None))
+        if not rest:
+            if method == "GET":
+                items = [s.render_zone(z) for z in s.zones.values()]
+                mode = query.get("mode")
+                if mode and mode[-1] not in ("primary", "secondary"):
+                    raise invalid_input("mode", "mode must be primary or secondary")
+                if mode:
+                    items = [z for z in items if z["mode"] == mode[-1]]
+                return self.listing(items, query, "zones")
+            raise not_found("route")
+        zone = s.find_zone(rest[0])
+        if len(rest) == 1:
+            if method == "GET":
+                return 200, {"zone": s.render_zone(zone)}
+            raise not_found("route")
+        if rest[1] == "actions":
+            return self.actions(method, rest[2:], query, ("zone", zone["id"]))
+        if rest[1] != "rrsets":
+            raise not_found("route")
+        if len(rest) == 2:
+            if method == "GET":
+                items = []
+                for rrset in zone["_rrsets"].values():
+                    items.append(dict(s.render_rrset(zone, rrset), created=rrset["_created"], _seq=rrset["_seq"]))
+                types = query.get("type")
+                for rr_type in types or []:
+                    s.check_rrset_type(rr_type)
+                if types:
+                    items = [r for r in items if r["type"] in types]
+                items.sort(key=lambda r: r["_seq"])
+                status, out = self.listing(items, query, "rrsets")
+                for r in out["rrsets"]:
+                    r.pop("created")
+                    r.pop("_seq")
+                return status, out
+            if method == "POST":
+                rrset = s.create_rrset(zone, require_body_object(body))
+                action = s.new_action("create_rrset", [{"id": zone["id"], "type": "zone"}])
+                return 201, {"rrset": s.render_rrset(zone, rrset), "action": s.render_action(action, observe=False)}
+            raise not_found("route")
+        if len(rest) != 4:
+            raise not_found("route")
+        rrset = s.find_rrset(zone, rest[2], rest[3])
+        if method == "GET":
+            return 200, {"rrset": s.render_rrset(zone, rrset)}
+        if method == "PUT":
+            body = require_body_object(body)
+            if "labels" in body:
+                rrset["labels"] = check_labels(body["labels"])
+            return 200, {"rrset": s.render_rrset(zone, rrset)}
+        if method == "DELETE":
+            del zone["_rrsets"][(rrset["name"], rrset["type"])]
+            action = s.new_action("delete_rrset", [{"id": zone["id"], "type": "zone"}])
+            return 201, {"action": s.render_action(action, observe=False)}
+        raise not_found("route")
+
     # -- catalogue --
     def catalogue(self, kind, rest, query):
         if kind == "datacenters":
@@ -1201,7 +1435,7 @@ class Control:
 
     def seed(self, body):
         s = self.state
-        out = {"ssh_keys": [], "firewalls": [], "servers": []}
+        out = {"ssh_keys": [], "firewalls": [], "servers": [], "zones": [], "rrsets": []}
         try:
             for item in body.get("ssh_keys", []):
                 item = dict(item)
@@ -1230,6 +1464,11 @@ class Control:
                 if status:
                     server["status"] = status
                 out["servers"].append(s.render_server(server, observe=False))
+            for item in body.get("zones", []):
+                zone = s.create_zone(dict(item))
+                out["zones"].append(s.render_zone(zone))
+                out["rrsets"].extend(s.render_rrset(zone, r) for r in sorted(zone["_rrsets"].values(),
+                                                                             key=lambda r: r["_seq"]))
         except ApiError as err:
             return 422, dict(err.body(), seeded=out)
         return 201, out

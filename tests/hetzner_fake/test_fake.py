@@ -608,6 +608,188 @@ class ApiBehaviour:
                          [("GET", "/v1/servers"), ("DELETE", "/v1/firewalls/%d" % seeded["firewalls"][0]["id"])])
         self.assertEqual(log[0]["query"], {"label_selector": ["munero-managed=true"]})
 
+    # -- DNS: zones and RRSets --
+    def seed_zones(self):
+        return self.ctl("POST", "seed", {"zones": [
+            {"name": "example.com", "labels": {"munero-managed": "true", "munero-trial": "alpha"},
+             "rrsets": [{"name": "www", "type": "A", "records": [{"value": "198.51.100.1"}],
+                         "labels": {"munero-trial": "alpha"}}]},
+            {"name": "decoy.org", "labels": {"munero-trial": "beta"}, "ttl": 7200, "registrar": "other"},
+        ]})
+
+    def test_dns_zones_list_get_and_filter(self):
+        seeded = self.seed_zones()
+        self.assertEqual([z["name"] for z in seeded["zones"]], ["example.com", "decoy.org"])
+        self.assertEqual([r["id"] for r in seeded["rrsets"]], ["@/SOA", "@/NS", "www/A", "@/SOA", "@/NS"])
+        zid = seeded["zones"][0]["id"]
+        status, _, out = self.api("GET", "/zones")
+        self.assertEqual(status, 200, out)
+        self.assertEqual([z["name"] for z in out["zones"]], ["example.com", "decoy.org"])
+        self.assertEqual(out["meta"]["pagination"]["total_entries"], 2)
+        zone = out["zones"][0]
+        self.assertEqual((zone["mode"], zone["status"], zone["ttl"], zone["registrar"], zone["record_count"]),
+                         ("primary", "ok", 3600, "hetzner", 5))  # SOA + 3 NS + www/A
+        self.assertEqual(zone["protection"], {"delete": False})
+        self.assertEqual(zone["authoritative_nameservers"]["assigned"], fake.ZONE_NAMESERVERS)
+        self.assertEqual((out["zones"][1]["ttl"], out["zones"][1]["registrar"]), (7200, "other"))
+        for query, names in (("name=decoy.org", ["decoy.org"]), ("name=decoy", []),
+                             ("mode=primary&sort=name", ["decoy.org", "example.com"]),
+                             ("mode=secondary", []),
+                             ("label_selector=munero-managed%3Dtrue", ["example.com"]),
+                             ("label_selector=munero-trial%20in%20(alpha,beta)&sort=id:desc",
+                              ["decoy.org", "example.com"]),
+                             ("per_page=1&page=2", ["decoy.org"])):
+            status, _, out = self.api("GET", "/zones?" + query)
+            self.assertEqual(status, 200, (query, out))
+            self.assertEqual([z["name"] for z in out["zones"]], names, query)
+        self.assertEqual(out["meta"]["pagination"], {"page": 2, "per_page": 1, "previous_page": 1, "next_page": None,
+                                                     "last_page": 2, "total_entries": 2})
+        for ref in (str(zid), "example.com"):
+            status, _, out = self.api("GET", "/zones/" + ref)
+            self.assertEqual((status, out["zone"]["id"], out["zone"]["name"]), (200, zid, "example.com"))
+        for ref in ("999999", "nope.example"):
+            status, _, out = self.api("GET", "/zones/" + ref)
+            self.assert_error(status, out, 404, "not_found")
+            status, _, out = self.api("GET", "/zones/%s/rrsets" % ref)
+            self.assert_error(status, out, 404, "not_found")
+
+    def test_dns_rrset_create_get_list_delete(self):
+        zid = self.seed_zones()["zones"][0]["id"]
+        body = {"name": "_acme-challenge", "type": "TXT", "ttl": 60, "labels": MANAGED,
+                "records": [{"value": '"token-1"', "comment": "ACME"}, {"value": '"token-2"'}]}
+        status, _, out = self.api("POST", "/zones/example.com/rrsets", body)
+        self.assertEqual(status, 201, out)
+        self.assertEqual(out["rrset"], {"id": "_acme-challenge/TXT", "name": "_acme-challenge", "type": "TXT",
+                                        "ttl": 60, "labels": MANAGED, "protection": {"change": False},
+                                        "records": [{"value": '"token-1"', "comment": "ACME"},
+                                                    {"value": '"token-2"', "comment": ""}],
+                                        "zone": zid})
+        self.assertEqual((out["action"]["command"], out["action"]["resources"]),
+                         ("create_rrset", [{"id": zid, "type": "zone"}]))
+        self.assertEqual(self.wait_action(out["action"]["id"])["status"], "success")
+        status, _, out = self.api("POST", "/zones/%d/rrsets" % zid, dict(body, ttl=None))
+        self.assert_error(status, out, 409, "uniqueness_error")
+        status, _, out = self.api("POST", "/zones/%d/rrsets" % zid,
+                                  {"name": "@", "type": "AAAA", "records": [{"value": "2001:db8::1"}]})
+        self.assertEqual((status, out["rrset"]["id"], out["rrset"]["ttl"]), (201, "@/AAAA", None))
+        status, _, out = self.api("GET", "/zones/%d" % zid)
+        self.assertEqual(out["zone"]["record_count"], 8)
+
+        status, _, out = self.api("GET", "/zones/example.com/rrsets/_acme-challenge/TXT")
+        self.assertEqual((status, out["rrset"]["id"]), (200, "_acme-challenge/TXT"))
+        status, _, out = self.api("GET", "/zones/%d/rrsets/@/AAAA" % zid)
+        self.assertEqual((status, out["rrset"]["records"]), (200, [{"value": "2001:db8::1", "comment": ""}]))
+        status, _, out = self.api("GET", "/zones/example.com/rrsets/_acme-challenge/A")
+        self.assert_error(status, out, 404, "not_found")
+        status, _, out = self.api("GET", "/zones/decoy.org/rrsets/www/A")
+        self.assert_error(status, out, 404, "not_found")
+
+        for query, ids in (("", ["@/AAAA", "@/NS", "@/SOA", "_acme-challenge/TXT", "www/A"]),
+                           ("type=A&type=AAAA", ["@/AAAA", "www/A"]),
+                           ("name=%40&sort=id:desc", ["@/SOA", "@/NS", "@/AAAA"]),
+                           ("name=www", ["www/A"]),
+                           ("label_selector=munero-trial%3Dalpha", ["_acme-challenge/TXT", "www/A"]),
+                           ("label_selector=munero-managed&type=TXT", ["_acme-challenge/TXT"]),
+                           ("sort=name:desc&sort=id&per_page=2", ["www/A", "_acme-challenge/TXT"])):
+            status, _, out = self.api("GET", "/zones/example.com/rrsets?" + query)
+            self.assertEqual(status, 200, (query, out))
+            self.assertEqual([r["id"] for r in out["rrsets"]], ids, query)
+        self.assertEqual(out["meta"]["pagination"]["total_entries"], 5)
+        self.assertEqual(out["meta"]["pagination"]["next_page"], 2)
+
+        relabelled = dict(MANAGED, **{"munero-expires": "1900000000"})
+        status, _, out = self.api("PUT", "/zones/example.com/rrsets/_acme-challenge/TXT", {"labels": relabelled})
+        self.assertEqual((status, out["rrset"]["labels"]), (200, relabelled), out)
+        status, _, out = self.api("GET", "/zones/example.com/rrsets/_acme-challenge/TXT")
+        self.assertEqual(out["rrset"]["labels"], relabelled)
+
+        status, _, out = self.api("DELETE", "/zones/example.com/rrsets/_acme-challenge/TXT")
+        self.assertEqual(status, 201, out)
+        self.assertEqual((out["action"]["command"], out["action"]["resources"]),
+                         ("delete_rrset", [{"id": zid, "type": "zone"}]))
+        status, _, out = self.api("GET", "/zones/example.com/rrsets/_acme-challenge/TXT")
+        self.assert_error(status, out, 404, "not_found")
+        status, _, out = self.api("DELETE", "/zones/example.com/rrsets/_acme-challenge/TXT")
+        self.assert_error(status, out, 404, "not_found")
+        status, _, out = self.api("GET", "/zones/%d/actions" % zid)
+        self.assertEqual([a["command"] for a in out["actions"]], ["create_rrset", "create_rrset", "delete_rrset"])
+        status, _, out = self.api("GET", "/zones/actions/%d" % out["actions"][2]["id"])
+        self.assertEqual((status, out["action"]["command"]), (200, "delete_rrset"))
+
+        state = self.ctl("GET", "state")
+        self.assertEqual([(z["name"], z["record_count"]) for z in state["zones"]], [("example.com", 6), ("decoy.org", 4)])
+        self.assertEqual([(r["zone_name"], r["id"]) for r in state["rrsets"]],
+                         [("example.com", "@/SOA"), ("example.com", "@/NS"), ("example.com", "www/A"),
+                          ("example.com", "@/AAAA"), ("decoy.org", "@/SOA"), ("decoy.org", "@/NS")])
+        self.ctl("POST", "reset", {})
+        state = self.ctl("GET", "state")
+        self.assertEqual((state["zones"], state["rrsets"]), ([], []))
+
+    def test_dns_rrset_bad_input_is_invalid_input(self):
+        """Inputs the spec's schema allows but the API refuses: the fake answers 422 invalid_input."""
+        self.seed_zones()
+        a = lambda value: [{"value": value}]
+        cases = [
+            {"name": "WWW", "type": "A", "records": a("198.51.100.2")},
+            {"name": "www.", "type": "A", "records": a("198.51.100.2")},
+            {"name": "www.example.com", "type": "A", "records": a("198.51.100.2")},
+            {"name": "example.com", "type": "A", "records": a("198.51.100.2")},
+            {"name": "", "type": "A", "records": a("198.51.100.2")},
+            {"name": "bad name", "type": "A", "records": a("198.51.100.2")},
+            {"name": "x", "type": "A", "records": []},
+            {"name": "x", "type": "A", "records": a("198.51.100.2") + a("198.51.100.2")},
+            {"name": "x", "type": "A", "records": a("198.51.100.256")},
+            {"name": "x", "type": "A", "records": a("2001:db8::1")},
+            {"name": "x", "type": "AAAA", "records": a("198.51.100.2")},
+            {"name": "x", "type": "AAAA", "records": a("2001:db8::g")},
+        ]
+        for body in cases:
+            status, _, out = self.api("POST", "/zones/example.com/rrsets", body)
+            self.assert_error(status, out, 422, "invalid_input")
+            self.assertIn("fields", out["error"]["details"], body)
+        status, _, out = self.api("GET", "/zones/example.com/rrsets?label_selector=a%3Db%3Dc")
+        self.assert_error(status, out, 422, "invalid_input")
+        self.assertEqual(len(self.ctl("GET", "state")["rrsets"]), 5)
+
+    def test_dns_rrset_requests_the_spec_refuses(self):
+        """Through Prism these never reach the fake (422 from Prism); directly the fake refuses them."""
+        self.seed_zones()
+        cases = [
+            {"name": "x", "type": "SPF", "records": [{"value": "v=spf1 -all"}]},
+            {"name": "x", "type": "A", "ttl": 59, "records": [{"value": "198.51.100.2"}]},
+            {"name": "x", "type": "A"},
+            {"name": "x", "type": "A", "records": [{"value": "198.51.100.2"}], "labels": {"k": "a:b"}},
+        ]
+        for body in cases:
+            status, _, out = self.api("POST", "/zones/example.com/rrsets", body)
+            self.assertEqual(status, 422, (body, out))
+            if self.via_prism:
+                self.assertIn("UNPROCESSABLE_ENTITY", out["type"])
+            else:
+                self.assertEqual(out["error"]["code"], "invalid_input")
+        for path in ("/zones/example.com/rrsets/www/SPF", "/zones/example.com/rrsets?type=A&type=SPF",
+                     "/zones?mode=tertiary"):
+            status, _, out = self.api("GET", path)
+            self.assertEqual(status, 422, (path, out))  # a value outside the spec's enum
+        self.assertEqual(len(self.ctl("GET", "state")["rrsets"]), 5)
+        self.expect_violations = True
+
+    def test_dns_rrset_pagination_and_bad_seed(self):
+        self.ctl("POST", "seed", {"zones": [{"name": "example.com", "rrsets": [
+            {"name": "h%02d" % i, "type": "A", "records": [{"value": "198.51.100.%d" % (i + 1)}]} for i in range(30)]}]})
+        status, _, out = self.api("GET", "/zones/example.com/rrsets?type=A&sort=name")
+        self.assertEqual(len(out["rrsets"]), 25)
+        self.assertEqual(out["meta"]["pagination"], {"page": 1, "per_page": 25, "previous_page": None,
+                                                     "next_page": 2, "last_page": 2, "total_entries": 30})
+        status, _, out = self.api("GET", "/zones/example.com/rrsets?type=A&sort=name&page=2")
+        self.assertEqual([r["name"] for r in out["rrsets"]], ["h25", "h26", "h27", "h28", "h29"])
+        for bad in ({"name": "example.com"}, {"name": "Upper.org"}, {"name": "dot.org."},
+                    {"name": "ok.org", "rrsets": [{"name": "a", "type": "A", "records": [{"value": "nope"}]}]}):
+            status, _, out = request(self.control + "/__fake/seed", "POST", {"zones": [bad]}, token=None)
+            self.assertEqual((status, out["error"]["code"]),
+                             (422, "uniqueness_error" if bad["name"] == "example.com" else "invalid_input"), bad)
+        self.assertEqual([z["name"] for z in self.ctl("GET", "state")["zones"]], ["example.com"])
+
 
 class DirectTests(ApiBehaviour, unittest.TestCase):
     """The fake alone, as the CLI sees it when the spec is absent."""

@@ -157,7 +157,7 @@ T_DEPLOY=$((SECONDS - t0))
 step_s() { json "$OUT/deploy.json" "d['results']['seconds'].get('$1', '-')" 2>/dev/null || echo "-"; }
 check_deploy() {
     local s
-    for s in wait-cloud-init upload-data ship-images compose-up load-data ship-model wait-healthy smoke exposure-probe; do
+    for s in wait-cloud-init upload-data ship-images compose-up load-data ship-model certificate wait-healthy smoke exposure-probe; do
         grep -q "\[$s\]" "$OUT/deploy.log" || { echo "step $s not run"; return 1; }
     done
     grep -q "ok   POST /api/chat/" "$OUT/deploy.log" || { echo "no answered question through Caddy"; grep -i chat "$OUT/deploy.log" | tail -3; return 1; }
@@ -187,6 +187,24 @@ check_cloud_init() {
 }
 check "cloud-init on the VM: status done, boot-finished" check_cloud_init
 
+check_timer() {
+    # The on-box kill path cloud-init installed: enabled, due at the expiry plus a day.
+    local expires
+    expires=$(json "$OUT/create.json" 'd["expires_unix"]')
+    cli timer ssh "$T" -- "systemctl is-enabled munero-expire.timer; grep ^MUNERO_EXPIRES= /etc/munero/trial.env; grep ^OnCalendar= /etc/systemd/system/munero-expire.timer" || return 1
+    grep -q "^enabled" "$OUT/timer.json" || { echo "the expiry timer is not enabled: $(cat "$OUT/timer.json")"; return 1; }
+    grep -q "^MUNERO_EXPIRES=$expires\$" "$OUT/timer.json" || { echo "trial.env does not carry the expiry $expires: $(cat "$OUT/timer.json")"; return 1; }
+    grep -q "^OnCalendar=$(date -u -d "@$((expires + 86400))" '+%Y-%m-%d %H:%M:%S') UTC\$" "$OUT/timer.json" || { echo "the timer is not at expiry + 1 day: $(cat "$OUT/timer.json")"; return 1; }
+    # extend moves it (and the record).
+    cli extend --output json extend "$T" --days 2 || return 1
+    local moved=$((expires + 2 * 86400))
+    cli timer2 ssh "$T" -- "grep ^MUNERO_EXPIRES= /etc/munero/trial.env; grep ^OnCalendar= /etc/systemd/system/munero-expire.timer" || return 1
+    grep -q "^MUNERO_EXPIRES=$moved\$" "$OUT/timer2.json" || { echo "extend did not move trial.env: $(cat "$OUT/timer2.json")"; return 1; }
+    grep -q "^OnCalendar=$(date -u -d "@$((moved + 86400))" '+%Y-%m-%d %H:%M:%S') UTC\$" "$OUT/timer2.json" || { echo "extend did not move the timer: $(cat "$OUT/timer2.json")"; return 1; }
+    grep -q "^expires_unix = $moved\$" "$STATE/trials/$T/trial.toml" || { echo "extend did not move the record"; return 1; }
+}
+check "the VM's own wipe timer is due a day after the expiry, and extend moves it" check_timer
+
 # --- wipe and destroy ------------------------------------------------------------------------------
 check "wipe $T --yes" cli wipe wipe "$T" --yes
 check_wiped() {
@@ -214,6 +232,6 @@ log "phases (s), accel $ACCEL:"
 printf '  %-22s %s\n' "create (to SSH)" "$T_CREATE" "  of which boot to SSH" "$BOOT_S" \
     "cloud-init (rest)" "$(step_s wait-cloud-init)" "upload data" "$(step_s upload-data)" \
     "image build + load" "$(step_s ship-images)" "compose up" "$(step_s compose-up)" "model copy" "$(step_s ship-model)" \
-    "healthy" "$(step_s wait-healthy)" "smoke" "$(step_s smoke)" "exposure probe" "$(step_s exposure-probe)" \
+    "certificate" "$(step_s certificate)" "healthy" "$(step_s wait-healthy)" "smoke" "$(step_s smoke)" "exposure probe" "$(step_s exposure-probe)" \
     "deploy total" "$T_DEPLOY" "destroy" "$T_DESTROY"
 checks_summary

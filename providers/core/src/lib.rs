@@ -207,6 +207,8 @@ pub struct ServerInfo {
     pub id: String,
     pub name: String,
     pub ipv4: Option<String>,
+    /// The server's own IPv6 address (the first of its network), when it has one.
+    pub ipv6: Option<String>,
     /// Provider status as reported ("running", "initializing", ...).
     pub status: String,
     pub labels: Labels,
@@ -242,6 +244,8 @@ pub enum ResourceKind {
     Server,
     Firewall,
     SshKey,
+    /// A DNS record set the tool made; id `<zone id>/<name>/<type>`, name the full name.
+    DnsRecord,
 }
 
 impl fmt::Display for ResourceKind {
@@ -250,8 +254,50 @@ impl fmt::Display for ResourceKind {
             ResourceKind::Server => "server",
             ResourceKind::Firewall => "firewall",
             ResourceKind::SshKey => "ssh key",
+            ResourceKind::DnsRecord => "dns record",
         })
     }
+}
+
+/// A DNS zone at the provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Zone {
+    pub id: String,
+    pub name: String,
+    /// The nameservers that answer for the zone with authority.
+    pub nameservers: Vec<String>,
+}
+
+/// One record set (a name and a type) in a zone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordSet {
+    pub zone_id: String,
+    /// Relative to the zone; `@` is the apex.
+    pub name: String,
+    pub rtype: String,
+    pub values: Vec<String>,
+    pub labels: Labels,
+}
+
+impl RecordSet {
+    /// The id a DNS record carries as a `Resource`.
+    pub fn resource_id(zone_id: &str, name: &str, rtype: &str) -> String {
+        format!("{zone_id}/{name}/{rtype}")
+    }
+    /// (zone id, name, type) from a resource id.
+    pub fn parse_resource_id(id: &str) -> Option<(&str, &str, &str)> {
+        let mut it = id.splitn(3, '/');
+        Some((it.next()?, it.next()?, it.next()?)).filter(|(z, n, t)| !z.is_empty() && !n.is_empty() && !t.is_empty())
+    }
+}
+
+/// The record name of `fqdn` inside `zone` (`@` at the apex), or None when it is not inside.
+pub fn name_in_zone(fqdn: &str, zone: &str) -> Option<String> {
+    let (f, z) = (fqdn.trim_end_matches('.').to_ascii_lowercase(), zone.trim_end_matches('.').to_ascii_lowercase());
+    if f == z {
+        return Some("@".into());
+    }
+    f.strip_suffix(&format!(".{z}")).map(str::to_string)
 }
 
 /// Any labelled resource (used for orphan detection and destroy reports).
@@ -355,6 +401,27 @@ pub trait Provider: Send + Sync {
     /// Wait until the server is running and has a public IPv4.
     async fn wait_running(&self, id: &str) -> Result<ServerInfo>;
 
+    /// The DNS zone at this provider that holds `fqdn` (the longest matching zone name).
+    async fn find_zone(&self, _fqdn: &str) -> Result<Option<Zone>> {
+        Err(ProviderError::Invalid(format!("{} keeps no DNS zones here; drop --dns", self.name())))
+    }
+
+    /// One record set, whoever made it.
+    async fn get_record(&self, _zone_id: &str, _name: &str, _rtype: &str) -> Result<Option<RecordSet>> {
+        Ok(None)
+    }
+
+    /// Create a record set (never replaces one: the caller has checked there is none).
+    async fn create_record(&self, _record: &RecordSet, _ttl: u32) -> Result<()> {
+        Err(ProviderError::Invalid(format!("{} keeps no DNS zones here; drop --dns", self.name())))
+    }
+
+    /// Replace a managed resource's labels (extend moves `munero-expires`); one that is not
+    /// managed is refused.
+    async fn set_labels(&self, kind: ResourceKind, _id: &str, _labels: &Labels) -> Result<()> {
+        Err(ProviderError::Invalid(format!("{} cannot relabel a {kind}", self.name())))
+    }
+
     /// Every server carrying `munero-managed=true`.
     async fn list_managed_servers(&self) -> Result<Vec<ServerInfo>>;
 
@@ -412,6 +479,17 @@ mod tests {
     fn selectors_match_the_label_names() {
         assert_eq!(trial_selector("t1x"), "munero-managed=true,munero-trial=t1x");
         assert_eq!(managed_selector(), "munero-managed=true");
+    }
+
+    #[test]
+    fn a_name_is_placed_in_its_zone_and_record_ids_round_trip() {
+        assert_eq!(name_in_zone("t1.trials.example.com", "example.com").as_deref(), Some("t1.trials"));
+        assert_eq!(name_in_zone("Example.com.", "example.com").as_deref(), Some("@"));
+        assert_eq!(name_in_zone("t1.example.org", "example.com"), None);
+        assert_eq!(name_in_zone("badexample.com", "example.com"), None);
+        let id = RecordSet::resource_id("42", "t1.trials", "A");
+        assert_eq!(RecordSet::parse_resource_id(&id), Some(("42", "t1.trials", "A")));
+        assert_eq!(RecordSet::parse_resource_id("42/x"), None);
     }
 
     #[test]

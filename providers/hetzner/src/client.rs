@@ -149,6 +149,12 @@ impl Client {
         self.last_date.lock().ok().and_then(|d| d.clone())
     }
 
+    /// PUT (an update: idempotent, so retried like a GET).
+    pub async fn put<T: DeserializeOwned>(&self, path: &str, body: &Value) -> Result<T, ProviderError> {
+        let bytes = self.send(Method::PUT, path, &[], Some(body), Retry::Idempotent).await?;
+        decode(path, &bytes)
+    }
+
     /// DELETE; returns the body (possibly empty: 204).
     pub async fn delete(&self, path: &str) -> Result<Vec<u8>, ProviderError> {
         self.send(Method::DELETE, path, &[], None, Retry::Idempotent).await

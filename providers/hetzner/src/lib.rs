@@ -5,6 +5,7 @@
 //! carries the munero labels, NotFound counts as done.
 
 pub mod client;
+pub mod dns;
 pub mod models;
 
 use std::time::{Duration, Instant};
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use munero_provider::{
     is_managed, is_managed_for, managed_selector, trial_selector, Ensured, FirewallRule, FirewallSpec,
-    PriceQuote, Provider, ProviderError, Resource, ResourceKind, Result, ServerInfo, ServerSpec, SshKeySpec,
+    PriceQuote, Provider, ProviderError, RecordSet, Resource, ResourceKind, Result, ServerInfo, ServerSpec, SshKeySpec, Zone,
 };
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
@@ -236,6 +237,8 @@ impl HetznerProvider {
                 ResourceKind::Server => self.get_server(id).await.map(|_| ()),
                 ResourceKind::Firewall => self.get_firewall(id).await.map(|_| ()),
                 ResourceKind::SshKey => self.get_ssh_key(id).await.map(|_| ()),
+                // Record sets are gone when their delete action finished.
+                ResourceKind::DnsRecord => return Ok(()),
             };
             match r {
                 Err(e) if e.is_not_found() => return Ok(()),
@@ -394,11 +397,20 @@ fn parse_id(kind: &str, id: &str) -> Result<u64> {
     id.parse().map_err(|_| ProviderError::Invalid(format!("{kind} id {id:?} is not a Hetzner id (a number)")))
 }
 
+/// A server's IPv6 address: `::1` of the /64 it is given (`2001:db8:1::/64` -> `2001:db8:1::1`).
+fn first_address(net: &str) -> Option<String> {
+    let base: std::net::Ipv6Addr = net.split('/').next()?.parse().ok()?;
+    let mut seg = base.segments();
+    seg[7] = 1;
+    Some(std::net::Ipv6Addr::from(seg).to_string())
+}
+
 fn server_info(s: &Server) -> ServerInfo {
     ServerInfo {
         id: s.id.to_string(),
         name: s.name.clone(),
         ipv4: s.public_net.ipv4.as_ref().map(|i| i.ip.clone()).filter(|ip| !ip.is_empty()),
+        ipv6: s.public_net.ipv6.as_ref().and_then(|i| first_address(&i.ip)),
         status: s.status.clone(),
         labels: s.labels.clone(),
         server_type: s.server_type.name.clone(),
@@ -673,11 +685,46 @@ impl Provider for HetznerProvider {
         Ok(servers.iter().filter(|s| is_managed(&s.labels)).map(server_info).collect())
     }
 
+    async fn find_zone(&self, fqdn: &str) -> Result<Option<Zone>> {
+        self.dns_find_zone(fqdn).await
+    }
+
+    async fn get_record(&self, zone_id: &str, name: &str, rtype: &str) -> Result<Option<RecordSet>> {
+        self.dns_get_record(zone_id, name, rtype).await
+    }
+
+    async fn create_record(&self, record: &RecordSet, ttl: u32) -> Result<()> {
+        self.dns_create_record(record, ttl).await
+    }
+
+    async fn set_labels(&self, kind: ResourceKind, id: &str, labels: &munero_provider::Labels) -> Result<()> {
+        if !is_managed(labels) {
+            return Err(ProviderError::Invalid(format!("new labels for {kind} {id} lack munero-managed=true")));
+        }
+        let body = json!({ "labels": labels });
+        let current = match kind {
+            ResourceKind::DnsRecord => return self.dns_set_labels(id, labels).await,
+            ResourceKind::Server => self.get_server(parse_id("server", id)?).await?.labels,
+            ResourceKind::Firewall => self.get_firewall(parse_id("firewall", id)?).await?.labels,
+            ResourceKind::SshKey => self.get_ssh_key(parse_id("ssh key", id)?).await?.labels,
+        };
+        if !is_managed(&current) {
+            return Err(ProviderError::Invalid(format!("{kind} {id} does not carry munero-managed=true; not changing it")));
+        }
+        let path = match kind {
+            ResourceKind::Server => format!("/servers/{id}"),
+            ResourceKind::Firewall => format!("/firewalls/{id}"),
+            _ => format!("/ssh_keys/{id}"),
+        };
+        self.client.put::<Value>(&path, &body).await.map(|_| ())
+    }
+
     async fn list_managed_resources(&self) -> Result<Vec<Resource>> {
         let sel = managed_selector();
-        let (fws, keys) = tokio::join!(
+        let (fws, keys, records) = tokio::join!(
             self.list_all::<Firewall>("/firewalls", "firewalls", Some(&sel)),
-            self.list_all::<SshKey>("/ssh_keys", "ssh_keys", Some(&sel))
+            self.list_all::<SshKey>("/ssh_keys", "ssh_keys", Some(&sel)),
+            self.dns_managed_records()
         );
         let mut out = Vec::new();
         out.extend(fws?.into_iter().filter(|f| is_managed(&f.labels)).map(|f| Resource {
@@ -692,10 +739,14 @@ impl Provider for HetznerProvider {
             name: k.name,
             labels: k.labels,
         }));
+        out.extend(records?);
         Ok(out)
     }
 
     async fn delete_resource(&self, kind: ResourceKind, id: &str) -> Result<()> {
+        if kind == ResourceKind::DnsRecord {
+            return self.dns_delete_record(id).await;
+        }
         let n = parse_id(&kind.to_string(), id)?;
         let refuse = |name: &str| {
             Err(ProviderError::Invalid(format!("{kind} {id} ({name}) does not carry munero-managed=true; not deleting it")))
@@ -716,6 +767,7 @@ impl Provider for HetznerProvider {
                 Ok(k) => self.delete_ssh_key_checked(&k).await,
                 Err(e) => Err(e),
             },
+            ResourceKind::DnsRecord => unreachable!("handled above"),
         };
         match r {
             Err(e) if e.is_not_found() => Ok(()),
@@ -731,13 +783,22 @@ impl Provider for HetznerProvider {
         let mut out: Vec<Option<Result<()>>> = resources.iter().map(|_| None).collect();
         let mut servers = Vec::new();
         let mut others = Vec::new();
+        let mut records = Vec::new();
         for (i, r) in resources.iter().enumerate() {
+            if r.kind == ResourceKind::DnsRecord && is_managed(&r.labels) {
+                records.push((i, r.id.clone()));
+                continue;
+            }
             match (is_managed(&r.labels), parse_id(&r.kind.to_string(), &r.id)) {
                 (false, _) => out[i] = Some(Err(refuse(r))),
                 (true, Err(e)) => out[i] = Some(Err(e)),
                 (true, Ok(id)) if r.kind == ResourceKind::Server => servers.push((i, id)),
                 (true, Ok(id)) => others.push((i, r.kind, id)),
             }
+        }
+        // Names first: the address they point at may pass to someone else once the server goes.
+        for (i, id) in records {
+            out[i] = Some(self.dns_delete_record(&id).await);
         }
         let ids: Vec<u64> = servers.iter().map(|(_, id)| *id).collect();
         for ((i, _), r) in servers.iter().zip(self.delete_servers_listed(&ids, in_flight).await) {
@@ -782,6 +843,15 @@ pub fn parse_http_date(s: &str) -> Option<i64> {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
     Some(days * 86_400 + h * 3600 + mi * 60 + se)
+}
+
+#[cfg(test)]
+mod address_tests {
+    #[test]
+    fn the_servers_ipv6_address_is_the_first_of_its_network() {
+        assert_eq!(super::first_address("2001:db8:1::/64").as_deref(), Some("2001:db8:1::1"));
+        assert_eq!(super::first_address("garbage"), None);
+    }
 }
 
 #[cfg(test)]

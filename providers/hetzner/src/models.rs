@@ -36,6 +36,7 @@ pub struct Server {
 #[serde(default)]
 pub struct PublicNet {
     pub ipv4: Option<Ip>,
+    pub ipv6: Option<Ip>,
     #[serde(deserialize_with = "nullable")]
     pub firewalls: Vec<IdRef>,
 }

@@ -94,8 +94,9 @@ pub async fn plan(ctx: &Ctx, api: Option<&dyn Provider>, req: &CreateRequest, us
             labels: labels.clone(),
         },
         CreateStep::WaitRunning { name: name.clone() },
-        CreateStep::RecordTrial { path: dir.join(crate::store::RECORD_FILE) },
     ]);
+    steps.extend(super::dns::plan(api, req, &labels, &mut notes).await?);
+    steps.push(CreateStep::RecordTrial { path: dir.join(crate::store::RECORD_FILE) });
     let details = json!({
         "server_type": t.server_type,
         "server_type_checked": api.is_some(),
@@ -262,12 +263,27 @@ async fn run_step(
             let id = prog.server.as_ref().map(|s| s.id.clone()).context("no server id")?;
             let s = p.wait_running(&id).await.context("waiting for the server to run")?;
             trial.ipv4 = s.ipv4.clone();
+            trial.ipv6 = s.ipv6.clone();
             trial.state = s.status.clone();
             if trial.location.is_none() {
                 trial.location = s.location.clone();
             }
             ctx.out.progress(format!("      running, IPv4 {}", s.ipv4.as_deref().unwrap_or("-")));
             prog.server = Some(s);
+        }
+        CreateStep::EnsureDnsRecord { .. } => {
+            let ip = trial.ipv4.clone().context("the server has no IPv4 for its DNS record")?;
+            let mut want = vec![("A", ip)];
+            want.extend(trial.ipv6.clone().map(|v6| ("AAAA", v6)));
+            for (rtype, value) in want {
+                if let Some(id) = super::dns::ensure(ctx, p, &name, step, rtype, &value).await? {
+                    prog.created.push((ResourceKind::DnsRecord, id));
+                }
+            }
+        }
+        CreateStep::WaitDns { fqdn, nameservers, timeout_s } => {
+            let ip = trial.ipv4.clone().context("the server has no IPv4")?;
+            super::dns::wait(ctx, fqdn, nameservers, &ip, std::time::Duration::from_secs(*timeout_s)).await?;
         }
         CreateStep::RecordTrial { .. } => {
             ctx.store.save(trial)?;

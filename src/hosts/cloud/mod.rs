@@ -2,6 +2,7 @@
 //! plug in the same way): labelled resources that create makes and destroy deletes.
 
 pub mod create;
+pub mod dns;
 pub mod teardown;
 
 use anyhow::{anyhow, Context, Result};
@@ -52,6 +53,7 @@ pub fn hetzner_defaults(cfg: &Config) -> Defaults {
         firewall: true,
         docker_source: crate::cloudinit::DockerSource::Upstream,
         user_data_limit: crate::cloudinit::HETZNER_LIMIT,
+        public_address: true,
     }
 }
 
@@ -92,7 +94,13 @@ impl Host for CloudHost {
 
     async fn plan_destroy(&self, ctx: &Ctx, trial: &str, record: Option<&Trial>) -> Result<Vec<DestroyStep>> {
         let found = match &self.api {
-            Some(p) => resources::trial_resources(p.as_ref(), trial).await?,
+            Some(p) => {
+                let all = resources::trial_resources(p.as_ref(), trial).await?;
+                match record {
+                    Some(t) => dns::only_ours(ctx, p.as_ref(), t, all).await?,
+                    None => all,
+                }
+            }
             None => {
                 ctx.out.progress(format!(
                     "note: no {}: the plan lists the ids of the local record, not checked at the provider",
@@ -184,5 +192,19 @@ impl Host for CloudHost {
             }
             Err(e) => vec![Finding::missing(&name, format!("the {} API refused a read-only call: {e}", self.kind))],
         }
+    }
+
+    async fn labelled(&self, _ctx: &Ctx, trial: &str) -> Result<Vec<Resource>> {
+        resources::trial_resources(self.api()?, trial).await
+    }
+
+    async fn relabel(&self, _ctx: &Ctx, resources: &[Resource], expires_unix: i64) -> Result<()> {
+        let p = self.api()?;
+        for r in resources {
+            let mut labels = r.labels.clone();
+            labels.insert(munero_provider::LABEL_EXPIRES.to_string(), expires_unix.to_string());
+            p.set_labels(r.kind, &r.id, &labels).await.with_context(|| format!("moving the expiry label of {} {}", r.kind, r.name))?;
+        }
+        Ok(())
     }
 }

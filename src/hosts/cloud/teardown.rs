@@ -67,7 +67,7 @@ pub async fn plan(ctx: &Ctx, kind: ProviderKind, p: &dyn Provider, at_unix: i64)
         }
         forget.push(t.name);
     }
-    for k in [ResourceKind::Server, ResourceKind::Firewall, ResourceKind::SshKey] {
+    for k in [ResourceKind::DnsRecord, ResourceKind::Server, ResourceKind::Firewall, ResourceKind::SshKey] {
         let of_kind: Vec<Resource> = doomed.iter().filter(|r| r.kind == k).cloned().collect();
         if !of_kind.is_empty() {
             out.steps.push(TeardownStep::DeleteAll { provider: kind, kind: k, resources: of_kind, in_flight: IN_FLIGHT });

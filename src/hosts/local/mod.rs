@@ -82,6 +82,7 @@ impl Host for LocalHost {
             // Docker's own repository may be out of reach from a rehearsal machine.
             docker_source: DockerSource::Distro,
             user_data_limit: USER_DATA_LIMIT,
+            public_address: false,
         }
     }
 
@@ -226,6 +227,7 @@ pub fn server_of(t: &Trial) -> ServerInfo {
         id: t.vm.as_ref().map(|v| v.pid.to_string()).unwrap_or_default(),
         name: t.name.clone(),
         ipv4: t.ipv4.clone(),
+        ipv6: None,
         status: if running { "running".into() } else { "off".into() },
         labels: trial_labels(&t.name, t.expires_unix),
         server_type: t.server_type.clone(),
