@@ -14,7 +14,7 @@ from .core.config import Settings
 from .core.database import list_tables, quote_ident
 from .dataset import Dataset
 from .llm import LLMBadOutput, LLMError, LLMTimeout, OllamaClient
-from .sql_guard import ExecutionError, GuardError, TimeLimitError, check_sql, execute_guarded
+from .sql_guard import ExecutionError, GuardError, check_sql, execute_guarded
 
 log = logging.getLogger("munero.copilot")
 
@@ -252,9 +252,6 @@ class Copilot:
                     lambda: execute_guarded(self.ds.path, checked.sql, timeout=self.s.sql_timeout,
                                             max_rows=self.s.sql_max_rows, max_length=self.s.sql_max_length)
                 )
-            except TimeLimitError as exc:
-                log.info("query stopped by the time limit attempt=%d", attempt + 1)
-                return ChatResult(sql=checked.sql, error=str(exc))
             except (GuardError, ExecutionError) as exc:
                 last_error = str(exc)
                 log.info("query refused or failed attempt=%d error_class=%s", attempt + 1, type(exc).__name__)
