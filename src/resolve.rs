@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use anyhow::Result;
 use munero_provider::ProviderKind;
 use time::format_description::well_known::Rfc3339;
-use time::macros::format_description;
 use time::OffsetDateTime;
 
 use crate::cli::CreateArgs;
@@ -96,11 +95,7 @@ impl CreateRequest {
     }
     /// Any instant in the form systemd's OnCalendar takes.
     pub fn systemd_at(&self, unix: i64) -> String {
-        OffsetDateTime::from_unix_timestamp(unix)
-            .unwrap_or(self.expires)
-            .to_offset(time::UtcOffset::UTC)
-            .format(format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC"))
-            .unwrap_or_default()
+        crate::timefmt::systemd_calendar(unix)
     }
 }
 

@@ -4,7 +4,6 @@
 
 use anyhow::{anyhow, Result};
 use serde_json::json;
-use time::OffsetDateTime;
 
 use crate::cli::ExtendArgs;
 use crate::ctx::Ctx;
@@ -35,8 +34,7 @@ pub async fn run(ctx: &Ctx, args: &ExtendArgs) -> Result<Report> {
         steps.push(ExtendStep::Relabel { provider: t.provider, resources: labelled, expires: rfc3339(new), expires_unix: new });
     }
     if host.boots_our_cloud_init() {
-        let wipe_at = OffsetDateTime::from_unix_timestamp(new + resolve::WIPE_GRACE_S)?;
-        let cal = wipe_at.format(time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC"))?;
+        let cal = crate::timefmt::systemd_calendar(new + resolve::WIPE_GRACE_S);
         steps.push(ExtendStep::OnHost { host: remote::ssh_host(&t)?, cmd: on_host_cmd(new, &cal) });
     }
     steps.push(ExtendStep::Record { path: ctx.store.trial_dir(&t.name).join(crate::store::RECORD_FILE), expires: rfc3339(new) });
