@@ -385,10 +385,13 @@ class State:
             self.ssh_keys = {}
             self.firewalls = {}
             self.zones = {}  # id -> zone; a zone's RRSets are in zone["_rrsets"], keyed (name, type)
+            self.images = {}  # id -> snapshot/backup image made by create_image
+            self.volumes = {}
+            self.primary_ips = {}
             self.actions = {}
             self.releasing = {}  # server id -> delete_server action id, while firewalls hold on
             self.next_id = {"server": 1001, "ssh_key": 3001, "firewall": 2001, "action": 9001, "ip": 4001,
-                            "zone": 5001, "rrset": 1}
+                            "zone": 5001, "rrset": 1, "image": 7001, "volume": 8001, "primary_ip": 6001}
             self.requests = []
             self.faults = []
             self.fault_seq = 0
@@ -500,7 +503,7 @@ class State:
             self.observe_server(server)
         st = next(t for t in SERVER_TYPES if t["id"] == server["_type_id"])
         loc = next(l for l in LOCATIONS if l["name"] == server["_location"])
-        image = next((i for i in IMAGES if i["id"] == server["_image_id"]), None)
+        image = next((i for i in IMAGES + list(self.images.values()) if i["id"] == server["_image_id"]), None)
         dc = dict(DATACENTERS[loc["name"]])
         ids = [t["id"] for t in SERVER_TYPES]
         dc["location"] = copy.deepcopy(loc)
@@ -563,7 +566,7 @@ class State:
             raise invalid_input("name", "name must be a valid hostname")
         labels = check_labels(body.get("labels"))
         st = self.lookup(SERVER_TYPES, server_type, "server_type")
-        img = self.lookup(IMAGES, image, "image")
+        img = self.lookup(IMAGES + [i for i in self.images.values() if i["status"] == "available"], image, "image")
         location = body.get("location") or None
         if body.get("datacenter") and not location:
             dc = next((v for v in DATACENTERS.values() if v["name"] == body["datacenter"]), None)
@@ -640,6 +643,15 @@ class State:
         server = self.servers.pop(sid, None)
         if server is None:
             raise not_found("server")
+        for vol in self.volumes.values():
+            if vol["server"] == sid:
+                vol["server"] = None
+        for ip in list(self.primary_ips.values()):
+            if ip["assignee_id"] == sid:
+                if ip["auto_delete"]:
+                    del self.primary_ips[ip["id"]]
+                else:
+                    ip["assignee_id"] = None
         action = self.new_action("delete_server", [{"id": sid, "type": "server"}])
 
         def release(_ok=True, sid=sid):
@@ -654,6 +666,76 @@ class State:
             self.releasing[sid] = action["id"]
             action["_on_success"] = release
         return action
+
+    # -- images (snapshots), volumes, primary IPs --
+    def create_image(self, sid, body):
+        server = self.servers.get(sid)
+        if server is None:
+            raise not_found("server")
+        body = require_body_object(body)
+        itype = body.get("type", "snapshot")
+        if itype not in ("snapshot", "backup"):
+            raise invalid_input("type", "type must be snapshot or backup")
+        description = body.get("description")
+        if description is not None and not isinstance(description, str):
+            raise invalid_input("description", "description must be a string")
+        labels = check_labels(body.get("labels"))
+        base = self.lookup(IMAGES + list(self.images.values()), server["_image_id"], "image")
+        iid = self.new_id("image")
+        image = {
+            "id": iid, "type": itype, "status": "creating", "name": None,
+            "description": description if description is not None else "%s-%s" % (server["name"], now_iso()),
+            "image_size": None, "disk_size": next(t["disk"] for t in SERVER_TYPES if t["id"] == server["_type_id"]),
+            "created": now_iso(), "created_from": {"id": sid, "name": server["name"]},
+            "bound_to": sid if itype == "backup" else None, "os_flavor": base["os_flavor"],
+            "os_version": base["os_version"], "rapid_deploy": False, "protection": {"delete": False},
+            "deprecated": None, "deleted": None, "labels": labels, "architecture": base["architecture"],
+        }
+        self.images[iid] = image
+        action = self.new_action("create_image", [{"id": sid, "type": "server"}, {"id": iid, "type": "image"}])
+
+        def on_done(ok, image=image):
+            if ok:
+                image["status"] = "available"
+                image["image_size"] = 1.5
+            else:
+                self.images.pop(image["id"], None)
+
+        action["_on_success"] = on_done
+        if action["status"] != "running":
+            on_done(action["status"] == "success")
+        return image, action
+
+    def seed_volume(self, item):
+        name = require_field(item, "name", str)
+        loc = self.lookup(LOCATIONS, item.get("location") or "fsn1", "location")
+        server = item.get("server")
+        if server is not None and server not in self.servers:
+            raise invalid_input("server", "server %r not found" % (server,))
+        vid = self.new_id("volume")
+        vol = {"id": vid, "name": name, "labels": check_labels(item.get("labels")), "created": now_iso(),
+               "format": item.get("format"), "linux_device": "/dev/disk/by-id/scsi-0HC_Volume_%d" % vid,
+               "location": copy.deepcopy(loc), "protection": {"delete": False}, "server": server,
+               "size": int(item.get("size", 10)), "status": "available"}
+        self.volumes[vid] = vol
+        return vol
+
+    def seed_primary_ip(self, item):
+        name = require_field(item, "name", str)
+        loc = self.lookup(LOCATIONS, item.get("location") or "fsn1", "location")
+        assignee = item.get("assignee_id")
+        if assignee is not None and assignee not in self.servers:
+            raise invalid_input("assignee_id", "server %r not found" % (assignee,))
+        pid = self.new_id("primary_ip")
+        dc = dict(DATACENTERS[loc["name"]], location=copy.deepcopy(loc))
+        ids = [t["id"] for t in SERVER_TYPES]
+        dc["server_types"] = {"supported": ids, "available": ids, "available_for_migration": ids}
+        ip = {"id": pid, "name": name, "labels": check_labels(item.get("labels")), "created": now_iso(),
+              "type": "ipv4", "ip": "198.51.100.%d" % (pid % 250 + 1), "dns_ptr": [], "blocked": False,
+              "assignee_id": assignee, "assignee_type": "server", "auto_delete": bool(item.get("auto_delete", False)),
+              "datacenter": dc, "location": copy.deepcopy(loc), "protection": {"delete": False}}
+        self.primary_ips[pid] = ip
+        return ip
 
     def attached_ids(self, fw):
         """Servers a firewall is directly applied to, including servers being deleted."""
@@ -1001,6 +1083,9 @@ class State:
             "rrsets": [dict(self.render_rrset(z, r), zone_name=z["name"])
                        for z in sorted(self.zones.values(), key=lambda z: z["id"])
                        for r in sorted(z["_rrsets"].values(), key=lambda r: r["_seq"])],
+            "images": [copy.deepcopy(i) for i in sorted(self.images.values(), key=lambda i: i["id"])],
+            "volumes": [copy.deepcopy(v) for v in sorted(self.volumes.values(), key=lambda v: v["id"])],
+            "primary_ips": [copy.deepcopy(i) for i in sorted(self.primary_ips.values(), key=lambda i: i["id"])],
             "actions": [self.render_action(a, observe=False) for a in sorted(self.actions.values(), key=lambda a: a["id"])],
             "config": dict(self.config),
         }
@@ -1034,13 +1119,19 @@ class Api:
             return self.ssh_keys(method, parts[1:], query, body)
         if head == "firewalls":
             return self.firewalls(method, parts[1:], query, body)
+        if head == "images":
+            return self.images(method, parts[1:], query, body)
+        if head == "volumes":
+            return self.owned(method, parts[1:], query, body, self.state.volumes, "volume", "volumes")
+        if head == "primary_ips":
+            return self.owned(method, parts[1:], query, body, self.state.primary_ips, "primary_ip", "primary_ips")
         if head == "zones":
             return self.zones(method, [unquote(p) for p in parts[1:]], query, body)
         if head == "actions":
             return self.actions(method, parts[1:], query, None)
         if head == "pricing" and method == "GET" and len(parts) == 1:
             return 200, pricing()
-        if head in ("server_types", "images", "locations", "datacenters") and method == "GET":
+        if head in ("server_types", "locations", "datacenters") and method == "GET":
             return self.catalogue(head, parts[1:], query)
         raise not_found("route")
 
@@ -1115,6 +1206,9 @@ class Api:
                              "root_password": None if server["_ssh_keys"] else "fake-root-password"}
             raise not_found("route")
         sid = _id(rest[0], "server")
+        if rest[1:] == ["actions", "create_image"] and method == "POST":
+            image, action = s.create_image(sid, body)
+            return 201, {"image": copy.deepcopy(image), "action": s.render_action(action, observe=False)}
         if len(rest) >= 2 and rest[1] == "actions":
             if sid not in s.servers:
                 raise not_found("server")
@@ -1143,6 +1237,68 @@ class Api:
             if "labels" in body:
                 server["labels"] = check_labels(body["labels"])
             return 200, {"server": s.render_server(server, observe=False)}
+        raise not_found("route")
+
+    # -- images: the system catalogue plus the snapshots made here --
+    def images(self, method, rest, query, body):
+        s = self.state
+        if not rest:
+            if method != "GET":
+                raise not_found("route")
+            items = copy.deepcopy(IMAGES) + [copy.deepcopy(i) for i in s.images.values()]
+            for name, field in (("type", "type"), ("status", "status"), ("architecture", "architecture")):
+                if query.get(name):
+                    items = [i for i in items if i[field] in query[name]]
+            return self.listing(items, query, "images")
+        if len(rest) != 1:
+            raise not_found("route")
+        iid = _id(rest[0], "image")
+        image = s.images.get(iid)
+        if image is None:
+            system = next((i for i in IMAGES if i["id"] == iid), None)
+            if system is None or method != "GET":
+                raise not_found("image") if system is None else ApiError(422, "invalid_input", "system images cannot be changed")
+            return 200, {"image": copy.deepcopy(system)}
+        if method == "GET":
+            return 200, {"image": copy.deepcopy(image)}
+        if method == "DELETE":
+            del s.images[iid]
+            return 204, None
+        if method == "PUT":
+            body = require_body_object(body)
+            if "description" in body:
+                image["description"] = body["description"]
+            if "labels" in body:
+                image["labels"] = check_labels(body["labels"])
+            return 200, {"image": copy.deepcopy(image)}
+        raise not_found("route")
+
+    # -- volumes and primary IPs (made through the control API only) --
+    def owned(self, method, rest, query, body, table, kind, key):
+        if not rest:
+            if method != "GET":
+                raise not_found("route")
+            return self.listing([copy.deepcopy(x) for x in table.values()], query, key)
+        if len(rest) != 1:
+            raise not_found("route")
+        oid = _id(rest[0], kind)
+        item = table.get(oid)
+        if item is None:
+            raise not_found(kind)
+        if method == "GET":
+            return 200, {kind: copy.deepcopy(item)}
+        if method == "DELETE":
+            attached = item.get("server") if kind == "volume" else item.get("assignee_id")
+            if attached is not None and attached in self.state.servers:
+                raise ApiError(422, "resource_in_use" if kind == "primary_ip" else "locked",
+                               "%s %d is attached to server %d" % (kind, oid, attached))
+            del table[oid]
+            return 204, None
+        if method == "PUT":
+            body = require_body_object(body)
+            if "labels" in body:
+                item["labels"] = check_labels(body["labels"])
+            return 200, {kind: copy.deepcopy(item)}
         raise not_found("route")
 
     # -- ssh keys --
@@ -1435,7 +1591,7 @@ class Control:
 
     def seed(self, body):
         s = self.state
-        out = {"ssh_keys": [], "firewalls": [], "servers": [], "zones": [], "rrsets": []}
+        out = {"ssh_keys": [], "firewalls": [], "servers": [], "zones": [], "rrsets": [], "volumes": [], "primary_ips": []}
         try:
             for item in body.get("ssh_keys", []):
                 item = dict(item)
@@ -1464,6 +1620,10 @@ class Control:
                 if status:
                     server["status"] = status
                 out["servers"].append(s.render_server(server, observe=False))
+            for item in body.get("volumes", []):
+                out["volumes"].append(copy.deepcopy(s.seed_volume(dict(item))))
+            for item in body.get("primary_ips", []):
+                out["primary_ips"].append(copy.deepcopy(s.seed_primary_ip(dict(item))))
             for item in body.get("zones", []):
                 zone = s.create_zone(dict(item))
                 out["zones"].append(s.render_zone(zone))

@@ -72,6 +72,8 @@ pub type Labels = BTreeMap<String, String>;
 pub const LABEL_MANAGED: &str = "munero-managed";
 pub const LABEL_TRIAL: &str = "munero-trial";
 pub const LABEL_EXPIRES: &str = "munero-expires";
+/// On snapshots: when it was taken (unix seconds), so "the latest" needs no provider date format.
+pub const LABEL_CREATED: &str = "munero-created";
 
 /// The labels every resource of a trial carries. Values hold no colons (Hetzner forbids them),
 /// so the expiry is unix seconds.
@@ -246,6 +248,25 @@ pub enum ResourceKind {
     SshKey,
     /// A DNS record set the tool made; id `<zone id>/<name>/<type>`, name the full name.
     DnsRecord,
+    /// A provider snapshot of a trial's server (Hetzner image of type snapshot, AWS AMI).
+    Snapshot,
+    /// A block volume (the tool makes none; the orphan sweep still looks for labelled ones).
+    Volume,
+    /// A primary / elastic IP (as for volumes: swept, never made).
+    PrimaryIp,
+}
+
+impl ResourceKind {
+    /// Every kind, in the order the orphan sweep reports them.
+    pub const ALL: [ResourceKind; 7] = [
+        ResourceKind::DnsRecord,
+        ResourceKind::Server,
+        ResourceKind::Firewall,
+        ResourceKind::SshKey,
+        ResourceKind::Snapshot,
+        ResourceKind::Volume,
+        ResourceKind::PrimaryIp,
+    ];
 }
 
 impl fmt::Display for ResourceKind {
@@ -255,6 +276,9 @@ impl fmt::Display for ResourceKind {
             ResourceKind::Firewall => "firewall",
             ResourceKind::SshKey => "ssh key",
             ResourceKind::DnsRecord => "dns record",
+            ResourceKind::Snapshot => "snapshot",
+            ResourceKind::Volume => "volume",
+            ResourceKind::PrimaryIp => "primary ip",
         })
     }
 }
@@ -316,6 +340,18 @@ impl Resource {
     pub fn expires(&self) -> Option<i64> {
         expires_of(&self.labels)
     }
+}
+
+/// A fresh lookup of one resource by id, as the provider answered it: the receipt's proof that
+/// a deleted resource is gone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lookup {
+    /// The request as sent, without credentials (`GET /servers/42`).
+    pub request: String,
+    /// The answer (`404 not_found`, `200`).
+    pub answer: String,
+    /// True when the provider says the resource does not exist.
+    pub gone: bool,
 }
 
 /// Result of a find-or-create.
@@ -422,10 +458,21 @@ pub trait Provider: Send + Sync {
         Err(ProviderError::Invalid(format!("{} cannot relabel a {kind}", self.name())))
     }
 
+    /// Take a snapshot of a server, labelled `labels`, and wait until it is usable.
+    async fn create_snapshot(&self, _server_id: &str, _description: &str, _labels: &Labels) -> Result<Resource> {
+        Err(ProviderError::Invalid(format!("{} takes no snapshots here", self.name())))
+    }
+
+    /// Look one resource up by id afresh (after a deletion: the provider's own word it is gone).
+    async fn lookup(&self, kind: ResourceKind, id: &str) -> Result<Lookup> {
+        Err(ProviderError::Invalid(format!("{} cannot look up a {kind} {id}", self.name())))
+    }
+
     /// Every server carrying `munero-managed=true`.
     async fn list_managed_servers(&self) -> Result<Vec<ServerInfo>>;
 
-    /// Every firewall and SSH key carrying `munero-managed=true` (for orphan clean-up).
+    /// Every other resource carrying `munero-managed=true`: firewalls, SSH keys, DNS records,
+    /// snapshots, volumes, primary IPs (for destroy, teardown and the orphan sweep).
     async fn list_managed_resources(&self) -> Result<Vec<Resource>>;
 
     /// Delete one resource by id. NotFound counts as done. The provider re-checks the labels and

@@ -7,6 +7,7 @@
 pub mod client;
 pub mod dns;
 pub mod models;
+mod storage;
 
 use std::time::{Duration, Instant};
 
@@ -77,7 +78,7 @@ impl HetznerProvider {
     }
 
     /// Walk every page of a listing.
-    async fn list_all<T: DeserializeOwned>(&self, path: &str, field: &str, selector: Option<&str>) -> Result<Vec<T>> {
+    pub(crate) async fn list_all<T: DeserializeOwned>(&self, path: &str, field: &str, selector: Option<&str>) -> Result<Vec<T>> {
         let mut out = Vec::new();
         let mut page = 1u64;
         loop {
@@ -237,8 +238,8 @@ impl HetznerProvider {
                 ResourceKind::Server => self.get_server(id).await.map(|_| ()),
                 ResourceKind::Firewall => self.get_firewall(id).await.map(|_| ()),
                 ResourceKind::SshKey => self.get_ssh_key(id).await.map(|_| ()),
-                // Record sets are gone when their delete action finished.
-                ResourceKind::DnsRecord => return Ok(()),
+                // Record sets are gone when their delete action finished; the others when DELETE answered.
+                ResourceKind::DnsRecord | ResourceKind::Snapshot | ResourceKind::Volume | ResourceKind::PrimaryIp => return Ok(()),
             };
             match r {
                 Err(e) if e.is_not_found() => return Ok(()),
@@ -680,6 +681,14 @@ impl Provider for HetznerProvider {
         }
     }
 
+    async fn create_snapshot(&self, server_id: &str, description: &str, labels: &munero_provider::Labels) -> Result<Resource> {
+        self.snapshot_create(server_id, description, labels).await
+    }
+
+    async fn lookup(&self, kind: ResourceKind, id: &str) -> Result<munero_provider::Lookup> {
+        self.lookup_fresh(kind, id).await
+    }
+
     async fn list_managed_servers(&self) -> Result<Vec<ServerInfo>> {
         let servers: Vec<Server> = self.list_all("/servers", "servers", Some(&managed_selector())).await?;
         Ok(servers.iter().filter(|s| is_managed(&s.labels)).map(server_info).collect())
@@ -707,6 +716,7 @@ impl Provider for HetznerProvider {
             ResourceKind::Server => self.get_server(parse_id("server", id)?).await?.labels,
             ResourceKind::Firewall => self.get_firewall(parse_id("firewall", id)?).await?.labels,
             ResourceKind::SshKey => self.get_ssh_key(parse_id("ssh key", id)?).await?.labels,
+            _ => return self.storage_set_labels(kind, id, labels).await,
         };
         if !is_managed(&current) {
             return Err(ProviderError::Invalid(format!("{kind} {id} does not carry munero-managed=true; not changing it")));
@@ -721,10 +731,11 @@ impl Provider for HetznerProvider {
 
     async fn list_managed_resources(&self) -> Result<Vec<Resource>> {
         let sel = managed_selector();
-        let (fws, keys, records) = tokio::join!(
+        let (fws, keys, records, storage) = tokio::join!(
             self.list_all::<Firewall>("/firewalls", "firewalls", Some(&sel)),
             self.list_all::<SshKey>("/ssh_keys", "ssh_keys", Some(&sel)),
-            self.dns_managed_records()
+            self.dns_managed_records(),
+            self.storage_listed(&sel)
         );
         let mut out = Vec::new();
         out.extend(fws?.into_iter().filter(|f| is_managed(&f.labels)).map(|f| Resource {
@@ -740,12 +751,15 @@ impl Provider for HetznerProvider {
             labels: k.labels,
         }));
         out.extend(records?);
+        out.extend(storage?);
         Ok(out)
     }
 
     async fn delete_resource(&self, kind: ResourceKind, id: &str) -> Result<()> {
-        if kind == ResourceKind::DnsRecord {
-            return self.dns_delete_record(id).await;
+        match kind {
+            ResourceKind::DnsRecord => return self.dns_delete_record(id).await,
+            ResourceKind::Snapshot | ResourceKind::Volume | ResourceKind::PrimaryIp => return self.storage_delete(kind, id).await,
+            _ => {}
         }
         let n = parse_id(&kind.to_string(), id)?;
         let refuse = |name: &str| {
@@ -767,7 +781,7 @@ impl Provider for HetznerProvider {
                 Ok(k) => self.delete_ssh_key_checked(&k).await,
                 Err(e) => Err(e),
             },
-            ResourceKind::DnsRecord => unreachable!("handled above"),
+            _ => unreachable!("handled above"),
         };
         match r {
             Err(e) if e.is_not_found() => Ok(()),
@@ -808,6 +822,9 @@ impl Provider for HetznerProvider {
             .map(|(i, kind, id)| async move {
                 let r = match kind {
                     ResourceKind::Firewall => self.delete_firewall_when_free(id).await,
+                    ResourceKind::Snapshot | ResourceKind::Volume | ResourceKind::PrimaryIp => {
+                        self.storage_delete(kind, &id.to_string()).await
+                    }
                     _ => match self.client.delete(&format!("/ssh_keys/{id}")).await {
                         Ok(_) => Ok(()),
                         Err(e) if e.is_not_found() => Ok(()),
