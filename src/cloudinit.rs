@@ -130,6 +130,22 @@ pub fn render_redacted(input: &UserDataInput) -> Result<String> {
     render_with(input, REDACTED_HOST_KEY)
 }
 
+/// The user-data of a server made again from a snapshot. The disk holds everything else, but to
+/// cloud-init a new server is a new instance: it would delete the host keys and make new ones,
+/// breaking the pin. This puts the trial's pinned key back instead. Pure: no I/O.
+pub fn render_restore(host_private_key: &str, host_public_key: &str) -> Result<String> {
+    if host_private_key.trim().is_empty() || host_public_key.trim().is_empty() {
+        bail!("rendering the restore user-data: the trial's host key is missing");
+    }
+    let indented: Vec<String> = host_private_key.trim_end().lines().map(|l| format!("    {l}")).collect();
+    Ok(format!(
+        "#cloud-config\n# Made from a munero snapshot: serve the trial's pinned host key again.\n\
+         ssh_deletekeys: true\nssh_genkeytypes: [ed25519]\nssh_keys:\n  ed25519_private: |\n{}\n  ed25519_public: {}\n",
+        indented.join("\n"),
+        host_public_key.trim()
+    ))
+}
+
 /// Check the rendered size against the provider's limit (each kind of host knows its own).
 pub fn check_size(limit: usize, user_data: &str) -> Result<()> {
     if user_data.len() > limit {
@@ -267,5 +283,16 @@ pub mod tests {
         let mut i = fixture_input("hetzner", false, "upstream");
         i.host_private_key.clear();
         assert!(render(&i).is_err());
+    }
+
+    #[test]
+    fn restore_user_data_puts_the_pinned_host_key_back_and_nothing_else() {
+        let private = "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\nBBBB\n-----END OPENSSH PRIVATE KEY-----\n";
+        let ud = render_restore(private, "ssh-ed25519 AAAAC3Nz host").unwrap();
+        assert!(ud.starts_with("#cloud-config\n"), "{ud}");
+        assert!(ud.contains("  ed25519_private: |\n    -----BEGIN OPENSSH PRIVATE KEY-----\n    AAAA\n    BBBB\n    -----END"), "{ud}");
+        assert!(ud.contains("  ed25519_public: ssh-ed25519 AAAAC3Nz host\n"), "{ud}");
+        assert!(!ud.contains("runcmd") && !ud.contains("users:"), "{ud}");
+        assert!(render_restore("", "ssh-ed25519 AAAA").is_err());
     }
 }

@@ -134,3 +134,20 @@ fn schema_check_rejects_an_invalid_document() {
     let _ = std::fs::remove_dir_all(&work);
     assert!(!out.status.success(), "cloud-init schema accepted an invalid document");
 }
+
+#[test]
+fn restore_user_data_passes_cloud_init_schema() {
+    let Some(root) = chroot_dir() else {
+        eprintln!("\n!!!!!!!! skipped: no chroot with cloud-init; the restore user-data schema check did NOT run !!!!!!!!\n");
+        return;
+    };
+    let host = generate_ed25519("root@restore-check").unwrap();
+    let ud = cloudinit::render_restore(&host.private_openssh, &host.public_openssh).unwrap();
+    let work = root.join("tmp").join(format!("munero-schema-restore-{}", std::process::id()));
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(work.join("restore.yaml"), &ud).unwrap();
+    let inside = format!("/tmp/{}/restore.yaml", work.file_name().unwrap().to_str().unwrap());
+    let out = Command::new("chroot").arg(&root).args(["cloud-init", "schema", "--config-file", &inside]).env("LC_ALL", "C.UTF-8").output().unwrap();
+    let _ = std::fs::remove_dir_all(&work);
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+}
