@@ -98,6 +98,9 @@ fn action_of(cmd: &Command) -> Option<(&'static str, Vec<String>)> {
         Command::Deploy(a) if !a.dry_run => one("deploy", &a.trial),
         Command::Wipe(a) if !a.dry_run => one("wipe", &a.trial),
         Command::Destroy(a) if !a.dry_run => one("destroy", &a.trial),
+        Command::Extend(a) if !a.dry_run => one("extend", &a.trial),
+        Command::Snapshot(a) if !a.dry_run => one("snapshot", &a.trial),
+        Command::Restore(a) if !a.dry_run => one("restore", &a.trial),
         Command::Teardown(a) if !a.dry_run => Some(("teardown", Vec::new())),
         Command::Auth(a) => match &a.action {
             AuthAction::Add(x) if !x.dry_run => one("auth-add", &x.trial),
@@ -128,8 +131,20 @@ fn details_of(action: &str, report: Option<&Value>) -> Map<String, Value> {
         "deploy" => {
             pick("app_revision", &r["app_revision"]);
             pick("data_sha256", &r["results"]["upload"]["sha256"]);
+            pick("data_bytes", &r["results"]["upload"]["size"]);
             pick("steps", &r["steps"]);
         }
+        "extend" => {
+            pick("from", &r["from"]);
+            pick("to", &r["to"]);
+        }
+        "snapshot" => pick("snapshot", &r["snapshot"]["id"]),
+        "restore" => {
+            pick("server_id", &r["server_id"]);
+            pick("ipv4", &r["ipv4"]);
+        }
+        "wipe" => pick("receipt", &r["wipe_receipt"]["text_file"]),
+        "destroy" => pick("receipt", &r["receipt"]["text_file"]),
         a if a.starts_with("auth-") => {
             pick("users", &r["changed"]);
             pick("locked", &r["locked"]);

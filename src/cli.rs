@@ -55,6 +55,12 @@ pub enum Command {
     Image(ImageCommand),
     /// Move a trial's expiry: provider labels, then the VM's own wipe timer, then the record.
     Extend(ExtendArgs),
+    /// Take a provider snapshot of the trial's server (the rollback point before onboarding).
+    Snapshot(SnapshotArgs),
+    /// Create the trial's server again from its latest snapshot.
+    Restore(RestoreArgs),
+    /// The trial's latest wipe or destroy receipt (kept here after destroy).
+    Receipt(ReceiptArgs),
     /// Run `teardown --expired` on a schedule here (systemd timer, else cron): install, remove, status.
     #[command(subcommand)]
     Schedule(ScheduleCommand),
@@ -163,6 +169,9 @@ pub struct DestroyArgs {
     /// An existing host that cannot be reached: forget its record anyway (its data may stay there).
     #[arg(long)]
     pub forget: bool,
+    /// Keep the trial's provider snapshots (they stay labelled; a later teardown removes them).
+    #[arg(long)]
+    pub keep_snapshots: bool,
     /// Print the plan, delete nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -180,6 +189,9 @@ pub struct TeardownArgs {
     /// nothing is deleted.
     #[arg(long, value_name = "DURATION")]
     pub warn_before: Option<String>,
+    /// Keep the expired trials' provider snapshots.
+    #[arg(long)]
+    pub keep_snapshots: bool,
     /// Print the plan, delete nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -307,6 +319,39 @@ pub struct ExtendArgs {
     /// Print the plan, change nothing.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SnapshotArgs {
+    pub trial: String,
+    /// The snapshot's description (default: `<trial> <time>`).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Print the plan, take nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RestoreArgs {
+    pub trial: String,
+    /// The trial still has a server: delete it first, then create it again from the snapshot.
+    #[arg(long)]
+    pub replace: bool,
+    /// Do not ask; required with --replace when not run from a terminal.
+    #[arg(long)]
+    pub yes: bool,
+    /// Print the plan, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReceiptArgs {
+    pub trial: String,
+    /// List every receipt of the trial instead of printing the latest.
+    #[arg(long)]
+    pub all: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -26,6 +26,7 @@ pub mod onboard;
 pub mod output;
 pub mod plan;
 pub mod prompt;
+pub mod receipt;
 pub mod remote;
 pub mod resolve;
 pub mod schedule;

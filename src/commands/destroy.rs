@@ -2,13 +2,19 @@
 //! server, firewall and key and verifies; an existing host is wiped and cleaned), then the local
 //! record and secrets. Nothing without our labels is touched.
 
+use std::collections::BTreeSet;
+
 use anyhow::{Context, Result};
+use munero_provider::ResourceKind;
 use serde_json::json;
 
 use crate::cli::DestroyArgs;
 use crate::ctx::Ctx;
 use crate::output::Report;
+use crate::commands::receipt;
 use crate::plan::destroy::DestroyStep;
+use crate::receipt::Gone;
+use crate::trial::Trial;
 use crate::{hosts, plan, prompt, validate};
 
 pub async fn run(ctx: &Ctx, args: &DestroyArgs) -> Result<Report> {
@@ -34,6 +40,8 @@ pub async fn run(ctx: &Ctx, args: &DestroyArgs) -> Result<Report> {
         )?;
     }
     let mut steps = host.plan_destroy(ctx, trial, record.as_ref()).await?;
+    let keep: Vec<ResourceKind> = if args.keep_snapshots { vec![ResourceKind::Snapshot] } else { Vec::new() };
+    plan::destroy::keep_kinds(&mut steps, &keep);
     if args.forget {
         for s in &mut steps {
             if let DestroyStep::OnHost { skip_if_unreachable, .. } = s {
@@ -53,11 +61,69 @@ pub async fn run(ctx: &Ctx, args: &DestroyArgs) -> Result<Report> {
     let done = host.destroy(ctx, &steps).await.with_context(|| {
         format!("destroy {trial} failed; what is left stays labelled munero-trial={trial} (and its record is kept): run destroy again")
     })?;
+    let issue = receipt::Issue {
+        trial,
+        provider: kind,
+        action: "destroy",
+        on_host: on_host(&steps),
+        deleted: gone(&steps, record.as_ref()),
+        known: BTreeSet::new(),
+        keep,
+    };
+    let receipt = receipt::issue(ctx, host.as_ref(), issue).await;
+    let where_ = receipt["text_file"].as_str().map(|f| format!("\nReceipt: {f}")).unwrap_or_default();
     Ok(Report::new(
         json!({"ok": true, "command": "destroy", "dry_run": false, "trial": trial, "provider": kind,
-               "deleted": deleted(&steps), "done": done, "plan": steps}),
-        format!("Trial {trial} destroyed: {}", if done.is_empty() { "nothing was left".into() } else { done.join("; ") }),
+               "deleted": deleted(&steps), "done": done, "plan": steps, "receipt": receipt}),
+        format!("Trial {trial} destroyed: {}{where_}", if done.is_empty() { "nothing was left".into() } else { done.join("; ") }),
     ))
+}
+
+/// The deleted provider resources for the receipt; one the record did not know is an orphan.
+fn gone(steps: &[DestroyStep], record: Option<&Trial>) -> Vec<Gone> {
+    let known = |kind: ResourceKind, id: &str| {
+        let Some(t) = record else { return true };
+        let r = &t.resources;
+        match kind {
+            ResourceKind::Server => r.server_id.as_deref() == Some(id),
+            ResourceKind::Firewall => r.firewall_id.as_deref() == Some(id),
+            ResourceKind::SshKey => r.ssh_key_id.as_deref() == Some(id),
+            ResourceKind::Volume | ResourceKind::PrimaryIp => false,
+            // Found by their labels and the trial's name: theirs by design, never left over.
+            ResourceKind::DnsRecord | ResourceKind::Snapshot => true,
+        }
+    };
+    steps
+        .iter()
+        .filter_map(|s| match s {
+            DestroyStep::DeleteResource { kind, id, name, .. } => Some(Gone {
+                kind: *kind,
+                id: id.clone(),
+                name: name.clone(),
+                orphan: !known(*kind, id),
+                lookup: None,
+                checked_at: None,
+                error: None,
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// What the steps removed on the host itself, in words.
+fn on_host(steps: &[DestroyStep]) -> Vec<String> {
+    steps
+        .iter()
+        .filter_map(|s| match s {
+            DestroyStep::DeleteResource { provider, kind: ResourceKind::Server, id, name, .. } => {
+                Some(format!("server {name} (id {id}) deleted at {provider}, with its disk and everything on it"))
+            }
+            DestroyStep::OnHost { what, host, .. } => Some(format!("on {host}: {what}")),
+            DestroyStep::StopVm { pid, .. } => Some(format!("VM process {pid} powered off")),
+            DestroyStep::RemoveVmFiles { dir } => Some(format!("VM disk, seed and logs removed: {}", dir.display())),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The provider resources the steps deleted, as `{kind, id, name}`.

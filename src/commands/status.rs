@@ -13,6 +13,7 @@ use crate::timefmt::rfc3339;
 use crate::error::usage;
 use crate::output::{table, Report};
 use crate::ctx::Ctx;
+use crate::hosts::cloud::snapshot::Snapshot;
 use crate::{cost, hosts, validate};
 
 #[derive(Debug, Serialize)]
@@ -31,6 +32,8 @@ pub struct Row {
     pub server_id: Option<String>,
     /// Hourly price and the cost accrued since creation (None: no price known for this kind).
     pub cost: Option<cost::Cost>,
+    /// The trial's provider snapshots, oldest first.
+    pub snapshots: Vec<Snapshot>,
 }
 
 pub async fn run(ctx: &Ctx, args: &StatusArgs) -> Result<Report> {
@@ -42,6 +45,23 @@ pub async fn run(ctx: &Ctx, args: &StatusArgs) -> Result<Report> {
     // provider name -> trial -> server (None when listing failed)
     let mut live: BTreeMap<ProviderKind, Option<BTreeMap<String, ServerInfo>>> = BTreeMap::new();
     let hosts = hosts::configured()?;
+    // (provider, trial) -> its snapshots
+    let mut snaps: BTreeMap<(ProviderKind, String), Vec<Snapshot>> = BTreeMap::new();
+    for h in &hosts {
+        match h.snapshots(ctx).await {
+            Ok(list) => {
+                for r in list {
+                    if let Some(t) = r.trial() {
+                        snaps.entry((h.kind(), t.to_string())).or_default().push(Snapshot::of(&r));
+                    }
+                }
+            }
+            Err(e) => ctx.out.progress(format!("warning: could not list {} snapshots: {e:#}", h.kind())),
+        }
+    }
+    for v in snaps.values_mut() {
+        v.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
+    }
     for h in &hosts {
         match h.servers(ctx).await {
             Ok(Some(servers)) => {
@@ -94,6 +114,7 @@ pub async fn run(ctx: &Ctx, args: &StatusArgs) -> Result<Report> {
             local_record: true,
             server_id: sid,
             cost,
+            snapshots: snaps.remove(&(t.provider, t.name.clone())).unwrap_or_default(),
         });
     }
     for (prov, m) in &live {
@@ -116,8 +137,27 @@ pub async fn run(ctx: &Ctx, args: &StatusArgs) -> Result<Report> {
                 local_record: false,
                 server_id: Some(s.id.clone()),
                 cost: None,
+                snapshots: snaps.remove(&(*prov, trial.clone())).unwrap_or_default(),
             });
         }
+    }
+    // Snapshots whose trial is gone otherwise (destroyed with --keep-snapshots) still get a row.
+    for ((prov, trial), list) in snaps {
+        rows.push(Row {
+            trial,
+            provider: prov,
+            server_type: "-".into(),
+            ipv4: None,
+            state: "snapshots only".into(),
+            expires: None,
+            expires_unix: None,
+            expired: false,
+            expires_soon: false,
+            local_record: false,
+            server_id: None,
+            cost: None,
+            snapshots: list,
+        });
     }
     if let Some(t) = &args.trial {
         rows.retain(|r| &r.trial == t);
@@ -154,7 +194,7 @@ pub async fn run(ctx: &Ctx, args: &StatusArgs) -> Result<Report> {
                     ]
                 })
                 .collect::<Vec<_>>(),
-        )
+        ) + &crate::hosts::cloud::snapshot::listing(rows.iter().flat_map(|r| r.snapshots.iter().map(move |s| (r.provider, r.trial.as_str(), s))))
     };
     Ok(Report::new(json!({"ok": true, "command": "status", "trials": rows}), human))
 }

@@ -44,6 +44,11 @@ pub async fn run(ctx: &Ctx, args: &TeardownArgs) -> Result<Report> {
             }
         }
     }
+    if args.keep_snapshots {
+        for p in &mut plans {
+            plan::teardown::keep_kinds(&mut p.steps, &[munero_provider::ResourceKind::Snapshot]);
+        }
+    }
     let steps: Vec<&TeardownStep> = plans.iter().flat_map(|p| &p.steps).collect();
     let expired: Vec<&String> = plans.iter().flat_map(|p| &p.expired).collect();
     let kept: Vec<&serde_json::Value> = plans.iter().flat_map(|p| &p.kept).collect();

@@ -1,7 +1,10 @@
 //! `wipe <TRIAL>`: run the stack's wipe (deploy/wipe_client_data.sh) on the host and show its
 //! receipt.
 
+use std::collections::BTreeSet;
+
 use anyhow::Result;
+use munero_provider::ResourceKind;
 use serde_json::json;
 
 use crate::cli::WipeArgs;
@@ -46,5 +49,29 @@ pub async fn run(ctx: &Ctx, args: &WipeArgs) -> Result<Report> {
     s.close().await;
     let receipt = receipt?;
     crate::notify::send(&ctx.out, &ctx.config, &[crate::notify::Event::Wiped { trial: trial.name.clone() }]).await;
-    Ok(Report::new(json!({"ok": true, "command": "wipe", "trial": trial.name, "receipt": receipt, "plan": steps}), receipt))
+    // The trial lives on: the sweep leaves its own server, firewall and key (as the record names
+    // them), its DNS names and its snapshots, and removes anything else labelled with it.
+    let r = &trial.resources;
+    let known: BTreeSet<String> = [(ResourceKind::Server, &r.server_id), (ResourceKind::Firewall, &r.firewall_id), (ResourceKind::SshKey, &r.ssh_key_id)]
+        .into_iter()
+        .filter_map(|(k, id)| id.as_deref().map(|id| crate::hosts::cloud::sweep::key(k, id)))
+        .collect();
+    // Without provider credentials the receipt still gets written; its sweep then says why it
+    // could not run (the wipe itself is done either way).
+    let host = crate::hosts::connect(trial.provider, true)?;
+    let issue = crate::commands::receipt::Issue {
+        trial: &trial.name,
+        provider: trial.provider,
+        action: "wipe",
+        on_host: crate::receipt::removed_on_host(&receipt),
+        deleted: Vec::new(),
+        known,
+        keep: vec![ResourceKind::Server, ResourceKind::DnsRecord, ResourceKind::Snapshot],
+    };
+    let issued = crate::commands::receipt::issue(ctx, host.as_ref(), issue).await;
+    let where_ = issued["text_file"].as_str().map(|f| format!("\nReceipt: {f}")).unwrap_or_default();
+    Ok(Report::new(
+        json!({"ok": true, "command": "wipe", "trial": trial.name, "receipt": receipt, "wipe_receipt": issued, "plan": steps}),
+        format!("{}{where_}", receipt.trim_end()),
+    ))
 }

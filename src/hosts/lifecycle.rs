@@ -4,10 +4,11 @@
 //! and never ask which kind it is.
 
 use std::any::Any;
+use std::collections::BTreeSet;
 
 use anyhow::Result;
 use async_trait::async_trait;
-use munero_provider::{PriceQuote, ProviderKind, Resource, ServerInfo};
+use munero_provider::{PriceQuote, ProviderKind, Resource, ResourceKind, ServerInfo};
 use serde_json::Value;
 
 use crate::config::Config;
@@ -16,6 +17,8 @@ use crate::ctx::Ctx;
 use crate::output::Report;
 use crate::plan::create::CreateStep;
 use crate::plan::destroy::DestroyStep;
+use crate::plan::snapshot::{RestoreStep, SnapshotStep};
+use crate::receipt::{Gone, Sweep};
 use crate::plan::teardown::TeardownStep;
 use crate::resolve::{CreateRequest, Defaults};
 use crate::trial::Trial;
@@ -99,6 +102,46 @@ pub trait Host: Send + Sync {
     async fn relabel(&self, _ctx: &Ctx, _resources: &[Resource], _expires_unix: i64) -> Result<()> {
         Ok(())
     }
+
+    /// The steps of a provider snapshot of the trial's server, labelled like the trial.
+    async fn plan_snapshot(&self, _ctx: &Ctx, _t: &Trial, _description: &str, _created_unix: i64) -> Result<Vec<SnapshotStep>> {
+        Err(no_snapshots(self.kind()))
+    }
+
+    /// Take the snapshot; returns it.
+    async fn snapshot(&self, _ctx: &Ctx, _steps: &[SnapshotStep]) -> Result<Resource> {
+        Err(no_snapshots(self.kind()))
+    }
+
+    /// The steps that make the trial's server again from its latest snapshot.
+    async fn plan_restore(&self, _ctx: &Ctx, _t: &Trial, _replace: bool) -> Result<Vec<RestoreStep>> {
+        Err(no_snapshots(self.kind()))
+    }
+
+    /// Walk them; updates the record. Returns what was done.
+    async fn restore(&self, _ctx: &Ctx, _t: &mut Trial, _steps: &[RestoreStep]) -> Result<Vec<String>> {
+        Err(no_snapshots(self.kind()))
+    }
+
+    /// Every managed snapshot (status lists them by trial).
+    async fn snapshots(&self, _ctx: &Ctx) -> Result<Vec<Resource>> {
+        Ok(Vec::new())
+    }
+
+    /// The receipt's proof: each resource looked up afresh at the provider (after deletion).
+    async fn confirm(&self, _ctx: &Ctx, _gone: &mut [Gone]) {}
+
+    /// The orphan sweep: every labelled resource type of the trial listed; whatever is not in
+    /// `known` (`kind:id`) and not of a `keep` kind is deleted, looked up again and reported.
+    async fn sweep(&self, _ctx: &Ctx, _trial: &str, _known: &BTreeSet<String>, _keep: &[ResourceKind]) -> Result<Sweep> {
+        Ok(Sweep { note: Some(format!("a {} host has no provider API: nothing labelled to sweep", self.kind())), ..Default::default() })
+    }
+}
+
+fn no_snapshots(kind: ProviderKind) -> anyhow::Error {
+    crate::error::usage(format!(
+        "a {kind} trial has no provider snapshots: snapshot and restore are for trials on a cloud (hetzner, aws)"
+    ))
 }
 
 /// Teardown for kinds of host without a provider API to list: their local records find them.

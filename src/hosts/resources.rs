@@ -1,5 +1,6 @@
 //! The one place that lists a trial's labelled resources and orders their deletion: DNS records
-//! first, then servers (a firewall or key in use by a server cannot go), then firewalls, then SSH keys. Used by
+//! first, then servers (a firewall or key in use by a server cannot go), then firewalls, SSH keys, volumes,
+//! primary IPs and snapshots. Used by
 //! destroy (one trial) and teardown (every expired trial at once).
 
 use anyhow::{Context, Result};
@@ -12,6 +13,10 @@ pub fn deletion_rank(kind: ResourceKind) -> u8 {
         ResourceKind::Server => 1,
         ResourceKind::Firewall => 2,
         ResourceKind::SshKey => 3,
+        // A volume detaches and an IP unassigns when their server goes.
+        ResourceKind::Volume => 4,
+        ResourceKind::PrimaryIp => 5,
+        ResourceKind::Snapshot => 6,
     }
 }
 
@@ -24,7 +29,7 @@ pub async fn managed(p: &dyn Provider) -> Result<Vec<Resource>> {
         .into_iter()
         .map(|s| Resource { kind: ResourceKind::Server, id: s.id, name: s.name, labels: s.labels })
         .collect();
-    all.extend(others.with_context(|| format!("listing the managed firewalls and keys at {}", p.name()))?);
+    all.extend(others.with_context(|| format!("listing the managed firewalls, keys, DNS records, snapshots, volumes and IPs at {}", p.name()))?);
     all.retain(|r| is_managed(&r.labels));
     all.sort_by_key(|r| deletion_rank(r.kind));
     Ok(all)

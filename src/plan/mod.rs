@@ -6,6 +6,7 @@ pub mod auth;
 pub mod create;
 pub mod destroy;
 pub mod extend;
+pub mod snapshot;
 pub mod teardown;
 pub mod wipe;
 

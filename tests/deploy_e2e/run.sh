@@ -361,6 +361,34 @@ check_wipe() {
     grep -q "uploaded copy removed" "$OUT/wipe.log" || { echo "the uploaded copy was not reported removed"; return 1; }
 }
 check "wipe $T --yes exits 0, prints the receipt and notifies the webhook (its URL never printed)" check_wipe
+check_wipe_receipt() {
+    # The receipt kept in the state dir: the dataset as deployed, the volumes and the uploaded
+    # copy removed on the host, and the sweep's word that an existing host has nothing labelled.
+    "$BIN" receipt "$T" --output json </dev/null >"$OUT/receipt1.json" 2>"$OUT/receipt1.err" || { cat "$OUT/receipt1.err"; return 1; }
+    local deployed
+    deployed=$(sed -n 's/.*sha256 \([0-9a-f]\{64\}\) verified on the host.*/\1/p' "$OUT/deploy1.log" | head -n1)
+    python3 - "$OUT/receipt1.json" "$deployed" "$PROJECT" <<'PY' || return 1
+import json, os, stat, sys
+doc = json.load(open(sys.argv[1]))
+r, deployed, project = doc["receipt"], sys.argv[2], sys.argv[3]
+problems = []
+if r["action"] != "wipe":
+    problems.append("action %r" % r["action"])
+if not r.get("dataset") or r["dataset"]["sha256"] != deployed:
+    problems.append("dataset %r, deployed %r" % (r.get("dataset"), deployed))
+for want in ("removed: %s_client_data" % project, "removed: %s_app_state" % project, "uploaded copy removed:"):
+    if not any(l.startswith(want) for l in r["on_host"]):
+        problems.append("on_host lacks %r: %r" % (want, r["on_host"]))
+if "no provider API" not in (r["sweep"].get("note") or ""):
+    problems.append("sweep %r" % r["sweep"])
+mode = stat.S_IMODE(os.stat(doc["text_file"]).st_mode)
+if mode != 0o600:
+    problems.append("text receipt mode %o" % mode)
+if problems:
+    sys.exit("receipt: " + "; ".join(problems))
+PY
+}
+check "receipt $T: the wipe receipt names the deployed dataset's sha256, the removed volumes and upload" check_wipe_receipt
 check "after wipe: /api/dashboard/test -> 503 (no data)" expect_dashboard 503
 check_no_data_in_volume() {
     if dc exec -T backend test -e /data/munero.sqlite; then echo "/data/munero.sqlite still there"; return 1; fi
@@ -434,7 +462,9 @@ check_destroy() {
     [[ -z $left ]] || { echo "volumes left: $left"; return 1; }
     [[ ! -e $REMOTE ]] || { echo "$REMOTE still on the host"; return 1; }
     [[ ! -e $STATE/trials/$T ]] || { echo "the local record of $T is still there"; return 1; }
+    "$BIN" receipt "$T" --all --output json </dev/null >"$OUT/receipts.json" 2>/dev/null || { echo "no receipts after destroy"; return 1; }
+    python3 -c 'import json,sys; a=[r["action"] for r in json.load(open(sys.argv[1]))["receipts"]]; sys.exit(0 if a==["wipe","destroy"] else "receipts: %r" % a)' "$OUT/receipts.json"
 }
-check "destroy $T --yes: stack, volumes, remote dir and local record gone" check_destroy
+check "destroy $T --yes: stack, volumes, remote dir and local record gone; wipe and destroy receipts kept" check_destroy
 
 checks_summary

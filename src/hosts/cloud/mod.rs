@@ -3,7 +3,11 @@
 
 pub mod create;
 pub mod dns;
+pub mod snapshot;
+pub mod sweep;
 pub mod teardown;
+
+use std::collections::BTreeSet;
 
 use anyhow::{anyhow, Context, Result};
 use async_trait::async_trait;
@@ -18,6 +22,8 @@ use crate::hosts::lifecycle::{CreatePlan, Host, TeardownOutcome, TeardownPlan};
 use crate::hosts::resources;
 use crate::output::Report;
 use crate::plan::destroy::DestroyStep;
+use crate::plan::snapshot::{RestoreStep, SnapshotStep};
+use crate::receipt::{Gone, Sweep};
 use crate::plan::teardown::TeardownStep;
 use crate::resolve::{CreateRequest, Defaults};
 use crate::trial::Trial;
@@ -117,7 +123,7 @@ impl Host for CloudHost {
             )));
         }
         let mut steps: Vec<DestroyStep> = found.iter().map(|r| DestroyStep::delete(self.kind, trial, r)).collect();
-        steps.push(DestroyStep::VerifyGone { provider: self.kind, trial: trial.to_string() });
+        steps.push(DestroyStep::VerifyGone { provider: self.kind, trial: trial.to_string(), keep: Vec::new() });
         if record.is_some() {
             steps.push(DestroyStep::ForgetLocal { trial: trial.to_string(), path: ctx.store.trial_dir(trial) });
         }
@@ -135,8 +141,9 @@ impl Host for CloudHost {
                     p.delete_resource(*kind, id).await.with_context(|| format!("deleting {kind} {name} ({id})"))?;
                     done.push(format!("{kind} {name} ({id})"));
                 }
-                DestroyStep::VerifyGone { trial, provider } => {
-                    let left = resources::trial_resources(p, trial).await?;
+                DestroyStep::VerifyGone { trial, provider, keep } => {
+                    let mut left = resources::trial_resources(p, trial).await?;
+                    left.retain(|r| !keep.contains(&r.kind));
                     if !left.is_empty() {
                         let names: Vec<String> = left.iter().map(|r| format!("{} {} ({})", r.kind, r.name, r.id)).collect();
                         return Err(anyhow!("{provider} still holds resources of trial {trial}: {}", names.join(", ")));
@@ -196,6 +203,38 @@ impl Host for CloudHost {
 
     async fn labelled(&self, _ctx: &Ctx, trial: &str) -> Result<Vec<Resource>> {
         resources::trial_resources(self.api()?, trial).await
+    }
+
+    async fn plan_snapshot(&self, _ctx: &Ctx, t: &Trial, description: &str, created_unix: i64) -> Result<Vec<SnapshotStep>> {
+        snapshot::plan(self.api()?, self.kind, t, description, created_unix).await
+    }
+
+    async fn snapshot(&self, ctx: &Ctx, steps: &[SnapshotStep]) -> Result<Resource> {
+        snapshot::take(ctx, self.api()?, steps).await
+    }
+
+    async fn plan_restore(&self, ctx: &Ctx, t: &Trial, replace: bool) -> Result<Vec<RestoreStep>> {
+        snapshot::plan_restore(ctx, self.api()?, self.kind, t, replace).await
+    }
+
+    async fn restore(&self, ctx: &Ctx, t: &mut Trial, steps: &[RestoreStep]) -> Result<Vec<String>> {
+        snapshot::restore(ctx, self.api()?, t, steps).await
+    }
+
+    async fn snapshots(&self, _ctx: &Ctx) -> Result<Vec<Resource>> {
+        let all = self.api()?.list_managed_resources().await?;
+        Ok(all.into_iter().filter(|r| r.kind == ResourceKind::Snapshot).collect())
+    }
+
+    async fn confirm(&self, _ctx: &Ctx, gone: &mut [Gone]) {
+        match self.api() {
+            Ok(p) => sweep::confirm(p, gone).await,
+            Err(e) => gone.iter_mut().for_each(|g| g.error = Some(format!("{e:#}"))),
+        }
+    }
+
+    async fn sweep(&self, ctx: &Ctx, trial: &str, known: &BTreeSet<String>, keep: &[ResourceKind]) -> Result<Sweep> {
+        sweep::sweep(ctx, self.api()?, self.kind, trial, known, keep).await
     }
 
     async fn relabel(&self, _ctx: &Ctx, resources: &[Resource], expires_unix: i64) -> Result<()> {

@@ -67,7 +67,9 @@ pub async fn plan(ctx: &Ctx, kind: ProviderKind, p: &dyn Provider, at_unix: i64)
         }
         forget.push(t.name);
     }
-    for k in [ResourceKind::DnsRecord, ResourceKind::Server, ResourceKind::Firewall, ResourceKind::SshKey] {
+    let mut kinds = ResourceKind::ALL;
+    kinds.sort_by_key(|k| resources::deletion_rank(*k));
+    for k in kinds {
         let of_kind: Vec<Resource> = doomed.iter().filter(|r| r.kind == k).cloned().collect();
         if !of_kind.is_empty() {
             out.steps.push(TeardownStep::DeleteAll { provider: kind, kind: k, resources: of_kind, in_flight: IN_FLIGHT });
@@ -75,7 +77,7 @@ pub async fn plan(ctx: &Ctx, kind: ProviderKind, p: &dyn Provider, at_unix: i64)
     }
     let listed: Vec<String> = out.expired.iter().filter(|t| by_trial.contains_key(*t)).cloned().collect();
     if !listed.is_empty() {
-        out.steps.push(TeardownStep::VerifyGone { provider: kind, trials: listed });
+        out.steps.push(TeardownStep::VerifyGone { provider: kind, trials: listed, keep: Vec::new() });
     }
     if !forget.is_empty() {
         out.steps.push(TeardownStep::ForgetLocal { trials: forget, root: ctx.store.root().to_path_buf() });
@@ -116,10 +118,11 @@ pub async fn execute(ctx: &Ctx, kind: ProviderKind, p: &dyn Provider, steps: &[T
                     }
                 }
             }
-            TeardownStep::VerifyGone { trials, .. } => match resources::managed(p).await {
+            TeardownStep::VerifyGone { trials, keep, .. } => match resources::managed(p).await {
                 Ok(left) => {
                     for t in trials {
-                        let mine = resources::of_trial(&left, t);
+                        let mut mine = resources::of_trial(&left, t);
+                        mine.retain(|r| !keep.contains(&r.kind));
                         if !mine.is_empty() && !failed.contains_key(t) {
                             let names: Vec<String> = mine.iter().map(|r| format!("{} {} ({})", r.kind, r.name, r.id)).collect();
                             failed.insert(t.clone(), format!("{kind} still holds {}", names.join(", ")));
