@@ -39,6 +39,9 @@ pub struct Config {
     pub webhook_url: Option<String>,
     /// Where clients send feedback (named in the onboarding message).
     pub feedback_email: Option<String>,
+    /// Generation slower than this (tokens/s) makes smoke warn and suggest a GPU or a smaller
+    /// model (default 8). `MUNERO_MIN_TOKENS_PER_S` overrides it.
+    pub min_tokens_per_second: Option<f64>,
     pub hetzner: HetznerConfig,
 }
 
@@ -87,6 +90,18 @@ impl Config {
 
     pub fn parse(s: &str) -> Result<Config, String> {
         toml::from_str(s).map_err(|e| e.message().to_string())
+    }
+
+    /// The model-speed threshold, tokens per second.
+    pub fn min_tps(&self) -> Result<f64> {
+        let (v, from) = match std::env::var("MUNERO_MIN_TOKENS_PER_S").ok().filter(|s| !s.trim().is_empty()) {
+            Some(s) => (s.trim().parse::<f64>().map_err(|_| usage(format!("MUNERO_MIN_TOKENS_PER_S={s:?} is not a number; give tokens per second, e.g. 8")))?, "MUNERO_MIN_TOKENS_PER_S"),
+            None => (self.min_tokens_per_second.unwrap_or(crate::model_speed::DEFAULT_MIN_TOKENS_PER_S), "min_tokens_per_second"),
+        };
+        if !(v.is_finite() && v >= 0.0) {
+            return Err(usage(format!("{from} = {v} is not a speed; give tokens per second, 0 or more (default 8)")));
+        }
+        Ok(v)
     }
 
     pub fn ip_echo_url(&self) -> String {

@@ -21,6 +21,7 @@ pub mod error;
 pub mod hosts;
 pub mod keys;
 pub mod lock;
+pub mod model_speed;
 pub mod notify;
 pub mod onboard;
 pub mod output;

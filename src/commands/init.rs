@@ -54,6 +54,9 @@ days = 14
 # Ollama model the assistant uses.
 # model = "qwen2.5-coder:3b"
 
+# Generation slower than this (tokens/s, measured by smoke) is reported with a suggestion.
+# min_tokens_per_second = 8.0
+
 # URL that answers with the caller's public address (for ssh_from "auto").
 # ip_echo_url = "https://api.ipify.org"
 

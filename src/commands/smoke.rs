@@ -15,7 +15,16 @@ pub async fn run(ctx: &Ctx, args: &SmokeArgs) -> Result<Report> {
     let trial = remote::load_trial(ctx, &args.trial)?;
     let site = remote::site_spec(&trial, 30)?;
     let trust_ca = validate::trust_ca(args.trust_ca.as_deref())?;
-    let mut steps = deploy::smoke_plan(&remote::url(&trial)?, &site, &remote::ssh_host(&trial)?, remote::ssh_port(&trial), &trial.forwards, args.require_model);
+    let speed = deploy::SpeedSpec { remote_dir: remote::remote_dir(&trial), gpu: trial.gpu, min_tps: ctx.config.min_tps()? };
+    let mut steps = deploy::smoke_plan(
+        &remote::url(&trial)?,
+        &site,
+        &remote::ssh_host(&trial)?,
+        remote::ssh_port(&trial),
+        &trial.forwards,
+        args.require_model,
+        &speed,
+    );
     if let Some(bad) = args.only.iter().find(|o| !steps.iter().any(|s| s.id() == o.as_str())) {
         let ids: Vec<&str> = steps.iter().map(|s| s.id()).collect();
         return Err(usage(format!("--only {bad}: smoke has no such check; choose from {}", ids.join(", "))));

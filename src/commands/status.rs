@@ -34,6 +34,8 @@ pub struct Row {
     pub cost: Option<cost::Cost>,
     /// The trial's provider snapshots, oldest first.
     pub snapshots: Vec<Snapshot>,
+    /// The model's speed as the last smoke measured it on the trial's own hardware.
+    pub model_speed: Option<crate::model_speed::ModelSpeed>,
 }
 
 pub async fn run(ctx: &Ctx, args: &StatusArgs) -> Result<Report> {
@@ -115,6 +117,7 @@ pub async fn run(ctx: &Ctx, args: &StatusArgs) -> Result<Report> {
             server_id: sid,
             cost,
             snapshots: snaps.remove(&(t.provider, t.name.clone())).unwrap_or_default(),
+            model_speed: crate::model_speed::load(&ctx.store.trial_dir(&t.name)),
         });
     }
     for (prov, m) in &live {
@@ -138,6 +141,7 @@ pub async fn run(ctx: &Ctx, args: &StatusArgs) -> Result<Report> {
                 server_id: Some(s.id.clone()),
                 cost: None,
                 snapshots: snaps.remove(&(*prov, trial.clone())).unwrap_or_default(),
+                model_speed: None,
             });
         }
     }
@@ -157,6 +161,7 @@ pub async fn run(ctx: &Ctx, args: &StatusArgs) -> Result<Report> {
             server_id: None,
             cost: None,
             snapshots: list,
+            model_speed: None,
         });
     }
     if let Some(t) = &args.trial {
@@ -170,7 +175,7 @@ pub async fn run(ctx: &Ctx, args: &StatusArgs) -> Result<Report> {
         "No trials.".to_string()
     } else {
         table(
-            &["TRIAL", "PROVIDER", "TYPE", "IPV4", "STATE", "EXPIRES", "PRICE", "ACCRUED"],
+            &["TRIAL", "PROVIDER", "TYPE", "IPV4", "STATE", "EXPIRES", "PRICE", "ACCRUED", "MODEL TOK/S"],
             &rows
                 .iter()
                 .map(|r| {
@@ -191,6 +196,7 @@ pub async fn run(ctx: &Ctx, args: &StatusArgs) -> Result<Report> {
                         ),
                         r.cost.as_ref().map(cost::per_hour).unwrap_or_else(|| "no price".into()),
                         r.cost.as_ref().map(|c| format!("{} ({} h)", cost::money(c.amount, &c.currency), c.hours)).unwrap_or_else(|| "-".into()),
+                        r.model_speed.as_ref().map(|m| format!("{:.1}", m.tokens_per_s)).unwrap_or_else(|| "-".into()),
                     ]
                 })
                 .collect::<Vec<_>>(),

@@ -72,6 +72,11 @@ pub enum Step {
     WaitHealthy { url: String, require_model: bool },
     /// `/health`, `/api/dashboard/test`, `/api/chat/test`, `POST /api/chat/` with Basic Auth.
     Smoke { url: String, require_model: bool },
+    /// One short generation inside the stack (the model-speed script on stdin, run in the
+    /// backend container): Ollama's load time and tokens/s, and on GPU trials the model's share
+    /// of GPU memory and nvidia-smi. Slower than `min_tps` is a warning; a GPU trial whose model
+    /// is not all in GPU memory fails.
+    ModelSpeed { gpu: bool, min_tps: f64, require_model: bool, cmd: RemoteCmd },
     /// TCP from here: only 22/80/443 answer; on the host only caddy publishes ports.
     ExposureProbe { host: String, open: Vec<u16>, closed: Vec<u16> },
 }
@@ -97,6 +102,7 @@ impl Step {
             Step::Certificate { .. } => "certificate",
             Step::WaitHealthy { .. } => "wait-healthy",
             Step::Smoke { .. } => "smoke",
+            Step::ModelSpeed { .. } => "model-speed",
             Step::ExposureProbe { .. } => "exposure-probe",
         }
     }
@@ -124,6 +130,7 @@ pub const STEP_IDS: &[&str] = &[
     "certificate",
     "wait-healthy",
     "smoke",
+    "model-speed",
     "exposure-probe",
 ];
 
@@ -212,6 +219,13 @@ impl fmt::Display for Step {
                 "smoke {url} with Basic Auth: /health, /api/dashboard/test, /api/chat/test, POST /api/chat/{}",
                 if *require_model { "" } else { " (a missing model is reported, not a failure)" }
             ),
+            Step::ModelSpeed { gpu, min_tps, require_model, cmd } => write!(
+                f,
+                "model speed: one short generation inside the stack, Ollama's load time and tokens/s \
+                 (under {min_tps} tokens/s is a warning{}{}): {cmd} < the model-speed script",
+                if *gpu { "; the whole model must sit in GPU memory and nvidia-smi must work" } else { "" },
+                if *require_model { "; no model is a failure" } else { "" }
+            ),
             Step::ExposureProbe { host, open, closed } => write!(
                 f,
                 "exposure probe {host}: {} answer, {} do not; on the host only caddy publishes ports",
@@ -258,6 +272,8 @@ pub struct DeployInputs {
     pub cloud_init_timeout_s: u64,
     /// Names of the trial's Basic Auth users (the hashes travel with the executor, not the plan).
     pub auth_users: Vec<String>,
+    /// Generation slower than this (tokens/s) is a warning in the model-speed check.
+    pub min_tps: f64,
 }
 
 pub fn remote_data_path(remote_dir: &str) -> String {
@@ -363,7 +379,8 @@ pub fn deploy_plan(i: &DeployInputs) -> Vec<Step> {
     if let Some(address) = &i.site.dns_expect {
         s.insert(2, Step::CheckDns { name: i.site.name.clone(), address: address.clone() });
     }
-    s.extend(smoke_plan(&i.url, &i.site, &i.probe_host, i.ssh_port, &i.forwards, i.require_model));
+    let speed = SpeedSpec { remote_dir: i.remote_dir.clone(), gpu: i.gpu, min_tps: i.min_tps };
+    s.extend(smoke_plan(&i.url, &i.site, &i.probe_host, i.ssh_port, &i.forwards, i.require_model, &speed));
     s
 }
 
@@ -379,6 +396,22 @@ pub struct SiteSpec {
 }
 
 /// `smoke` reruns deploy steps 7 and 8.
+/// What the model-speed check needs to know about the trial.
+#[derive(Debug, Clone)]
+pub struct SpeedSpec {
+    pub remote_dir: String,
+    pub gpu: bool,
+    pub min_tps: f64,
+}
+
+/// The host's nvidia-smi (GPU trials), then the model-speed script, read from stdin by Python in
+/// the backend container (read-only, on the stack's private network, where Ollama answers).
+pub fn model_speed_cmd(remote_dir: &str, gpu: bool) -> RemoteCmd {
+    let gpu_part = if gpu { "nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>&1; echo \"nvidia-smi exit $?\"; " } else { "" };
+    RemoteCmd::shell(format!("{gpu_part}{} && dc exec -T backend python3 -", compose_prelude(remote_dir, gpu)))
+}
+
+#[allow(clippy::too_many_arguments)]
 pub fn smoke_plan(
     url: &str,
     site: &SiteSpec,
@@ -386,6 +419,7 @@ pub fn smoke_plan(
     ssh_port: u16,
     forwards: &BTreeMap<String, u16>,
     require_model: bool,
+    speed: &SpeedSpec,
 ) -> Vec<Step> {
     let on_host = |guest: &u16| forwards.get(&guest.to_string()).copied().unwrap_or(*guest);
     let mut open = vec![ssh_port];
@@ -394,6 +428,12 @@ pub fn smoke_plan(
         Step::Certificate { url: url.to_string(), name: site.name.clone(), tls: site.tls, timeout_s: site.cert_timeout_s },
         Step::WaitHealthy { url: url.to_string(), require_model },
         Step::Smoke { url: url.to_string(), require_model },
+        Step::ModelSpeed {
+            gpu: speed.gpu,
+            min_tps: speed.min_tps,
+            require_model,
+            cmd: model_speed_cmd(&speed.remote_dir, speed.gpu),
+        },
         Step::ExposureProbe {
             host: probe_host.to_string(),
             open,
@@ -577,6 +617,18 @@ mod tests {
         SiteSpec { name: "203.0.113.9".into(), tls: Tls::Internal, dns_expect: None, cert_timeout_s: 30 }
     }
 
+    fn speed() -> SpeedSpec {
+        SpeedSpec { remote_dir: "/opt/munero".into(), gpu: false, min_tps: 8.0 }
+    }
+
+    #[test]
+    fn the_model_speed_check_reads_nvidia_smi_only_on_gpu_trials() {
+        let cpu = model_speed_cmd("/opt/munero", false).to_string();
+        assert!(cpu.ends_with("dc exec -T backend python3 -") && !cpu.contains("nvidia-smi"), "{cpu}");
+        let gpu = model_speed_cmd("/opt/munero", true).to_string();
+        assert!(gpu.starts_with("nvidia-smi --query-gpu") && gpu.contains("docker-compose.gpu.yml"), "{gpu}");
+    }
+
     #[test]
     fn an_owned_name_is_checked_in_dns_before_the_stack_asks_a_ca_and_every_site_gets_a_certificate_check() {
         let owned = SiteSpec { name: "t.example.com".into(), tls: Tls::Acme, dns_expect: Some("203.0.113.9".into()), cert_timeout_s: 300 };
@@ -616,6 +668,7 @@ mod tests {
             ready_marker: true,
             cloud_init_timeout_s: 1800,
             auth_users: vec!["acme".into()],
+            min_tps: 8.0,
         }
     }
 
@@ -626,7 +679,7 @@ mod tests {
             ids,
             [
                 "check-data", "check-env", "wait-cloud-init", "write-manifest", "upload-data", "upload-bundle", "upload-env",
-                "upload-users", "compose-up", "load-data", "pull-model", "certificate", "wait-healthy", "smoke", "exposure-probe"
+                "upload-users", "compose-up", "load-data", "pull-model", "certificate", "wait-healthy", "smoke", "model-speed", "exposure-probe"
             ]
         );
         let ids: Vec<&str> = deploy_plan(&inputs(true, true)).iter().map(Step::id).collect();
@@ -650,7 +703,7 @@ mod tests {
 
     #[test]
     fn exposure_probe_expects_the_trials_ssh_port() {
-        let open = |port| match smoke_plan("https://h/", &site(), "h", port, &BTreeMap::new(), false).pop() {
+        let open = |port| match smoke_plan("https://h/", &site(), "h", port, &BTreeMap::new(), false, &speed()).pop() {
             Some(Step::ExposureProbe { open, closed, .. }) => (open, closed),
             other => panic!("{other:?}"),
         };
@@ -661,7 +714,7 @@ mod tests {
             .into_iter()
             .map(|(g, h)| (g.to_string(), h))
             .collect();
-        match smoke_plan("https://127.0.0.1:40443/", &site(), "127.0.0.1", 40022, &fw, false).pop() {
+        match smoke_plan("https://127.0.0.1:40443/", &site(), "127.0.0.1", 40022, &fw, false, &speed()).pop() {
             Some(Step::ExposureProbe { open, closed, .. }) => {
                 assert_eq!(open, vec![40022, 40080, 40443]);
                 assert_eq!(closed, vec![11434, 48000, 3000]);

@@ -178,7 +178,7 @@ impl Executor<'_> {
                 crate::site::dns_verdict(name, address, &got).map_err(|e| anyhow!(e))?;
                 ctx.out.progress(format!("      ok: {name} resolves to {address}"));
             }
-            Step::Certificate { .. } | Step::WaitHealthy { .. } | Step::Smoke { .. } | Step::ExposureProbe { .. } => {
+            Step::Certificate { .. } | Step::WaitHealthy { .. } | Step::Smoke { .. } | Step::ModelSpeed { .. } | Step::ExposureProbe { .. } => {
                 let password = self.d.password.clone().ok_or_else(|| anyhow!("no Basic Auth credentials"))?;
                 let (trial, user) = (self.d.trial, self.d.user.clone());
                 let trust_ca = self.d.trust_ca.clone();

@@ -13,6 +13,27 @@ use crate::{acme, remote};
 use crate::smoke::{self, Site};
 use crate::ssh::Session;
 use crate::trial::Trial;
+use crate::model_speed::{self, Verdict};
+
+/// The host's nvidia-smi answer from the model-speed command's output (its lines before the
+/// `nvidia-smi exit N` line).
+fn nvidia_smi(out: &str) -> Result<String, String> {
+    let lines: Vec<&str> = out.lines().collect();
+    let Some(i) = lines.iter().position(|l| l.starts_with("nvidia-smi exit ")) else {
+        return Err("no answer".into());
+    };
+    let text = lines[..i].join("\n");
+    if lines[i].trim_end() == "nvidia-smi exit 0" { Ok(text) } else { Err(text) }
+}
+
+/// Kept beside the record for `status` (the last figure); a file that cannot be written is a warning.
+fn save_speed(ctx: &Ctx, trial: &Trial, sp: &model_speed::ModelSpeed) {
+    let path = ctx.store.trial_dir(&trial.name).join(model_speed::FILE);
+    let body = serde_json::to_vec_pretty(sp).unwrap_or_default();
+    if let Err(e) = crate::store::atomic_write(&path, &body, 0o600) {
+        ctx.out.progress(format!("warning: the speed figure was not kept: {e:#}"));
+    }
+}
 
 /// Caddy's internal root certificate, for trials served without a public domain.
 pub async fn caddy_root(ctx: &Ctx, trial: &Trial, s: &Session) -> Result<Option<Vec<u8>>> {
@@ -145,6 +166,36 @@ pub async fn run_step(
             }
             Ok(json!(checks))
         }
+        Step::ModelSpeed { gpu, min_tps, require_model, cmd } => {
+            let input = std::io::Cursor::new(model_speed::SCRIPT.as_bytes().to_vec());
+            let out = s.run_with(cmd, Some(input), crate::ssh::Echo::Capture).await?.stdout_str();
+            let raw = model_speed::parse(&out).ok_or_else(|| anyhow!("the model-speed script printed no result: {}", out.trim()))?;
+            let smi = gpu.then(|| nvidia_smi(&out));
+            let now = crate::timefmt::rfc3339(time::OffsetDateTime::now_utc().unix_timestamp());
+            let (speed, problem) = match model_speed::judge(&raw, *gpu, smi, *min_tps, &now) {
+                Verdict::Fast(sp) => (Some(sp), None),
+                Verdict::Slow(sp, warning) => {
+                    ctx.out.progress(format!("      {}", sp.summary()));
+                    ctx.out.progress(format!("      warn: {warning}"));
+                    save_speed(ctx, trial, &sp);
+                    return Ok(json!({"speed": sp, "warning": warning}));
+                }
+                Verdict::Failed(sp, why) => (sp, Some(why)),
+                Verdict::NoFigure(why) if *require_model => bail!("model speed: {why}"),
+                Verdict::NoFigure(why) => {
+                    ctx.out.progress(format!("      warn: no speed figure: {why}"));
+                    return Ok(json!({"speed": null, "warning": why}));
+                }
+            };
+            if let Some(sp) = &speed {
+                ctx.out.progress(format!("      {}", sp.summary()));
+                save_speed(ctx, trial, sp);
+            }
+            if let Some(why) = problem {
+                bail!("model speed: {why}");
+            }
+            Ok(json!({"speed": speed}))
+        }
         Step::ExposureProbe { host, open, closed } => {
             let ports = smoke::exposure_probe(host, open, closed).await?;
             for p in &ports {
@@ -173,5 +224,20 @@ pub async fn run_step(
             Ok(json!(ports))
         }
         other => bail!("smoke cannot run step {other}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nvidia_smi_is_read_from_the_lines_before_its_exit_status() {
+        assert_eq!(nvidia_smi("Tesla T4, 15360 MiB\nnvidia-smi exit 0\n{}"), Ok("Tesla T4, 15360 MiB".to_string()));
+        assert_eq!(
+            nvidia_smi("NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver.\nnvidia-smi exit 9\n{}"),
+            Err("NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver.".to_string())
+        );
+        assert_eq!(nvidia_smi("{}"), Err("no answer".to_string()));
     }
 }

@@ -193,7 +193,7 @@ figure "first deploy (build + up + checks): $((SECONDS - t0)) s"
 
 check_deploy_steps() {
     local s
-    for s in wait-cloud-init upload-data compose-up load-data pull-model certificate wait-healthy smoke exposure-probe; do
+    for s in wait-cloud-init upload-data compose-up load-data pull-model certificate wait-healthy smoke model-speed exposure-probe; do
         grep -q "\[$s\]" "$OUT/deploy1.log" || { echo "step $s not in the output"; return 1; }
     done
     grep -q "trusting the site's own CA" "$OUT/deploy1.log" || { echo "smoke did not use Caddy's internal CA"; return 1; }
@@ -263,6 +263,15 @@ check_data_file() {
 check "the backend reads /data/munero.sqlite" check_data_file
 
 check "smoke $T exits 0" cli smoke1 smoke "$T"
+check_model_speed() {
+    # Ollama's own figures from the warm-up inside the stack, kept for status.
+    grep -Eq "$MODEL: [0-9.]+ tokens/s generated, [0-9]+ tokens/s prompt, loaded in [0-9.]+ s" "$OUT/smoke1.log" \
+        || { echo "smoke reported no model speed"; grep -A3 model-speed "$OUT/smoke1.log"; return 1; }
+    "$BIN" status "$T" --output json </dev/null >"$OUT/status-speed.json" 2>/dev/null || return 1
+    python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["trials"][0]["model_speed"]; sys.exit(0 if s and s["tokens_per_s"] > 0 and s["model"] == sys.argv[2] else "status: %r" % s)' \
+        "$OUT/status-speed.json" "$MODEL"
+}
+check "smoke measured the model's speed (tokens/s, load time) and status shows it" check_model_speed
 
 # --- auth, onboard, history on the deployed stack ---------------------------------------------
 code_as() {

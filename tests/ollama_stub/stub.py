@@ -5,7 +5,7 @@
 
 Implements the parts of Ollama's HTTP API the product uses, with Ollama's response and error
 shapes: GET /, GET /api/tags, GET /api/version, POST /api/show, POST /api/chat,
-POST /api/generate, POST /api/pull. Answers to /api/chat are a deterministic, valid SQLite query
+POST /api/generate, POST /api/pull, GET /api/ps. Answers to /api/chat are a deterministic, valid SQLite query
 built from the CREATE TABLE statements found in the prompt. See README.md for the switches.
 """
 from __future__ import annotations
@@ -41,6 +41,11 @@ class State:
         self.delay = float(os.environ.get("STUB_DELAY_MS", "0") or 0) / 1000.0
         self.hang_seconds = float(os.environ.get("STUB_HANG_SECONDS", "3600") or 3600)
         self.requests: list[dict] = []
+        # Models a generation has loaded (listed by /api/ps), and the figures they report.
+        self.loaded: list[str] = []
+        self.eval_tps = float(os.environ.get("STUB_EVAL_TPS", "0") or 0)
+        self.load_ms = float(os.environ.get("STUB_LOAD_MS", "1.234567") or 0)
+        self.vram = os.environ.get("STUB_VRAM", "none")
         self.lock = threading.Lock()
 
     def has(self, name: str) -> bool:
@@ -222,6 +227,8 @@ class Handler(BaseHTTPRequestHandler):
             if os.path.exists(os.environ.get("STUB_HANG_TAGS_FILE", "/nonexistent-stub-flag")) or os.environ.get("STUB_HANG_TAGS"):
                 time.sleep(STATE.hang_seconds)
             self._send_json(200, {"models": [self._model_entry(m) for m in STATE.models]})
+        elif self.path == "/api/ps":
+            self._send_json(200, {"models": [self._loaded_entry(m) for m in STATE.loaded]})
         elif self.path == "/__stub/requests":
             with STATE.lock:
                 self._send_json(200, {"requests": list(STATE.requests)})
@@ -268,6 +275,13 @@ class Handler(BaseHTTPRequestHandler):
             "details": {"parent_model": "", "format": "gguf", "family": "qwen2", "families": ["qwen2"],
                         "parameter_size": "3.1B", "quantization_level": "Q4_K_M"},
         }
+
+    def _loaded_entry(self, name: str) -> dict:
+        entry = self._model_entry(name)
+        size = entry["size"]
+        share = {"full": 1.0, "partial": 0.6}.get(STATE.vram, 0.0)
+        entry.update({"expires_at": "2099-01-01T00:00:00Z", "size_vram": int(size * share), "context_length": 8192})
+        return entry
 
     def _show(self, body: dict) -> None:
         name = body.get("model") or body.get("name") or ""
@@ -346,11 +360,17 @@ class Handler(BaseHTTPRequestHandler):
         if body.get("format") in (None, "") and answer is not None and mode == "normal":
             content = "```sql\n" + answer["sql"] + "\n```"
         created = _now()
+        eval_count = max(1, len(content) // 4)
+        # STUB_EVAL_TPS: report that generation speed (else 2 ms for the whole answer).
+        eval_duration = int(eval_count / STATE.eval_tps * 1e9) if STATE.eval_tps > 0 else 2000000
         final = {
             "model": name, "created_at": created, "done": True, "done_reason": done_reason,
-            "total_duration": 123456789, "load_duration": 1234567, "prompt_eval_count": 512,
-            "prompt_eval_duration": 1000000, "eval_count": max(1, len(content) // 4), "eval_duration": 2000000,
+            "total_duration": 123456789, "load_duration": int(STATE.load_ms * 1e6), "prompt_eval_count": 512,
+            "prompt_eval_duration": 1000000, "eval_count": eval_count, "eval_duration": eval_duration,
         }
+        with STATE.lock:
+            if _norm(name) not in STATE.loaded:
+                STATE.loaded.append(_norm(name))
         if mode == "__midstream_error__":
             if not stream:
                 self._send_json(500, {"error": "an error was encountered while running the model: unexpected EOF"})
