@@ -60,7 +60,7 @@ pub struct Sweep {
 pub struct Receipt {
     pub trial: String,
     pub provider: ProviderKind,
-    /// "wipe" or "destroy".
+    /// "wipe", "destroy" or "teardown" (a destroy at expiry, by the scheduled job).
     pub action: String,
     /// When the wipe or destroy finished (RFC 3339).
     pub time: String,
@@ -112,6 +112,9 @@ impl Receipt {
         } else {
             let kinds: Vec<String> = self.sweep.kinds.iter().map(|k| k.to_string()).collect();
             out.push(format!("  looked for: {}", kinds.join(", ")));
+            if let Some(n) = &self.sweep.note {
+                out.push(format!("  {n}"));
+            }
             if self.sweep.found.is_empty() {
                 out.push("  no orphan found".into());
             }

@@ -227,7 +227,7 @@ fn teardown_keeps_a_managed_firewall_that_guards_an_unmanaged_server() {
 }
 
 #[test]
-fn teardown_of_many_trials_needs_about_four_api_requests_per_trial() {
+fn teardown_of_many_trials_needs_a_fixed_number_of_api_requests_per_trial_and_constant_listings() {
     let fake = Fake::start();
     let cli = Cli::new(Some(&fake));
     let past = (now_unix() - 60).to_string();
@@ -244,9 +244,18 @@ fn teardown_of_many_trials_needs_about_four_api_requests_per_trial() {
     let doc = cli.run(&["--output", "json", "teardown", "--expired"]).ok().json();
     assert_eq!(doc["destroyed"].as_array().unwrap().len(), n);
     assert!(fake.is_empty());
-    let used = fake.requests().len() - before;
-    // 3 per trial (server, firewall, key deletions) plus a few listings and action polls.
-    assert!(used <= 4 * n + 8, "{used} API requests for {n} trials");
+    let log = fake.requests();
+    let used = log.len() - before;
+    // 6 per trial (server, firewall and key deleted, then each looked up again for the
+    // receipt) plus the listings and action polls, which do not grow with the trials.
+    assert!(used <= 6 * n + 16, "{used} API requests for {n} trials");
+    let listings = log[before..]
+        .iter()
+        .filter(|r| r["method"] == "GET" && r["path"].as_str().is_some_and(|p| p.trim_start_matches("/v1/").chars().all(|c| c.is_ascii_lowercase() || c == '_')))
+        .count();
+    assert!(listings <= 16, "{listings} listings for {n} trials");
+    assert_eq!(doc["receipts"].as_array().map(Vec::len), Some(n), "a receipt per trial");
+    assert!(doc["receipts"].as_array().unwrap().iter().all(|r| r["complete"] == true));
     fake.assert_no_violations();
 }
 

@@ -133,8 +133,18 @@ fn keep_snapshots_keeps_them_through_destroy_and_teardown_removes_them_later() {
     let later = common::rfc3339(common::now_unix() + 3 * 86_400);
     cli.run(&["teardown", "--expired", "--at", &later, "--keep-snapshots"]).ok();
     assert_eq!(snapshots(&fake).len(), 1);
-    cli.run(&["teardown", "--expired", "--at", &later]).ok();
+    let td = cli.run(&["--output", "json", "teardown", "--expired", "--at", &later]).ok().json();
     assert!(snapshots(&fake).is_empty(), "teardown deletes an expired trial's snapshots");
+    // The scheduled teardown leaves a receipt too, each deletion confirmed by a fresh lookup.
+    let r = &td["receipts"][0];
+    assert_eq!((r["trial"].as_str(), r["complete"].as_bool()), (Some("snap-keep"), Some(true)), "{td}");
+    assert_eq!(r["receipt"]["action"], "teardown");
+    let gone = r["receipt"]["resources"].as_array().unwrap();
+    assert_eq!(gone.len(), 1, "{r}");
+    assert_eq!((gone[0]["kind"].as_str(), gone[0]["lookup"]["answer"].as_str()), (Some("snapshot"), Some("404 not_found")));
+    let all = cli.run(&["--output", "json", "receipt", "snap-keep", "--all"]).ok().json();
+    let actions: Vec<&str> = all["receipts"].as_array().unwrap().iter().map(|r| r["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["destroy", "teardown"]);
     fake.assert_no_violations();
 }
 

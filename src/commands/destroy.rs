@@ -13,8 +13,6 @@ use crate::ctx::Ctx;
 use crate::output::Report;
 use crate::commands::receipt;
 use crate::plan::destroy::DestroyStep;
-use crate::receipt::Gone;
-use crate::trial::Trial;
 use crate::{hosts, plan, prompt, validate};
 
 pub async fn run(ctx: &Ctx, args: &DestroyArgs) -> Result<Report> {
@@ -65,8 +63,9 @@ pub async fn run(ctx: &Ctx, args: &DestroyArgs) -> Result<Report> {
         trial,
         provider: kind,
         action: "destroy",
-        on_host: on_host(&steps),
-        deleted: gone(&steps, record.as_ref()),
+        on_host: receipt::on_host(&steps),
+        deleted: receipt::gone(&steps, record.as_ref()),
+        sweep: true,
         known: BTreeSet::new(),
         keep,
     };
@@ -77,53 +76,6 @@ pub async fn run(ctx: &Ctx, args: &DestroyArgs) -> Result<Report> {
                "deleted": deleted(&steps), "done": done, "plan": steps, "receipt": receipt}),
         format!("Trial {trial} destroyed: {}{where_}", if done.is_empty() { "nothing was left".into() } else { done.join("; ") }),
     ))
-}
-
-/// The deleted provider resources for the receipt; one the record did not know is an orphan.
-fn gone(steps: &[DestroyStep], record: Option<&Trial>) -> Vec<Gone> {
-    let known = |kind: ResourceKind, id: &str| {
-        let Some(t) = record else { return true };
-        let r = &t.resources;
-        match kind {
-            ResourceKind::Server => r.server_id.as_deref() == Some(id),
-            ResourceKind::Firewall => r.firewall_id.as_deref() == Some(id),
-            ResourceKind::SshKey => r.ssh_key_id.as_deref() == Some(id),
-            ResourceKind::Volume | ResourceKind::PrimaryIp => false,
-            // Found by their labels and the trial's name: theirs by design, never left over.
-            ResourceKind::DnsRecord | ResourceKind::Snapshot => true,
-        }
-    };
-    steps
-        .iter()
-        .filter_map(|s| match s {
-            DestroyStep::DeleteResource { kind, id, name, .. } => Some(Gone {
-                kind: *kind,
-                id: id.clone(),
-                name: name.clone(),
-                orphan: !known(*kind, id),
-                lookup: None,
-                checked_at: None,
-                error: None,
-            }),
-            _ => None,
-        })
-        .collect()
-}
-
-/// What the steps removed on the host itself, in words.
-fn on_host(steps: &[DestroyStep]) -> Vec<String> {
-    steps
-        .iter()
-        .filter_map(|s| match s {
-            DestroyStep::DeleteResource { provider, kind: ResourceKind::Server, id, name, .. } => {
-                Some(format!("server {name} (id {id}) deleted at {provider}, with its disk and everything on it"))
-            }
-            DestroyStep::OnHost { what, host, .. } => Some(format!("on {host}: {what}")),
-            DestroyStep::StopVm { pid, .. } => Some(format!("VM process {pid} powered off")),
-            DestroyStep::RemoveVmFiles { dir } => Some(format!("VM disk, seed and logs removed: {}", dir.display())),
-            _ => None,
-        })
-        .collect()
 }
 
 /// The provider resources the steps deleted, as `{kind, id, name}`.

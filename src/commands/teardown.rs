@@ -70,11 +70,14 @@ pub async fn run(ctx: &Ctx, args: &TeardownArgs) -> Result<Report> {
         ));
     }
     let mut destroyed = Vec::new();
+    let mut receipts = Vec::new();
+    let keep: Vec<munero_provider::ResourceKind> = if args.keep_snapshots { vec![munero_provider::ResourceKind::Snapshot] } else { Vec::new() };
     for (h, p) in all.iter().zip(&plans) {
         if p.steps.is_empty() {
             continue;
         }
         let out = h.teardown(ctx, &p.steps).await;
+        receipts.extend(crate::commands::receipt::after_teardown(ctx, h.as_ref(), &p.steps, &out.destroyed, &keep).await);
         destroyed.extend(out.destroyed);
         failed.extend(out.failed);
     }
@@ -104,7 +107,7 @@ pub async fn run(ctx: &Ctx, args: &TeardownArgs) -> Result<Report> {
     );
     let mut r = Report::new(
         json!({"ok": ok, "command": "teardown", "dry_run": false, "at": at_s, "destroyed": destroyed,
-               "kept": kept, "failed": failed, "plan": steps}),
+               "kept": kept, "failed": failed, "plan": steps, "receipts": receipts}),
         human,
     );
     if !ok {

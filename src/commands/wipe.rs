@@ -67,6 +67,7 @@ pub async fn run(ctx: &Ctx, args: &WipeArgs) -> Result<Report> {
         deleted: Vec::new(),
         known,
         keep: vec![ResourceKind::Server, ResourceKind::DnsRecord, ResourceKind::Snapshot],
+        sweep: true,
     };
     let issued = crate::commands::receipt::issue(ctx, host.as_ref(), issue).await;
     let where_ = issued["text_file"].as_str().map(|f| format!("\nReceipt: {f}")).unwrap_or_default();
