@@ -165,3 +165,35 @@ fn an_auto_name_is_derived_from_the_address_and_every_plan_shows_the_site_and_it
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("--domain auto needs a public IPv4"), "{}", r.stderr);
 }
+
+#[test]
+fn restore_points_the_trials_own_record_at_the_new_server() {
+    let fake = Fake::start();
+    fake.seed(json!({"zones": [{"name": "example.com"}]}));
+    let dns = dns_server(FIRST_IP);
+    let cli = Cli::new(Some(&fake)).env("MUNERO_DNS_NAMESERVER", &format!("127.0.0.1:{}", dns.port)).env("MUNERO_DNS_WAIT_S", "20");
+    cli.create("dns-back", &["--domain", "back.example.com", "--dns", "hetzner"]).ok();
+    assert_eq!(rrset(&rrsets(&fake), "back").unwrap()["records"][0]["value"], FIRST_IP);
+    cli.run(&["snapshot", "dns-back"]).ok();
+    let dry = cli.run(&["restore", "dns-back", "--replace", "--dry-run"]).ok();
+    assert!(dry.stdout.contains("point the trial's DNS record back.example.com at the new address"), "{}", dry.stdout);
+    // The fake hands the freed address to the next server; make the trial's record point
+    // elsewhere first (still the trial's: same labels) so the repointing shows.
+    let zone = fake.state()["zones"].as_array().unwrap()[0]["id"].clone();
+    let a = rrset(&rrsets(&fake), "back").unwrap().clone();
+    let http = reqwest::blocking::Client::new();
+    let api = |req: reqwest::blocking::RequestBuilder| req.bearer_auth("test-token-not-secret").send().unwrap().status().as_u16();
+    assert_eq!(api(http.delete(format!("{}/zones/{zone}/rrsets/back/A", fake.endpoint))), 201);
+    let stale = json!({"name": "back", "type": "A", "ttl": 60, "records": [{"value": "198.51.100.77"}], "labels": a["labels"]});
+    assert_eq!(api(http.post(format!("{}/zones/{zone}/rrsets", fake.endpoint)).json(&stale)), 201);
+    let r = cli.run(&["--output", "json", "restore", "dns-back", "--replace", "--yes"]).ok().json();
+    let ip = r["ipv4"].as_str().unwrap().to_string();
+    let all = rrsets(&fake);
+    let a = rrset(&all, "back").unwrap();
+    assert_eq!(a["records"][0]["value"].as_str(), Some(ip.as_str()), "{all:?}");
+    assert_eq!(a["labels"]["munero-trial"], "dns-back");
+    let server = fake.servers().into_iter().next().unwrap();
+    let v6 = all.iter().find(|r| r["name"] == "back" && r["type"] == "AAAA").unwrap();
+    assert!(v6["records"][0]["value"].as_str().unwrap().starts_with(&server["public_net"]["ipv6"]["ip"].as_str().unwrap().replace("::/64", ":")), "{v6} vs {server}");
+    fake.assert_no_violations();
+}

@@ -34,6 +34,9 @@ pub enum RestoreStep {
     },
     /// Wait until it runs with a public IPv4.
     WaitRunning { provider: ProviderKind },
+    /// `--dns` trials: point the trial's own record (A, and AAAA when the server has IPv6) at
+    /// the new address; a record not made for the trial is never changed.
+    PointDns { fqdn: String, zone_id: String, name: String },
     /// Write the new server id and address into the trial record.
     Record { path: PathBuf },
 }
@@ -62,6 +65,7 @@ impl fmt::Display for RestoreStep {
                 labels_to_string(labels)
             ),
             RestoreStep::WaitRunning { provider } => write!(f, "wait until the {provider} server runs and has a public IPv4"),
+            RestoreStep::PointDns { fqdn, .. } => write!(f, "point the trial's DNS record {fqdn} at the new address"),
             RestoreStep::Record { path } => write!(f, "record the new server id and address in {}", path.display()),
         }
     }

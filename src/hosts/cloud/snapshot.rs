@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::ctx::Ctx;
 use crate::error::usage;
 use crate::hosts::resources;
+use crate::plan::create::CreateStep;
 use crate::plan::snapshot::{RestoreStep, SnapshotStep};
 use crate::timefmt::rfc3339;
 use crate::trial::Trial;
@@ -103,6 +104,14 @@ pub async fn plan_restore(ctx: &Ctx, p: &dyn Provider, kind: ProviderKind, t: &T
         labels: trial_labels(&t.name, t.expires_unix),
     });
     steps.push(RestoreStep::WaitRunning { provider: kind });
+    let mut names: Vec<(String, String, String)> = all
+        .iter()
+        .filter(|r| r.kind == ResourceKind::DnsRecord)
+        .filter_map(|r| munero_provider::RecordSet::parse_resource_id(&r.id).map(|(z, n, _)| (r.name.clone(), z.to_string(), n.to_string())))
+        .collect();
+    names.sort();
+    names.dedup();
+    steps.extend(names.into_iter().map(|(fqdn, zone_id, name)| RestoreStep::PointDns { fqdn, zone_id, name }));
     steps.push(RestoreStep::Record { path: ctx.store.trial_dir(&t.name).join(crate::store::RECORD_FILE) });
     Ok(steps)
 }
@@ -142,6 +151,22 @@ pub async fn restore(ctx: &Ctx, p: &dyn Provider, t: &mut Trial, steps: &[Restor
                 let s = p.wait_running(&id).await.context("waiting for the restored server to run")?;
                 ctx.out.progress(format!("      running, IPv4 {}", s.ipv4.as_deref().unwrap_or("-")));
                 server = Some(s);
+            }
+            RestoreStep::PointDns { fqdn, zone_id, name } => {
+                let s = server.as_ref().context("no server")?;
+                let ensure = CreateStep::EnsureDnsRecord {
+                    fqdn: fqdn.clone(),
+                    zone: String::new(),
+                    zone_id: zone_id.clone(),
+                    name: name.clone(),
+                    labels: trial_labels(&t.name, t.expires_unix),
+                };
+                let mut want = vec![("A", s.ipv4.clone().context("the restored server has no IPv4")?)];
+                want.extend(s.ipv6.clone().map(|v6| ("AAAA", v6)));
+                for (rtype, ip) in want {
+                    super::dns::ensure(ctx, p, &t.name, &ensure, rtype, &ip).await?;
+                }
+                done.push(format!("pointed {fqdn} at {}", s.ipv4.as_deref().unwrap_or("-")));
             }
             RestoreStep::Record { .. } => {
                 let s = server.as_ref().context("no server")?;
