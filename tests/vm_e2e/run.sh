@@ -157,9 +157,10 @@ T_DEPLOY=$((SECONDS - t0))
 step_s() { json "$OUT/deploy.json" "d['results']['seconds'].get('$1', '-')" 2>/dev/null || echo "-"; }
 check_deploy() {
     local s
-    for s in wait-cloud-init upload-data ship-images compose-up load-data ship-model certificate wait-healthy smoke exposure-probe; do
+    for s in wait-cloud-init upload-data ship-images compose-up load-data ship-model certificate wait-healthy smoke model-speed exposure-probe; do
         grep -q "\[$s\]" "$OUT/deploy.log" || { echo "step $s not run"; return 1; }
     done
+    grep -Eq "[0-9.]+ tokens/s generated" "$OUT/deploy.log" || { echo "no model speed figure"; grep -A3 model-speed "$OUT/deploy.log"; return 1; }
     grep -q "ok   POST /api/chat/" "$OUT/deploy.log" || { echo "no answered question through Caddy"; grep -i chat "$OUT/deploy.log" | tail -3; return 1; }
     grep -q "without credentials is refused" "$OUT/deploy.log" || { echo "no 401 check"; return 1; }
     for p in 11434 8000 3000; do
@@ -232,6 +233,6 @@ log "phases (s), accel $ACCEL:"
 printf '  %-22s %s\n' "create (to SSH)" "$T_CREATE" "  of which boot to SSH" "$BOOT_S" \
     "cloud-init (rest)" "$(step_s wait-cloud-init)" "upload data" "$(step_s upload-data)" \
     "image build + load" "$(step_s ship-images)" "compose up" "$(step_s compose-up)" "model copy" "$(step_s ship-model)" \
-    "certificate" "$(step_s certificate)" "healthy" "$(step_s wait-healthy)" "smoke" "$(step_s smoke)" "exposure probe" "$(step_s exposure-probe)" \
+    "certificate" "$(step_s certificate)" "healthy" "$(step_s wait-healthy)" "smoke" "$(step_s smoke)" "model speed" "$(step_s model-speed)" "exposure probe" "$(step_s exposure-probe)" \
     "deploy total" "$T_DEPLOY" "destroy" "$T_DESTROY"
 checks_summary
