@@ -136,7 +136,8 @@ class DashboardService:
             change = None
             if v is not None and pv not in (None, 0):
                 change = round((v - pv) / abs(pv) * 100.0, 1)
-            kpis.append({"name": m.name, "label": m.label, "value": v, "previous": pv, "change_pct": change, "format": m.format})
+            kpis.append({"name": m.name, "label": m.label, "value": v, "previous": pv, "change_pct": change, "format": m.format,
+                         "direction": m.direction})
         return {"period": cur.public(), "previous_period": prev.public(), "kpis": kpis}
 
     def timeseries(self, granularity, measure, start, end, raw_filters) -> dict:
