@@ -624,7 +624,10 @@ def detect_profile(conn: sqlite3.Connection) -> Profile:
     import math
 
     card = {id(d): distinct_of.get((d.table, d.column), 10) for d in dims}
-    dims.sort(key=lambda d: (round(abs(math.log(max(card[id(d)], 1) / 10.0)), 1), len(d.path)))
+    # Cities and states come after countries and categories of the same size: a coarser first view.
+    fine = re.compile(r"(city|state|town|province|county|district|zip|postal)", re.I)
+    dims.sort(key=lambda d: (round(abs(math.log(max(card[id(d)], 1) / 10.0)), 1) + (0.5 if fine.search(d.column) else 0),
+                             len(d.path)))
     prof.dimensions = dims
     if dims:
         prof.notes.append("Breakdowns: " + ", ".join(f"{d.label} ({card[id(d)]})" for d in dims)

@@ -137,3 +137,19 @@ def test_override_still_wins_and_can_name_the_currency(shape_db):
     p = build_profile(open_readonly(shape_db("giftcards")), json.dumps(spec))
     assert (p.source, p.currency, p.measures[0].label) == ("override", "USD", "Cards")
     assert [x.name for x in p.measures] == ["rows", "fv"] and [x.name for x in p.dimensions] == ["brand"]
+
+
+@pytest.mark.parametrize("cache", [False, True])
+def test_daily_series_has_every_day_of_the_range_with_zero_for_days_without_sales(make_client, shape_db, tmp_path, cache):
+    c = make_client(db_path=shape_db("chinook"), dashboard_cache=cache, app_state_dir=str(tmp_path / f"z{cache}"))
+    if cache:
+        assert c.app.state.datasets.wait_for_cache(60)
+    jan = {"start": "2024-01-01", "end": "2024-01-31"}
+    pts = c.get("/api/dashboard/timeseries", params={**jan, "granularity": "day", "measure": "revenue"}).json()["points"]
+    assert [p["period"] for p in pts] == [f"2024-01-{d:02d}" for d in range(1, 32)]
+    zeros = [p["period"] for p in pts if p["value"] == 0]
+    assert "2024-01-02" in zeros and len(zeros) >= 10  # the generator leaves every third day without invoices
+    k = {x["name"]: x for x in c.get("/api/dashboard/kpis", params=jan).json()["kpis"]}
+    assert round(sum(p["value"] for p in pts), 2) == round(k["revenue"]["value"], 2)
+    avg = c.get("/api/dashboard/timeseries", params={**jan, "granularity": "day", "measure": "avg_UnitPrice"}).json()["points"]
+    assert len(avg) == 31 and avg[1]["value"] is None  # an average of nothing is no value, not 0
