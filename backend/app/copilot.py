@@ -20,6 +20,7 @@ log = logging.getLogger("munero.copilot")
 
 CHART_TYPES = ("bar", "line", "pie", "scatter", "table", "kpi")
 MAX_HISTORY = 6
+MAX_PIE_ROWS = 16  # more than 8 slices are drawn as 7 and "Other" by the frontend
 SAMPLE_VALUE_CHARS = 60
 
 SYSTEM_PROMPT = (
@@ -149,7 +150,7 @@ def choose_chart(columns: list[str], rows: list[list], model_type=None, x=None, 
         if t == "bar":
             return kinds[x] in ("text", "time", "number")
         if t == "pie":
-            return kinds[x] in ("text",) and len(rows) <= 12 and all((r[columns.index(y)] or 0) >= 0 for r in rows)
+            return kinds[x] in ("text",) and len(rows) <= MAX_PIE_ROWS and all((r[columns.index(y)] or 0) >= 0 for r in rows)
         if t == "scatter":
             return kinds[x] == "number"
         return False

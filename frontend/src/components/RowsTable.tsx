@@ -2,7 +2,7 @@
 import { useState } from "react";
 import type { Cell } from "@/lib/api";
 import { paginate } from "@/lib/chart";
-import { formatCell } from "@/lib/format";
+import { formatCell, humanize } from "@/lib/format";
 
 export function RowsTable({
   columns,
@@ -28,8 +28,8 @@ export function RowsTable({
           <thead>
             <tr>
               {columns.map((c, i) => (
-                <th key={c} className={numeric[i] ? "num" : undefined}>
-                  {c}
+                <th key={c} className={numeric[i] ? "num" : undefined} title={c}>
+                  {humanize(c)}
                 </th>
               ))}
             </tr>
@@ -39,7 +39,7 @@ export function RowsTable({
               <tr key={p.page * pageSize + i}>
                 {r.map((v, j) => (
                   <td key={j} className={typeof v === "number" ? "num" : undefined}>
-                    {formatCell(v)}
+                    {formatCell(v, columns[j])}
                   </td>
                 ))}
               </tr>
@@ -67,7 +67,10 @@ export function RowsTable({
       </div>
       {truncated && (
         <div className="cap-note" data-testid="truncated-note">
-          Only the first {rows.length.toLocaleString("en-US")} rows are shown{rowCount > rows.length ? ` of ${rowCount.toLocaleString("en-US")}` : ""}: the result was capped. Narrow the question to see the rest.
+          {rowCount > rows.length
+            ? `The first ${rows.length.toLocaleString("en-US")} of ${rowCount.toLocaleString("en-US")} rows are shown`
+            : `Only the first ${rows.length.toLocaleString("en-US")} rows are shown`}
+          : the result was capped. Narrow the question to see the rest.
         </div>
       )}
     </div>
