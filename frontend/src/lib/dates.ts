@@ -33,3 +33,19 @@ export function presetRange(preset: Preset, dateMin: string, dateMax: string): {
   const s = iso(start) < dateMin ? dateMin : iso(start);
   return { start: s, end: dateMax };
 }
+
+/** Days in an inclusive ISO range. */
+export function rangeDays(start: string, end: string): number {
+  return Math.round((parse(end).getTime() - parse(start).getTime()) / 86400000) + 1;
+}
+
+/**
+ * The time series' granularity for a range when the user has not picked one: days up to a month,
+ * weeks up to a year (90 days of sparse data read better as 13 weeks than as 90 mostly empty days),
+ * months beyond.
+ */
+export function defaultGranularity(days: number): "day" | "week" | "month" {
+  if (days <= 31) return "day";
+  if (days <= 366) return "week";
+  return "month";
+}
