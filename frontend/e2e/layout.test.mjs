@@ -122,6 +122,45 @@ describe("layout and answers on several schemas in Chromium", () => {
     });
   }
 
+  test("at 360 px, the narrowest phone we support, nothing scrolls sideways either", async () => {
+    const page = await newPage({ width: 360, height: 740 });
+    try {
+      await page.goto(sites.chinook.webUrl + "/");
+      await page.getByTestId("top").locator(".recharts-bar-rectangle").first().waitFor();
+      await assertNoHorizontalOverflow(page, "dashboard at 360");
+      await page.goto(sites.chinook.webUrl + "/assistant");
+      await page.getByTestId("examples").locator("button").first().waitFor();
+      await assertNoHorizontalOverflow(page, "assistant at 360");
+    } finally {
+      await page.context().close();
+    }
+  });
+
+  test("choosing a category narrows the other filters; the date inputs show the range in use", async () => {
+    const page = await newPage(VIEWPORTS[1]);
+    try {
+      const { date_min, date_max } = await json(sites.star.backendUrl, "/api/dashboard/filters");
+      await page.goto(sites.star.webUrl + "/");
+      await page.getByTestId("kpi-rows").waitFor();
+      // no dates chosen: the inputs show the default last 90 days, not empty fields
+      const start = new Date(Date.parse(date_max) - 89 * 86400000).toISOString().slice(0, 10);
+      assert.equal(await page.getByTestId("filter-start").inputValue(), start);
+      assert.equal(await page.getByTestId("filter-end").inputValue(), date_max);
+      const brands = page.getByTestId("filter-brand").locator("option");
+      assert.equal(await brands.count(), 9, "All and 8 brands");
+      // products of one category come from 4 of the 8 brands (backend/scripts/make_test_schemas.py)
+      await page.getByTestId("filter-product_category").selectOption("Toys");
+      await page.waitForFunction(() => document.querySelectorAll('[data-testid="filter-brand"] option').length === 5);
+      const all = { start: date_min, end: date_max };
+      const q = new URLSearchParams({ ...all, dimension: "brand", measure: "rows", n: "100", filter: "product_category:Toys" });
+      const want = (await json(sites.star.backendUrl, `/api/dashboard/top?${q}`)).items.map((i) => i.label).sort();
+      const shown = (await brands.allTextContents()).slice(1).sort();
+      assert.deepEqual(shown, want);
+    } finally {
+      await page.context().close();
+    }
+  });
+
   test("a pie shows each slice's percentage and sums the smallest as Other", async () => {
     const page = await newPage(VIEWPORTS[0]);
     try {
