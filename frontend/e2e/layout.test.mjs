@@ -111,6 +111,8 @@ describe("layout and answers on several schemas in Chromium", () => {
           await answer.waitFor({ timeout: 60000 });
           assert.equal(await answer.getAttribute("data-state"), "ok");
           await answer.getByTestId("answer-chart").waitFor();
+          const title = await answer.getByTestId("answer-title").textContent();
+          assert.ok(!title.includes("_"), `the title is humanised: ${title}`);
           const heads = await answer.getByTestId("rows").locator("th").allTextContents();
           assert.ok(heads.every((h) => !h.includes("_")), `captions are humanised: ${heads.join(", ")}`);
           await assertNoHorizontalOverflow(page, `${kind} assistant`);

@@ -7,6 +7,7 @@ import {
   formatPercent,
   formatValue,
   humanize,
+  humanizeTitle,
   kpiView,
   niceTicks,
   tickFormatter,
@@ -111,6 +112,9 @@ describe("figures for people (issue cases)", () => {
     expect(humanize("BillingCountry")).toBe("Billing country");
     expect(humanize("row_count")).toBe("Row count");
     expect(humanize("SKU")).toBe("SKU");
+    expect(humanizeTitle("total_face_value by country")).toBe("Total face value by country");
+    expect(humanizeTitle("total_product_key")).toBe("Total product key");
+    expect(humanizeTitle("Revenue by month in 2024")).toBe("Revenue by month in 2024");
   });
   it("makes axis ticks that never repeat a label, small values included", () => {
     for (const [lo, hi] of [

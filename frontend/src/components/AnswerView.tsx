@@ -2,7 +2,7 @@
 import { useMemo } from "react";
 import type { ChatAnswer } from "@/lib/api";
 import { planChart } from "@/lib/chart";
-import { formatCell, humanize } from "@/lib/format";
+import { formatCell, humanize, humanizeTitle } from "@/lib/format";
 import { AnswerChart } from "./charts";
 import { RowsTable } from "./RowsTable";
 import { SqlBlock } from "./SqlBlock";
@@ -22,7 +22,7 @@ export function AnswerView({ answer }: { answer: ChatAnswer }) {
   }
   return (
     <div className="turn-a" data-testid="answer" data-state="ok">
-      {answer.title && <h3>{answer.title}</h3>}
+      {answer.title && <h3 data-testid="answer-title">{humanizeTitle(answer.title)}</h3>}
       {plan.type === "kpi" ? (
         <div className="kpi-answer" data-testid="answer-chart" data-chart-type="kpi">
           {formatCell(plan.data[0]?.[plan.ys[0]] ?? null, plan.ys[0])}
