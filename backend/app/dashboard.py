@@ -154,8 +154,8 @@ class DashboardService:
         """Every period of the range that the data covers, so a chart's axis is real time: a day
         without sales is 0 for counts and sums (an average has no value there: null)."""
         lo, hi = self.date_range()
-        if lo is None or hi is None:
-            return pts
+        if lo is None or hi is None or not pts:
+            return pts  # nothing matched: the client says so rather than drawing a flat zero
         start, end = max(per.start, lo), min(per.end, hi)
         if start > end:
             return pts

@@ -446,9 +446,11 @@ def detect_profile(conn: sqlite3.Connection) -> Profile:
     cols_by_table = {t: table_columns(conn, t) for t in tables}
     pks = {t: [c.name for c in cols if c.pk] for t, cols in cols_by_table.items()}
     fks: dict[str, list[tuple[str, str, str]]] = {}
+    declared_of: dict[str, set[tuple[str, str, str]]] = {}
     for t in tables:
         declared = [fk for fk in foreign_keys(conn, t) if fk[1] in cols_by_table]
         declared = [(f, tt, tc if tc else (pks[tt][0] if len(pks[tt]) == 1 else f)) for f, tt, tc in declared]
+        declared_of[t] = set(declared)
         seen = {f for f, _, _ in declared}
         implicit = [fk for fk in _implicit_fks(conn, t, cols_by_table[t], tables, pks) if fk[0] not in seen]
         fks[t] = declared + implicit
@@ -469,8 +471,8 @@ def detect_profile(conn: sqlite3.Connection) -> Profile:
             nxt = []
             for tt, path in frontier:
                 for f, to_t, to_c in fks[tt]:
-                    if to_t in seen:
-                        continue
+                    if to_t in seen or (pks.get(to_t) != [to_c] and (f, to_t, to_c) not in declared_of[tt]):
+                        continue  # only to one row (a key): a date through a non-key would repeat rows
                     seen.add(to_t)
                     p = path + [Join(tt, f, to_t, to_c)]
                     good = [d for d in own_dates[to_t] if not EVENT_DATE_BAD.search(d[0].name)]
@@ -698,10 +700,21 @@ def profile_from_override(conn: sqlite3.Connection, raw: str) -> Profile:
     prof.fact_table = fact
     cols = {c.name: c for c in table_columns(conn, fact)}
     dcol = spec.get("date_column")
-    if dcol not in cols:
-        raise ProfileError(f"DATASET_PROFILE: date_column {dcol!r} is not a column of {fact}")
+    dtable = fact
+    if isinstance(dcol, str) and dcol not in cols and "." in dcol:
+        # "Invoice.InvoiceDate": the date of a header table, joined like a dimension
+        dtable, _, dcol = dcol.rpartition(".")
+        if dtable not in tables:
+            raise ProfileError(f"DATASET_PROFILE: date_column's table {dtable!r} is not a table of the database")
+        found = _path_to(conn, fact, dtable)
+        if found is None:
+            raise ProfileError(f"DATASET_PROFILE: no join path from {fact} to {dtable} for the date column")
+        prof.date_path = found
+    dcols = {c.name: c for c in table_columns(conn, dtable)}
+    if dcol not in dcols:
+        raise ProfileError(f"DATASET_PROFILE: date_column {dcol!r} is not a column of {dtable}")
     prof.date_column = dcol
-    kind = spec.get("date_format") or _date_kind(conn, fact, cols[dcol]) or "iso"
+    kind = spec.get("date_format") or _date_kind(conn, dtable, dcols[dcol]) or "iso"
     if kind not in ("iso", "unix", "unix_ms"):
         raise ProfileError("DATASET_PROFILE: date_format must be iso, unix or unix_ms")
     prof.date_kind = kind

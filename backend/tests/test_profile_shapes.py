@@ -6,7 +6,7 @@ import make_test_schemas
 import pytest
 
 from app.core.database import open_readonly
-from app.profile import build_profile, detect_profile
+from app.profile import ProfileError, build_profile, detect_profile
 
 PEOPLE_AND_CONTACTS = {"FirstName", "LastName", "first_name", "last_name", "Phone", "phone", "Fax", "Email", "email",
                        "Address", "BillingAddress", "BillingPostalCode", "PostalCode", "postal_code", "street_address",
@@ -153,3 +153,26 @@ def test_daily_series_has_every_day_of_the_range_with_zero_for_days_without_sale
     assert round(sum(p["value"] for p in pts), 2) == round(k["revenue"]["value"], 2)
     avg = c.get("/api/dashboard/timeseries", params={**jan, "granularity": "day", "measure": "avg_UnitPrice"}).json()["points"]
     assert len(avg) == 31 and avg[1]["value"] is None  # an average of nothing is no value, not 0
+
+
+def test_override_can_date_line_items_by_their_header(make_client, shape_db):
+    spec = {"fact_table": "InvoiceLine", "date_column": "Invoice.InvoiceDate",
+            "measures": [{"name": "sales", "label": "Sales", "sql": "SUM(UnitPrice * Quantity)", "format": "currency"}],
+            "dimensions": [{"name": "genre", "column": "Genre.Name"}]}
+    c = make_client(db_path=shape_db("chinook"), dataset_profile=json.dumps(spec))
+    p = c.get("/api/dashboard/profile").json()
+    assert (p["source"], p["date_table"], p["date_column"]) == ("override", "Invoice", "InvoiceDate")
+    k = c.get("/api/dashboard/kpis", params={"start": "2024-01-01", "end": "2024-12-31"}).json()["kpis"]
+    import sqlite3
+
+    want = sqlite3.connect(shape_db("chinook")).execute("SELECT round(sum(UnitPrice * Quantity), 2) FROM InvoiceLine").fetchone()[0]
+    assert round(k[1]["value"], 2) == want
+    with pytest.raises(ProfileError, match="'Nope' is not a column of Invoice"):
+        build_profile(open_readonly(shape_db("chinook")), json.dumps({**spec, "date_column": "Invoice.Nope"}))
+
+
+def test_series_with_nothing_matching_stays_empty_rather_than_a_flat_zero(make_client, shape_db):
+    c = make_client(db_path=shape_db("chinook"))
+    r = c.get("/api/dashboard/timeseries", params={"granularity": "day", "start": "2024-01-01", "end": "2024-01-31",
+                                                   "filter": "genre:No such genre"}).json()
+    assert r["points"] == []

@@ -41,7 +41,7 @@ describe("KpiCards colours and comparison", () => {
     const html = renderToStaticMarkup(
       <KpiCards compare={false} kpis={[{ name: "rows", label: "Orders", value: 20000, previous: 0, change_pct: null, format: "count" }]} />,
     );
-    expect(html).toContain("whole range");
+    expect(html).toContain("nothing earlier to compare");
     expect(html).not.toContain("no previous data");
     expect(html).not.toContain("vs ");
   });

@@ -45,7 +45,7 @@ export function KpiCards({
                 </>
               ) : (
                 <span className="muted" data-testid="kpi-change">
-                  whole range
+                  nothing earlier to compare
                 </span>
               )}
             </div>
