@@ -223,6 +223,12 @@ describe("layout and answers on several schemas in Chromium", () => {
       assert.equal((await sql.locator("pre").textContent()).trim(), "SELECT SUM(face_value) AS total_face_value FROM gc_sales");
       const shown = await answer.getByTestId("answer-chart").textContent();
       assert.match(shown, /^\d{1,3}(,\d{3})+/, `thousands separators: ${shown}`);
+      // a ratio reads as a percentage, as on the dashboard
+      const ratio = await ask(page, "Average discount __sql__SELECT AVG(discount) AS avg_discount FROM gc_sales__end__");
+      const pct = (await ratio.getByTestId("answer-chart").textContent()).replace("Avg discount", "");
+      const { date_min, date_max } = await json(sites.giftcards.backendUrl, "/api/dashboard/filters");
+      const k = (await json(sites.giftcards.backendUrl, `/api/dashboard/kpis?start=${date_min}&end=${date_max}`)).kpis.find((x) => x.name === "avg_discount");
+      assert.equal(pct, `${Number((k.value * 100).toPrecision(3))}%`);
     } finally {
       await page.context().close();
     }

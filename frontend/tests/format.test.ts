@@ -8,6 +8,7 @@ import {
   formatValue,
   humanize,
   humanizeTitle,
+  isRatioColumn,
   kpiView,
   niceTicks,
   tickFormatter,
@@ -105,6 +106,11 @@ describe("figures for people (issue cases)", () => {
     expect(formatPercent(0.05)).toBe("5%");
     expect(formatPercent(0.055)).toBe("5.5%");
     expect(formatValue(0.25, "percent")).toBe("25%");
+    expect(isRatioColumn("avg_discount", [0.0526, 0.05])).toBe(true);
+    expect(formatCell(0.0526, "avg_discount", true)).toBe("5.26%");
+    expect(isRatioColumn("discount_amount", [0.5])).toBe(false); // money, not a share
+    expect(isRatioColumn("eur_rate", [0.92])).toBe(false); // an exchange rate
+    expect(isRatioColumn("avg_discount", [0.2, 3])).toBe(false); // not 0..1
     expect(formatPercent(null)).toBe("—");
   });
   it("captions columns with humanised names, not aliases", () => {

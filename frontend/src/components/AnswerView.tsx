@@ -2,7 +2,7 @@
 import { useMemo } from "react";
 import type { ChatAnswer } from "@/lib/api";
 import { planChart } from "@/lib/chart";
-import { formatCell, humanize, humanizeTitle } from "@/lib/format";
+import { formatCell, humanize, humanizeTitle, isRatioColumn } from "@/lib/format";
 import { AnswerChart } from "./charts";
 import { RowsTable } from "./RowsTable";
 import { SqlBlock } from "./SqlBlock";
@@ -25,7 +25,7 @@ export function AnswerView({ answer }: { answer: ChatAnswer }) {
       {answer.title && <h3 data-testid="answer-title">{humanizeTitle(answer.title)}</h3>}
       {plan.type === "kpi" ? (
         <div className="kpi-answer" data-testid="answer-chart" data-chart-type="kpi">
-          {formatCell(plan.data[0]?.[plan.ys[0]] ?? null, plan.ys[0])}
+          {formatCell(plan.data[0]?.[plan.ys[0]] ?? null, plan.ys[0], isRatioColumn(plan.ys[0], [plan.data[0]?.[plan.ys[0]] ?? null]))}
           <div className="muted" style={{ fontSize: "0.85rem", fontWeight: 400 }} data-testid="kpi-caption">
             {humanize(plan.ys[0])}
           </div>

@@ -2,7 +2,7 @@
 import { useState } from "react";
 import type { Cell } from "@/lib/api";
 import { paginate } from "@/lib/chart";
-import { formatCell, humanize } from "@/lib/format";
+import { formatCell, humanize, isRatioColumn } from "@/lib/format";
 
 export function RowsTable({
   columns,
@@ -20,6 +20,7 @@ export function RowsTable({
   const [page, setPage] = useState(0);
   const p = paginate(rows, page, pageSize);
   const numeric = columns.map((_, i) => rows.some((r) => typeof r[i] === "number"));
+  const ratio = columns.map((c, i) => isRatioColumn(c, rows.map((r) => r[i])));
   if (rows.length === 0) return <div className="muted">The query returned no rows.</div>;
   return (
     <div data-testid="rows">
@@ -39,7 +40,7 @@ export function RowsTable({
               <tr key={p.page * pageSize + i}>
                 {r.map((v, j) => (
                   <td key={j} className={typeof v === "number" ? "num" : undefined}>
-                    {formatCell(v, columns[j])}
+                    {formatCell(v, columns[j], ratio[j])}
                   </td>
                 ))}
               </tr>

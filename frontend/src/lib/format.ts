@@ -149,10 +149,21 @@ export function kpiView(k: Kpi, currency?: string | null) {
 
 const RAW_NUMBER_COLUMN = /(^|_|\b)(year|yr|id|code|no|nr|zip|postal|phone)$|Id$|Year$/i;
 
-/** One result cell in a table: "8,738,825", "0.055", "Germany"; years and ids stay as written. */
-export function formatCell(v: Cell, column?: string): string {
+const RATIO_COLUMN = /(discount|share|pct|percent|ratio|conversion|churn|fraction)/i;
+
+/** Whether a result column holds 0..1 ratios by its name (a discount of 0.055 reads "5.5%"). */
+export function isRatioColumn(column: string | undefined, values: Cell[]): boolean {
+  if (!column || !RATIO_COLUMN.test(column) || /(^|_|\b)(amount|value|total|sum|count)(_|\b|$)/i.test(column)) return false;
+  const nums = values.filter((v): v is number => typeof v === "number");
+  return nums.length > 0 && nums.every((v) => v >= 0 && v <= 1);
+}
+
+/** One result cell in a table: "8,738,825", "0.055", "Germany"; years and ids stay as written;
+ *  `ratio` shows a 0..1 share as a percentage. */
+export function formatCell(v: Cell, column?: string, ratio = false): string {
   if (v === null || v === undefined) return "NULL";
   if (typeof v === "number") {
+    if (ratio) return formatPercent(v);
     if (column && RAW_NUMBER_COLUMN.test(column)) return String(v);
     return Number.isInteger(v) ? nf({ maximumFractionDigits: 0 }).format(v) : plain(v);
   }

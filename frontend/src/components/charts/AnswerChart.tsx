@@ -17,7 +17,7 @@ import {
   YAxis,
 } from "recharts";
 import { PCT, type ChartPlan } from "@/lib/chart";
-import { formatCell, formatPercent, humanize, valueAxis } from "@/lib/format";
+import { formatCell, formatPercent, humanize, isRatioColumn, valueAxis } from "@/lib/format";
 
 const COLORS = ["#2563eb", "#16a34a", "#f59e0b", "#dc2626", "#7c3aed", "#0891b2", "#db2777", "#65a30d", "#ea580c", "#475569"];
 const tick = { fontSize: 12, fill: "#637083" };
@@ -26,8 +26,9 @@ const tick = { fontSize: 12, fill: "#637083" };
 export default function AnswerChart({ plan, height = 300 }: { plan: ChartPlan; height?: number }) {
   const x = plan.x ?? "";
   const values = plan.data.flatMap((r) => plan.ys.map((y) => r[y] as number | null));
-  const axis = valueAxis(values);
-  const tooltip = (v: unknown, name: unknown) => [formatCell(typeof v === "number" ? v : String(v), String(name)), humanize(String(name))];
+  const ratio = plan.ys.length === 1 && isRatioColumn(plan.ys[0], values);
+  const axis = valueAxis(values, ratio ? "percent" : "number");
+  const tooltip = (v: unknown, name: unknown) => [formatCell(typeof v === "number" ? v : String(v), String(name), ratio), humanize(String(name))];
   const legend = (v: string) => humanize(v);
   let chart: React.ReactElement;
   switch (plan.type) {
