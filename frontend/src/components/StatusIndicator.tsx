@@ -40,6 +40,9 @@ export function StatusIndicator() {
   // On a phone the texts fold away and the dots stay, with the same words as their tooltip.
   return (
     <div className="status" data-testid="status" title={summary} aria-label={summary}>
+      <span className="status-summary" data-testid="status-dot" title={summary}>
+        <span className={`dot ${s.data.ok && s.model.ok ? "ok" : "bad"}`} />
+      </span>
       <span className="status-item" title={s.data.text}>
         <span className={`dot ${s.data.ok ? "ok" : "bad"}`} />
         <span className="status-text">{s.data.text}</span>
