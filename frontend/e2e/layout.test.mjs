@@ -262,7 +262,7 @@ describe("layout and answers on several schemas in Chromium", () => {
     }
   });
 
-  test("a filtered dimension is not offered as the breakdown, and (top 10) shows only when the list is cut", async () => {
+  test("a filtered dimension is not offered as the breakdown, (top 10) shows only when the list is cut, All data compares with nothing", async () => {
     const page = await newPage(VIEWPORTS[1]);
     try {
       await page.goto(sites.giftcards.webUrl + "/");
@@ -278,6 +278,11 @@ describe("layout and answers on several schemas in Chromium", () => {
       await page.getByTestId("filter-channel").selectOption("Web");
       await page.waitForFunction(() => ![...document.querySelectorAll('[data-testid="top-dimension"] option')].some((o) => o.value === "channel"));
       assert.notEqual(await pick.inputValue(), "channel");
+      // "All data" has nothing before it: no comparison with an empty period
+      await page.getByTestId("range-all").click();
+      await page.getByTestId("kpi-rows").getByText("nothing earlier to compare").waitFor();
+      assert.doesNotMatch(await page.getByTestId("period").textContent(), /compared with/);
+      assert.equal(await page.locator(".change.good, .change.bad").count(), 0);
     } finally {
       await page.context().close();
     }

@@ -120,6 +120,7 @@ describe("figures for people (issue cases)", () => {
     expect(humanize("SKU")).toBe("SKU");
     expect(humanizeTitle("total_face_value by country")).toBe("Total face value by country");
     expect(humanizeTitle("total_product_key")).toBe("Total product key");
+    expect(humanizeTitle("Total reports to by LastName")).toBe("Total reports to by last name");
     expect(humanizeTitle("Revenue by month in 2024")).toBe("Revenue by month in 2024");
   });
   it("makes axis ticks that never repeat a label, small values included", () => {

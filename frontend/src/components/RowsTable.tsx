@@ -39,7 +39,7 @@ export function RowsTable({
             {p.items.map((r, i) => (
               <tr key={p.page * pageSize + i}>
                 {r.map((v, j) => (
-                  <td key={j} className={typeof v === "number" ? "num" : undefined}>
+                  <td key={j} className={numeric[j] ? "num" : undefined}>
                     {formatCell(v, columns[j], ratio[j])}
                   </td>
                 ))}

@@ -214,6 +214,10 @@ export function valueAxis(values: (number | null | undefined)[], format: Measure
 /** A title for people: words written as identifiers are humanised ("total_face_value by country" -> "Total face value by country"). */
 export function humanizeTitle(title: string | null | undefined): string {
   if (!title) return "";
-  const text = title.replace(/\b\w*_\w*\b/g, (w) => humanize(w).toLowerCase()).replace(/\s+/g, " ").trim();
+  const text = title
+    .replace(/\b\w*_\w*\b/g, (w) => humanize(w).toLowerCase())
+    .replace(/\b[A-Za-z][a-z]+[A-Z][A-Za-z]*\b/g, (w) => humanize(w).toLowerCase()) // LastName, unitPrice
+    .replace(/\s+/g, " ")
+    .trim();
   return text.charAt(0).toUpperCase() + text.slice(1);
 }
