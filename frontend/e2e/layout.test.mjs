@@ -257,6 +257,12 @@ describe("layout and answers on several schemas in Chromium", () => {
       // 90 days of the same data default to weeks
       await page.getByTestId("range-90d").click();
       await page.locator('[data-testid="timeseries"][data-granularity="week"]').waitFor();
+      // weeks cut by the range's ends are said to be partial
+      const s90 = new Date(Date.parse(date_max) - 89 * 86400000);
+      const cutWeeks = s90.getUTCDay() !== 1 || new Date(Date.parse(date_max)).getUTCDay() !== 0;
+      await page.locator('[data-testid="timeseries"][data-granularity="week"] .recharts-area-area').waitFor();
+      assert.equal(await page.getByTestId("partial-note").count(), cutWeeks ? 1 : 0);
+      if (cutWeeks) assert.match(await page.getByTestId("partial-note").textContent(), /partly in the range/);
     } finally {
       await page.context().close();
     }

@@ -12,7 +12,7 @@ import {
   type TimeseriesResponse,
   type TopResponse,
 } from "@/lib/api";
-import { defaultGranularity, PRESETS, presetRange, rangeDays } from "@/lib/dates";
+import { defaultGranularity, partialNote, PRESETS, presetRange, rangeDays } from "@/lib/dates";
 import { formatDate } from "@/lib/format";
 import { KpiCards } from "./KpiCards";
 import { Notice } from "./Notice";
@@ -149,6 +149,10 @@ export function Dashboard() {
   // No comparison when the previous period holds nothing (always so for "All data").
   const compare = !!kpis.data && (kpis.data.kpis.find((k) => k.name === "rows")?.previous ?? 0) > 0;
   const topItems = top.data?.items.slice(0, TOP_N) ?? [];
+  // The series covers the range within the data; its end periods may be cut short.
+  const shownStart = [rangeStart, filters.date_min ?? ""].sort()[1] ?? rangeStart;
+  const shownEnd = [rangeEnd, filters.date_max ?? rangeEnd].sort()[0];
+  const partial = series.data ? partialNote(shownStart, shownEnd, series.data.granularity) : null;
   const cut = (top.data?.items.length ?? 0) > TOP_N;
 
   return (
@@ -282,7 +286,14 @@ export function Dashboard() {
           ) : series.data && series.data.points.length === 0 ? (
             <div className="empty">No data for this period and these filters.</div>
           ) : series.data ? (
-            <TimeSeriesChart points={series.data.points} format={measureFormat} label={measureLabel} currency={currency} />
+            <>
+              <TimeSeriesChart points={series.data.points} format={measureFormat} label={measureLabel} currency={currency} />
+              {partial && (
+                <p className="muted chart-note" data-testid="partial-note">
+                  {partial}
+                </p>
+              )}
+            </>
           ) : (
             <div className="skeleton" style={{ height: 300 }} />
           )}
