@@ -538,7 +538,8 @@ def detect_profile(conn: sqlite3.Connection) -> Profile:
         direction = _direction(c.name, fmt)
         if ratio:
             ratios.append(_label(c.name))
-        if not ratio and not AVG_ONLY_NAME.search(_snake(c.name)):
+        money_total = bool(re.search(r"(^|_)(amount|value|total|sum|cost)s?$", _snake(c.name)))  # discount_amount adds up
+        if not ratio and (money_total or not AVG_ONLY_NAME.search(_snake(c.name))):
             name = c.name if c.name not in used else f"sum_{c.name}"
             used.add(name)
             sums.append(Measure(name=name, label=_label(c.name), agg="sum", column=c.name, format=fmt, direction=direction))

@@ -45,6 +45,8 @@ def test_star_schema_takes_the_fact_table_and_its_date_from_the_date_dimension(s
     assert m["rows"].label == "Sales"  # fact_ is not part of what a client calls it
     assert p.measures[1].name == "sales_amount" and m["sales_amount"].format == "currency"
     assert m["sales_amount"].direction == "up" and m["cost_amount"].direction == "down"
+    # a discount in money adds up (unlike a discount rate) and rising is not good news
+    assert (m["discount_amount"].agg, m["discount_amount"].format, m["discount_amount"].direction) == ("sum", "currency", "down")
     assert m["quantity"].format == "number" and m["quantity"].direction == "neutral"
     assert "revenue" not in m  # sales_amount already says what was sold
     d = by_name(p.dimensions)
