@@ -102,7 +102,12 @@ describe("layout and answers on several schemas in Chromium", () => {
             await status.getByText("Model ready", { exact: true }).waitFor();
             assert.equal(await page.getByTestId("status-dot").isVisible(), false);
           }
+          // the profile's reasons are there for the curious, folded
+          const notes = page.getByTestId("profile-notes");
+          await notes.locator("summary").click();
+          assert.match(await notes.textContent(), new RegExp(`Facts: ${profile.fact_table} `));
           await assertNoHorizontalOverflow(page, `${kind} dashboard`);
+          await notes.locator("summary").click();
           await shot(page, `${kind}-dashboard-${vp.name}`);
 
           await page.goto(site.webUrl + "/assistant");

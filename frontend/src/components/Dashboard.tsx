@@ -335,6 +335,17 @@ export function Dashboard() {
           )}
         </div>
       </section>
+
+      {profile.notes.length > 0 && (
+        <details className="panel profile-notes" data-testid="profile-notes">
+          <summary>How this dashboard reads your data</summary>
+          <ul>
+            {profile.notes.map((n) => (
+              <li key={n}>{n}</li>
+            ))}
+          </ul>
+        </details>
+      )}
     </div>
   );
 }
