@@ -47,6 +47,12 @@ npx next build || { echo "test-frontend: next build failed" >&2; exit 1; }
 echo "--- end-to-end test (Chromium)"
 node --test --test-reporter=spec --test-reporter-destination=stdout e2e/ 2>&1 | tee "$e2e_log" || rc=1
 
+# The screenshots of each schema at phone and desktop width, for whoever reviews the run.
+if compgen -G "test-results/screenshots/*.png" >/dev/null; then
+  echo "--- screenshots ($(ls test-results/screenshots/*.png | wc -l) files)"
+  ls -1 "$PWD"/test-results/screenshots/*.png
+fi
+
 # One plain closing line over both runners.
 strip() { sed 's/\x1b\[[0-9;]*m//g' "$1"; }
 u_pass=$(strip "$unit_log" | sed -n 's/^ *Tests *.* \([0-9][0-9]*\) passed.*/\1/p' | tail -1)

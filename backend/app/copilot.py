@@ -20,6 +20,7 @@ log = logging.getLogger("munero.copilot")
 
 CHART_TYPES = ("bar", "line", "pie", "scatter", "table", "kpi")
 MAX_HISTORY = 6
+MAX_PIE_ROWS = 16  # more than 8 slices are drawn as 7 and "Other" by the frontend
 SAMPLE_VALUE_CHARS = 60
 
 SYSTEM_PROMPT = (
@@ -149,7 +150,7 @@ def choose_chart(columns: list[str], rows: list[list], model_type=None, x=None, 
         if t == "bar":
             return kinds[x] in ("text", "time", "number")
         if t == "pie":
-            return kinds[x] in ("text",) and len(rows) <= 12 and all((r[columns.index(y)] or 0) >= 0 for r in rows)
+            return kinds[x] in ("text",) and len(rows) <= MAX_PIE_ROWS and all((r[columns.index(y)] or 0) >= 0 for r in rows)
         if t == "scatter":
             return kinds[x] == "number"
         return False
@@ -185,6 +186,8 @@ class ChatResult:
     chart: dict = field(default_factory=lambda: {"type": "table", "x": None, "y": None, "series": None})
     title: str | None = None
     error: str | None = None
+    error_detail: str | None = None  # the database's own words, shown with the SQL under the fold
+    total_rows: int | None = None
 
     def public(self) -> dict:
         return {
@@ -192,6 +195,8 @@ class ChatResult:
             "columns": self.columns,
             "rows": self.rows,
             "row_count": len(self.rows),
+            "total_rows": self.total_rows if self.truncated else len(self.rows),
+            "error_detail": self.error_detail,
             "truncated": self.truncated,
             "chart": self.chart,
             "title": self.title,
@@ -250,7 +255,8 @@ class Copilot:
                 checked = check_sql(sql, self.ds.tables, self.s.sql_default_limit)
                 result = await anyio.to_thread.run_sync(
                     lambda: execute_guarded(self.ds.path, checked.sql, timeout=self.s.sql_timeout,
-                                            max_rows=self.s.sql_max_rows, max_length=self.s.sql_max_length)
+                                            max_rows=self.s.sql_max_rows, max_length=self.s.sql_max_length,
+                                            count_sql=checked.base_sql)
                 )
             except (GuardError, ExecutionError) as exc:
                 last_error = str(exc)
@@ -262,11 +268,72 @@ class Copilot:
             chart = choose_chart(result.columns, result.rows, data.get("chart_type"), data.get("x"), data.get("y"))
             title = data.get("title") if isinstance(data.get("title"), str) and data.get("title").strip() else None
             return ChatResult(sql=checked.sql, columns=result.columns, rows=result.rows, truncated=result.truncated,
-                              chart=chart, title=title or _title(question))
+                              chart=chart, title=title or _title(question), total_rows=result.total_rows)
         return ChatResult(
             sql=last_sql,
-            error=f"no working query after {attempts} attempts; the last error was: {last_error}",
+            error=plain_error(last_error or "", self.ds, self.s.sql_timeout),
+            error_detail=f"No working query after {attempts} attempts; the last error was: {last_error}",
         )
+
+
+def _schema_columns(ds: Dataset) -> dict[str, list[str]]:
+    cache = ds.__dict__.get("_columns")
+    if cache is None:
+        from .core.database import table_columns
+
+        with ds.connection() as conn:
+            cache = {t: [c.name for c in table_columns(conn, t)] for t in ds.tables}
+        ds.__dict__["_columns"] = cache
+    return cache
+
+
+def _suggestions(ds: Dataset, wanted: str, limit: int = 4) -> list[str]:
+    """Columns to try instead: near spellings of the missing one first, else what the profile measures."""
+    import difflib
+
+    from .profile import _label
+
+    cols = list(dict.fromkeys(c for cs in _schema_columns(ds).values() for c in cs))
+    by_low = {}
+    for c in cols:
+        by_low.setdefault(_label(c).lower(), c)
+        by_low.setdefault(c.lower(), c)
+    near = difflib.get_close_matches(wanted.lower(), list(by_low), n=limit, cutoff=0.75)
+    out = [_label(by_low[n]).lower() for n in near]
+    p = ds.profile
+    for m in p.measures:
+        if m.agg in ("sum", "avg") and m.column and not m.factors:
+            out.append(_label(m.column).lower())
+        elif m.factors:
+            out.append(m.label.lower())
+    for d in p.dimensions[:2]:
+        out.append(d.label.lower())
+    return list(dict.fromkeys(out))[:limit]
+
+
+def plain_error(raw: str, ds: Dataset, timeout: float) -> str:
+    """What the person reads when no query worked: what is wrong in their words, and what to try."""
+    m = re.search(r"no such column: ([\w.\"`\[\] ]+)", raw)
+    if m:
+        col = m.group(1).strip().strip('"`[]').split(".")[-1]
+        tries = _suggestions(ds, col)
+        return f"There is no '{col}' column." + (f" Try: {', '.join(tries)}." if tries else "")
+    m = re.search(r"no such table: ([\w.\"`\[\] ]+)", raw)
+    if m:
+        from .profile import table_label
+
+        names = ", ".join(table_label(t).lower() for t in ds.tables[:6])
+        return f"There is no '{m.group(1).strip()}' table. The data has: {names}."
+    if "ran longer than" in raw or "interrupted" in raw:
+        return (f"That question took longer than {timeout:g} s to answer. "
+                "Try a shorter period or fewer groups, for example the top 10 only.")
+    if "not allowed" in raw or "only SELECT" in raw:
+        return "That question would change the data, and the assistant only reads it. Try asking about the figures instead."
+    if "not the expected JSON" in raw or "has no SQL" in raw:
+        return "The model's answer was not in the expected form (not the expected JSON). Try asking again or in other words."
+    if "ambiguous column" in raw:
+        return "The question matches columns in more than one table. Try naming the table, for example \"revenue by customer country\"."
+    return "The assistant could not write a working query for that question. Try asking it in other words, or pick an example below."
 
 
 def _title(question: str) -> str:
@@ -275,18 +342,33 @@ def _title(question: str) -> str:
 
 
 def example_questions(ds: Dataset) -> list[str]:
+    """Questions in plain English from the profile: "Which 10 countries had the highest total face value?"."""
+    from .profile import plural
+
     p = ds.profile
     out = []
     if p.usable:
-        money = next((m for m in p.measures if m.agg == "sum" and m.format == "currency"), None)
-        mlabel = (money.label if money else "rows").lower()
-        dims = sorted(p.dimensions, key=lambda d: 0 if d.path else 1)
-        for d in dims[:3]:
-            out.append(f"Top 10 {d.label.lower()} by {mlabel}")
-        out.append(f"Monthly {mlabel} over time")
-        out.append(f"How many {p.fact_table} were there per month in the last year?")
-        if money and len(dims) >= 2:
-            out.append(f"Share of {mlabel} by {dims[1].label.lower()}")
+        sums = [m for m in p.measures if m.agg in ("sum", "sql") and m.format != "percent"]
+        money = next((m for m in sums if m.format == "currency"), sums[0] if sums else None)
+        if money is None:
+            what = p.rows_label.lower()
+            highest = f"the most {what}"
+        else:
+            lab = money.label.lower()
+            what = lab if lab in ("revenue", "sales", "turnover", "income") or lab.startswith("total") else f"total {lab}"
+            highest = f"the highest {what}"
+        dims = p.dimensions
+        if dims:
+            out.append(f"Which 10 {plural(dims[0].label.lower())} had {highest}?")
+        out.append(f"How did {what} change month by month?")
+        rows = p.rows_label.lower()
+        counted = rows if plural(rows) == rows else f"{rows} entries"
+        out.append(f"How many {counted} were there per month in the last year?")
+        if money is not None and len(dims) >= 2:
+            out.append(f"What share of {what} came from each {dims[1].label.lower()}?")
+        ratio = next((m for m in p.measures if m.format == "percent"), None)
+        if ratio is not None and dims:
+            out.append(f"What was the average {ratio.label.lower()} by {dims[0].label.lower()}?")
     else:
         for t in ds.tables[:3]:
             out.append(f"How many rows are in {t}?")

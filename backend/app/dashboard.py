@@ -136,7 +136,8 @@ class DashboardService:
             change = None
             if v is not None and pv not in (None, 0):
                 change = round((v - pv) / abs(pv) * 100.0, 1)
-            kpis.append({"name": m.name, "label": m.label, "value": v, "previous": pv, "change_pct": change, "format": m.format})
+            kpis.append({"name": m.name, "label": m.label, "value": v, "previous": pv, "change_pct": change, "format": m.format,
+                         "direction": m.direction})
         return {"period": cur.public(), "previous_period": prev.public(), "kpis": kpis}
 
     def timeseries(self, granularity, measure, start, end, raw_filters) -> dict:
@@ -146,7 +147,31 @@ class DashboardService:
         m = self.measure(measure)
         per = self.period(start, end)
         pts = self.engine([m]).timeseries(granularity, m, per, filters)
+        pts = self._zero_filled(pts, granularity, m, per)
         return {"granularity": granularity, "measure": m.name, "points": [{"period": k, "value": v} for k, v in pts]}
+
+    def _zero_filled(self, pts, granularity: str, m: Measure, per: Period):
+        """Every period of the range that the data covers, so a chart's axis is real time: a day
+        without sales is 0 for counts and sums (an average has no value there: null)."""
+        lo, hi = self.date_range()
+        if lo is None or hi is None or not pts:
+            return pts  # nothing matched: the client says so rather than drawing a flat zero
+        start, end = max(per.start, lo), min(per.end, hi)
+        if start > end:
+            return pts
+        have = dict(pts)
+        empty = 0 if m.agg in ("count", "sum") else None
+        out, seen = [], set()
+        d = start
+        step = timedelta(days=1)
+        while d <= end:
+            label = period_label(d, granularity)
+            if label not in seen:
+                seen.add(label)
+                out.append((label, have.get(label, empty)))
+            d += step
+        extra = [kv for kv in pts if kv[0] not in seen]  # never drop what the engine found
+        return sorted(out + extra) if extra else out
 
     def top(self, dimension, measure, n, start, end, raw_filters) -> dict:
         d = self.p.dimension(dimension or "")

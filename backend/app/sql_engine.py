@@ -84,13 +84,16 @@ class SqlEngine:
 
     # -- SQL pieces ---------------------------------------------------------------------------
     def _from(self, dims: list[Dimension]) -> tuple[str, dict[str, str]]:
+        """FROM the fact table with the joins the dimensions need, and always those to the date
+        (when it lives on a header table). Returns the SQL and each dimension's expression."""
         aliases: dict[tuple, str] = {}
         joins: list[str] = []
         exprs: dict[str, str] = {}
-        for d in dims:
+
+        def walk(path) -> str:
             alias = "f"
             key: tuple = ()
-            for hop in d.path:
+            for hop in path:
                 key = key + ((hop.from_column, hop.to_table, hop.to_column),)
                 if key not in aliases:
                     a = f"j{len(aliases) + 1}"
@@ -99,15 +102,24 @@ class SqlEngine:
                         f"LEFT JOIN {quote_ident(hop.to_table)} AS {a} ON {alias}.{quote_ident(hop.from_column)} = {a}.{quote_ident(hop.to_column)}"
                     )
                 alias = aliases[key]
-            exprs[d.name] = f"{alias}.{quote_ident(d.column)}"
+            return alias
+
+        walk(self.p.date_path)  # first, so the date's table is always j<number of hops>
+        for d in dims:
+            exprs[d.name] = f"{walk(d.path)}.{quote_ident(d.column)}"
         sql = f"FROM {quote_ident(self.p.fact_table)} AS f " + " ".join(joins)
         return sql, exprs
 
+    def _date_col(self) -> str:
+        """The date column's SQL (in a query built with _from, which joins the date's table first)."""
+        alias = f"j{len(self.p.date_path)}" if self.p.date_path else "f"
+        return f"{alias}.{quote_ident(self.p.date_column)}"
+
     def _date(self) -> str:
-        return date_expr(f"f.{quote_ident(self.p.date_column)}", self.p.date_kind)
+        return date_expr(self._date_col(), self.p.date_kind)
 
     def _date_where(self, period: Period) -> tuple[str, list]:
-        col = f"f.{quote_ident(self.p.date_column)}"
+        col = self._date_col()
         nxt = period.end + timedelta(days=1)
         if self.p.date_kind == "unix":
             return f"{col} >= ? AND {col} < ?", [_epoch(period.start), _epoch(nxt)]
@@ -115,12 +127,19 @@ class SqlEngine:
             return f"{col} >= ? AND {col} < ?", [_epoch(period.start) * 1000, _epoch(nxt) * 1000]
         return f"{col} >= ? AND {col} < ?", [period.start.isoformat(), nxt.isoformat()]
 
+    def value_sql(self, column_key: str) -> str:
+        """The per-row value behind a measure's column: the column, or the product of its factors."""
+        m = next((m for m in self.p.measures if m.column == column_key and m.factors), None)
+        if m is not None:
+            return " * ".join(f"f.{quote_ident(c)}" for c in m.factors)
+        return f"f.{quote_ident(column_key)}"
+
     def _measure_sql(self, m: Measure) -> str:
         if m.agg == "count":
             return "COUNT(*)"
         if m.agg == "sql":
             return qualify_measure_sql(m.sql_text)
-        return f"{m.agg.upper()}(f.{quote_ident(m.column)})"
+        return f"{m.agg.upper()}({self.value_sql(m.column)})"
 
     def _where(self, period: Period, filters: dict[str, list[str]], exprs: dict[str, str]) -> tuple[str, list]:
         clause, params = self._date_where(period)
@@ -138,14 +157,15 @@ class SqlEngine:
         given fact columns. The column cache reads the table once through this, so both engines
         join and date the rows the same way."""
         frm, exprs = self._from(self.p.dimensions)
-        select = [self._date()] + [exprs[d.name] for d in self.p.dimensions] + [f"f.{quote_ident(c)}" for c in columns]
+        select = [self._date()] + [exprs[d.name] for d in self.p.dimensions] + [self.value_sql(c) for c in columns]
         return f"SELECT {', '.join(select)} {frm}"
 
     # -- questions ----------------------------------------------------------------------------
     def date_range(self) -> tuple[date | None, date | None]:
-        col = f"f.{quote_ident(self.p.date_column)}"
+        frm, _ = self._from([])
+        col = self._date_col()
         with self.ds.connection() as conn:
-            lo, hi = conn.execute(f"SELECT MIN({col}), MAX({col}) FROM {quote_ident(self.p.fact_table)} AS f").fetchone()
+            lo, hi = conn.execute(f"SELECT MIN({col}), MAX({col}) {frm}").fetchone()
             if lo is None:
                 return None, None
             conv = date_expr("?", self.p.date_kind)
@@ -178,7 +198,7 @@ class SqlEngine:
         if m.agg == "count":
             parts = "COUNT(*), COUNT(*)"
         else:
-            col = f"f.{quote_ident(m.column)}"
+            col = self.value_sql(m.column)
             parts = f"SUM({col}), COUNT({col})"
         with self.ds.connection() as conn:
             rows = conn.execute(f"SELECT {d} AS p, {parts} {frm} WHERE {where} GROUP BY p ORDER BY p", params).fetchall()

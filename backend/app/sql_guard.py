@@ -37,6 +37,14 @@ class CheckedSQL:
     sql: str
     tables: set[str]
     limit_added: bool
+    base_sql: str = ""  # the statement as written (without an added LIMIT): what a total row count counts
+
+
+def aggregate_only(tree: exp.Expression) -> bool:
+    """One row by construction: a SELECT whose every output is an aggregate, without GROUP BY."""
+    if not isinstance(tree, exp.Select) or tree.args.get("group") or not tree.expressions:
+        return False
+    return all(e.find(exp.AggFunc) is not None for e in tree.expressions)
 
 
 def check_sql(sql: str, known_tables: list[str], default_limit: int = 1000) -> CheckedSQL:
@@ -77,12 +85,12 @@ def check_sql(sql: str, known_tables: list[str], default_limit: int = 1000) -> C
         used.add(known[low])
     limit_added = False
     out = text
-    if tree.args.get("limit") is None:
+    if tree.args.get("limit") is None and not aggregate_only(tree):
         # Appended to the model's own text (kept as written, so the user sees their query); the
         # newline ends a trailing `--` comment. A LIMIT after a compound SELECT applies to all of it.
         out = f"{text}\nLIMIT {int(default_limit)}"
         limit_added = True
-    return CheckedSQL(sql=out, tables=used, limit_added=limit_added)
+    return CheckedSQL(sql=out, tables=used, limit_added=limit_added, base_sql=text)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -108,6 +116,7 @@ class QueryResult:
     columns: list[str]
     rows: list[list]
     truncated: bool
+    total_rows: int | None = None  # when truncated: the count of the whole result, if known in time
 
 
 def guarded_connection(path: str, max_length: int) -> sqlite3.Connection:
@@ -127,8 +136,13 @@ def _jsonable(v):
     return v
 
 
-def execute_guarded(path: str, sql: str, *, timeout: float = 5.0, max_rows: int = 500, max_length: int = 1_000_000) -> QueryResult:
-    """Run a checked SELECT with read-only authorizer, time limit and row cap."""
+def execute_guarded(path: str, sql: str, *, timeout: float = 5.0, max_rows: int = 500, max_length: int = 1_000_000,
+                    count_sql: str | None = None) -> QueryResult:
+    """Run a checked SELECT with read-only authorizer, time limit and row cap.
+
+    When the rows are capped and `count_sql` is given (the statement without an added LIMIT), a
+    COUNT(*) over it gives the real size of the result, within what is left of the same time limit;
+    it stays None when that runs out."""
     conn = guarded_connection(path, max_length)
     deadline = time.monotonic() + timeout
 
@@ -148,8 +162,16 @@ def execute_guarded(path: str, sql: str, *, timeout: float = 5.0, max_rows: int 
             raise ExecutionError(msg) from None
         except (sqlite3.Error, sqlite3.Warning) as exc:
             raise ExecutionError(f"{type(exc).__name__}: {exc}") from None
+        truncated = len(rows) > max_rows
+        total = None
+        if truncated and count_sql:
+            try:
+                cur.close()
+                total = conn.execute(f"SELECT COUNT(*) FROM (\n{count_sql}\n)").fetchone()[0]
+            except (sqlite3.Error, sqlite3.Warning):
+                total = None  # out of time or not countable: the result just says it was capped
     finally:
         conn.close()
-    truncated = len(rows) > max_rows
     rows = rows[:max_rows]
-    return QueryResult(columns=columns, rows=[[_jsonable(v) for v in r] for r in rows], truncated=truncated)
+    return QueryResult(columns=columns, rows=[[_jsonable(v) for v in r] for r in rows], truncated=truncated,
+                       total_rows=total)

@@ -59,7 +59,9 @@ def test_sql_error_is_fed_back_and_the_corrected_query_answers(make_client, samp
 def test_user_gets_a_plain_message_and_the_failing_sql_when_corrections_run_out(make_client, sample_db, stub):
     c = make_client(db_path=sample_db, ollama_base_url=stub.url, llm_max_corrections=0)
     b = chat(c, "Top products __bad_sql__").json()
-    assert "no such column" in b["error"] and "stub_nonexistent_column" in b["sql"]
+    # in plain words, with columns that exist; the database's message stays with the SQL
+    assert b["error"].startswith("There is no 'stub_nonexistent_column' column. Try: amount")
+    assert "no such column" in b["error_detail"] and "stub_nonexistent_column" in b["sql"]
     assert b["rows"] == [] and b["columns"] == []
 
 
@@ -162,7 +164,8 @@ def test_examples_are_built_from_the_dataset(make_client, sample_db, other_db, s
     q = make_client(db_path=sample_db, ollama_base_url=stub.url).get("/api/chat/examples").json()["questions"]
     assert any("amount" in x for x in q) and any("orders" in x for x in q)
     q2 = make_client(db_path=other_db, ollama_base_url=stub.url).get("/api/chat/examples").json()["questions"]
-    assert any("event_log" in x for x in q2)
+    assert "How many event log entries were there per month in the last year?" in q2
+    assert "Which 10 kinds had the highest total duration ms?" in q2
 
 
 def test_chat_on_a_differently_shaped_dataset(make_client, other_db, stub):
@@ -209,3 +212,18 @@ def test_model_chart_is_kept_when_it_fits_and_replaced_when_it_does_not():
     assert choose_chart(["country", "v"], rows, "scatter", "country", "v")["type"] == "bar"
     assert choose_chart(["country", "v"], rows, "donut", "country", "v")["type"] == "bar"
     assert choose_chart(["country", "v"], rows, "line", "nope", "v")["type"] == "bar"
+
+
+def test_a_missing_column_is_explained_with_columns_that_exist(make_client, sample_db, stub):
+    c = make_client(db_path=sample_db, ollama_base_url=stub.url, llm_max_corrections=0)
+    b = chat(c, "Margin by country __sql__SELECT margin FROM orders__end__").json()
+    assert b["error"] == "There is no 'margin' column. Try: amount, amount local, quantity, unit price."
+    assert b["sql"] == "SELECT margin FROM orders" and "no such column: margin" in b["error_detail"]
+
+
+def test_capped_answer_carries_the_true_total_and_aggregates_get_no_limit(make_client, sample_db, stub):
+    c = make_client(db_path=sample_db, ollama_base_url=stub.url, sql_max_rows=50)
+    b = chat(c, "all orders __sql__SELECT order_id FROM orders__end__").json()
+    assert b["truncated"] and b["row_count"] == 50 and b["total_rows"] == 20000
+    b = chat(c, "how much __sql__SELECT SUM(amount) AS total FROM orders__end__").json()
+    assert b["sql"] == "SELECT SUM(amount) AS total FROM orders" and b["total_rows"] == 1 and not b["truncated"]

@@ -30,8 +30,8 @@ def test_dashboard_test_reports_tables_and_main_table(client):
 def test_profile_endpoint_shape(client):
     p = client.get("/api/dashboard/profile").json()
     assert p["fact_table"] == "orders" and p["date_column"] == "order_date" and p["source"] == "detected"
-    assert p["measures"][0] == {"name": "rows", "label": "Orders", "sql": "COUNT(*)", "format": "count"}
-    assert {"name": "amount", "label": "Amount", "sql": "SUM(amount)", "format": "currency"} in p["measures"]
+    assert p["measures"][0] == {"name": "rows", "label": "Orders", "sql": "COUNT(*)", "format": "count", "direction": "up"}
+    assert {"name": "amount", "label": "Amount", "sql": "SUM(amount)", "format": "currency", "direction": "up"} in p["measures"]
     assert {"name": "country", "label": "Country", "column": "countries.name"} in p["dimensions"]
 
 
@@ -139,7 +139,8 @@ def test_dashboard_adapts_to_a_differently_shaped_dataset(make_client, other_db,
     assert f["date_min"] == "2024-01-01" and f["date_max"] == "2024-07-27"
     assert {d["name"] for d in f["dimensions"]} == {"kind", "plan", "country"}
     k = c.get("/api/dashboard/kpis", params={"start": "2024-01-01", "end": "2024-12-31"}).json()
-    assert k["kpis"][0] == {"name": "rows", "label": "Event Log", "value": 5000, "previous": 0, "change_pct": None, "format": "count"}
+    assert k["kpis"][0] == {"name": "rows", "label": "Event Log", "value": 5000, "previous": 0, "change_pct": None, "format": "count",
+                           "direction": "up"}
     top = c.get("/api/dashboard/top", params={"dimension": "plan", "measure": "duration_ms", "start": "2024-01-01"}).json()
     assert [i["label"] for i in top["items"]] and len(top["items"]) == 3
     ts = c.get("/api/dashboard/timeseries", params={"granularity": "month", "measure": "rows", "start": "2024-01-01"}).json()

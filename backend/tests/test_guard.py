@@ -122,3 +122,23 @@ def test_rows_are_capped_and_flagged_truncated(sample_db):
 def test_garbage_is_refused_with_a_parse_error():
     with pytest.raises(GuardError, match="could not be parsed"):
         check_sql("SELEC FROM WHERE (", TABLES)
+
+
+def test_no_limit_is_added_to_an_aggregate_only_query():
+    one_row = check_sql("SELECT SUM(amount) AS total, COUNT(*) AS n FROM orders", TABLES)
+    assert not one_row.limit_added and "LIMIT" not in one_row.sql
+    grouped = check_sql("SELECT status, SUM(amount) FROM orders GROUP BY status", TABLES)
+    assert grouped.limit_added and grouped.sql.endswith("LIMIT 1000")
+    mixed = check_sql("SELECT order_id, SUM(amount) OVER () FROM orders", TABLES)
+    assert mixed.limit_added
+
+
+def test_a_capped_result_knows_its_true_total(sample_db):
+    checked = check_sql("SELECT order_id FROM orders WHERE status = 'completed'", TABLES, default_limit=1000)
+    res = run(sample_db, checked.sql, max_rows=100, count_sql=checked.base_sql)
+    import sqlite3
+
+    want = sqlite3.connect(sample_db).execute("SELECT count(*) FROM orders WHERE status = 'completed'").fetchone()[0]
+    assert want > 1000 and res.truncated and len(res.rows) == 100 and res.total_rows == want
+    small = run(sample_db, "SELECT name FROM regions", max_rows=100, count_sql="SELECT name FROM regions")
+    assert not small.truncated and small.total_rows is None

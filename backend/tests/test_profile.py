@@ -21,7 +21,9 @@ def test_sample_profile_finds_orders_dates_measures_and_joined_dimensions(sample
     assert [j.to_table for j in dims["region"].path] == ["customers", "countries", "regions"]
     # unique codes and names of individual customers are not breakdowns
     assert not {"iso_code", "sku", "company_name", "customer"} & set(dims)
-    assert p.notes == []
+    # the notes say which table holds the facts and why some columns are not breakdowns
+    assert p.notes[0].startswith("Facts: orders (20,000 rows)")
+    assert any(n.startswith("Breakdowns: ") for n in p.notes)
 
 
 def test_unix_timestamps_and_implicit_id_joins_are_detected(other_db):

@@ -44,6 +44,12 @@ async function expectKpisMatch(kpis) {
       assert.equal(shown, "—", `${k.name} has no value`);
       continue;
     }
+    if (k.format === "percent") {
+      // a 0..1 ratio shown as a percentage with 3 significant digits ("3.68%")
+      assert.match(shown, /%$/, `${k.name} is shown as a percentage: ${shown}`);
+      assert.equal(Number((parseShown(shown) / 100).toPrecision(3)), Number(Number(k.value).toPrecision(3)), `${k.name}: page shows ${shown}, backend says ${k.value}`);
+      continue;
+    }
     const d = decimalsFor(k.format);
     assert.equal(parseShown(shown).toFixed(d), Number(k.value).toFixed(d), `${k.name}: page shows ${shown}, backend says ${k.value}`);
   }

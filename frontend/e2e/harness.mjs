@@ -151,6 +151,16 @@ async function bringUp(tmp, rows, seed) {
     backendUrl,
     webUrl,
     stubUrl,
+    /** Backend + frontend over one of backend/scripts/make_test_schemas.py's schemas (star, chinook, giftcards). */
+    async schemaSite(kind) {
+      const file = join(tmp, `${kind}.sqlite`);
+      const made = spawnSync(python(), [join(ROOT, "backend/scripts/make_test_schemas.py"), "--kind", kind, "--out", file], { encoding: "utf8" });
+      if (made.status !== 0) throw new Error(`make_test_schemas.py ${kind} failed: ${made.stderr || made.stdout}`);
+      const stateDir = join(tmp, `state-${kind}`);
+      mkdirSync(stateDir);
+      const backend = await startBackend(`backend-${kind}`, { db: file, stateDir, ollamaUrl: stubUrl });
+      return { backendUrl: backend, webUrl: await startFrontend(`frontend-${kind}`, backend) };
+    },
     /** A second backend + frontend pair for failure states: no database and/or no model server. */
     async degradedSite(name, { withData, withModel }) {
       const stateDir = join(tmp, `state-${name}`);

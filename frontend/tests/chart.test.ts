@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { paginate, planChart } from "@/lib/chart";
+import { PCT, paginate, planChart } from "@/lib/chart";
 
 const cols = ["country", "revenue"];
 const rows = [
@@ -43,6 +43,19 @@ describe("planChart", () => {
     expect(p.type).toBe("bar");
     expect(p.note).toMatch(/Too many slices/);
     expect(planChart({ type: "pie", x: "country", y: "revenue" }, cols, rows).type).toBe("pie");
+  });
+
+  it("gives each pie slice its share and sums the smallest beyond eight as Other", () => {
+    const twelve = Array.from({ length: 12 }, (_, i) => [`c${i}`, (i + 1) * 10]); // 10..120, total 780
+    const p = planChart({ type: "pie", x: "country", y: "revenue" }, cols, twelve);
+    expect(p.type).toBe("pie");
+    expect(p.data.map((d) => d.country)).toEqual(["c11", "c10", "c9", "c8", "c7", "c6", "c5", "Other"]);
+    expect(p.data[7].revenue).toBe(10 + 20 + 30 + 40 + 50);
+    expect(p.data[0][PCT]).toBeCloseTo(120 / 780);
+    expect(p.data.reduce((s, d) => s + (d[PCT] as number), 0)).toBeCloseTo(1);
+    expect(p.note).toMatch(/5 smallest .* "Other"/);
+    const three = planChart({ type: "pie", x: "country", y: "revenue" }, cols, [["DE", 3], ["FR", 1]]);
+    expect(three.data.map((d) => d[PCT])).toEqual([0.75, 0.25]);
   });
 
   it("needs a numeric x for a scatter", () => {

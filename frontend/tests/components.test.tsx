@@ -23,7 +23,39 @@ describe("KpiCards", () => {
   });
 });
 
+describe("KpiCards colours and comparison", () => {
+  it("colours a rising discount as bad news and an unknown direction as neutral", () => {
+    const html = renderToStaticMarkup(
+      <KpiCards
+        kpis={[
+          { name: "avg_discount", label: "Discount", value: 0.06, previous: 0.05, change_pct: 20, format: "percent", direction: "down" },
+          { name: "quantity", label: "Quantity", value: 12, previous: 10, change_pct: 20, format: "number", direction: "neutral" },
+        ]}
+      />,
+    );
+    expect(html).toMatch(/class="change up bad"[^>]*>▲ \+20.0%/);
+    expect(html).toMatch(/class="change up neutral"/);
+    expect(html).toContain("vs 5%");
+  });
+  it("shows no comparison when the previous period is empty", () => {
+    const html = renderToStaticMarkup(
+      <KpiCards compare={false} kpis={[{ name: "rows", label: "Orders", value: 20000, previous: 0, change_pct: null, format: "count" }]} />,
+    );
+    expect(html).toContain("nothing earlier to compare");
+    expect(html).not.toContain("no previous data");
+    expect(html).not.toContain("vs ");
+  });
+});
+
 describe("RowsTable", () => {
+  it("captions columns with humanised names and says how many rows there really are", () => {
+    const rows = Array.from({ length: 12 }, (_, i) => [`c${i}`, 8738825 + i]);
+    const html = renderToStaticMarkup(<RowsTable columns={["country", "total_face_value"]} rows={rows} rowCount={48211} truncated />);
+    expect(html).toContain(">Total face value<");
+    expect(html).toContain("8,738,825");
+    expect(html).toContain("The first 12 of 48,211 rows are shown");
+  });
+
   it("shows the first page and a note when the result was capped", () => {
     const rows = Array.from({ length: 25 }, (_, i) => [`r${i}`, i]);
     const html = renderToStaticMarkup(<RowsTable columns={["name", "n"]} rows={rows} rowCount={1000} truncated pageSize={10} />);

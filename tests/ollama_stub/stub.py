@@ -146,9 +146,17 @@ def answer_for(messages: list[dict]) -> tuple[dict | None, str]:
             return None, mode
     if "__bad_sql__" in prompt and not feedback:
         return build_answer(prompt, question, bad=True), "bad_sql"
-    forced = re.search(r"__sql__(.*?)__end__", prompt, re.S)
-    if forced and not feedback:
-        return {"sql": forced.group(1).strip(), "chart_type": "table", "x": "", "y": "", "title": "Forced query"}, "forced"
+    # The latest question's query wins over one earlier in the conversation's history.
+    forced = ([m for m in re.finditer(r"__sql__(.*?)__end__", prompt, re.S)] or [None])[-1]
+    if forced and (not feedback or "__stubborn__" in prompt):
+        chart = re.search(r"__chart_(bar|line|pie|kpi|table)__", prompt)
+        ans = {"sql": forced.group(1).strip(), "chart_type": chart.group(1) if chart else "table", "x": "", "y": "",
+               "title": "Forced query"}
+        if chart:
+            cols = re.findall(r"\bAS\s+(\w+)", ans["sql"], re.I)
+            if len(cols) >= 2:
+                ans["x"], ans["y"] = cols[0], cols[1]
+        return ans, "forced"
     return build_answer(prompt, question), "normal"
 
 

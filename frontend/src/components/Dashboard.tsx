@@ -12,7 +12,7 @@ import {
   type TimeseriesResponse,
   type TopResponse,
 } from "@/lib/api";
-import { PRESETS, presetRange } from "@/lib/dates";
+import { defaultGranularity, partialNote, PRESETS, presetRange, rangeDays } from "@/lib/dates";
 import { formatDate } from "@/lib/format";
 import { KpiCards } from "./KpiCards";
 import { Notice } from "./Notice";
@@ -41,6 +41,7 @@ function usePanel<T>(enabled: boolean, load: () => Promise<T>, deps: unknown[]):
 }
 
 const GRANULARITIES: Granularity[] = ["day", "week", "month"];
+const TOP_N = 10;
 
 export function Dashboard() {
   const [meta, setMeta] = useState<{ profile: Profile; filters: FiltersResponse } | null>(null);
@@ -48,9 +49,11 @@ export function Dashboard() {
   const [start, setStart] = useState("");
   const [end, setEnd] = useState("");
   const [dimFilters, setDimFilters] = useState<Record<string, string>>({});
-  const [granularity, setGranularity] = useState<Granularity>("day");
+  // null until the user picks one: then the range decides (weeks for 90 days, not 90 sparse days)
+  const [chosenGranularity, setGranularity] = useState<Granularity | null>(null);
   const [measure, setMeasure] = useState<string>("");
   const [topDim, setTopDim] = useState<string>("");
+  const [narrowed, setNarrowed] = useState<Record<string, string[]>>({});
 
   useEffect(() => {
     Promise.all([api.profile(), api.filters()]).then(
@@ -65,12 +68,45 @@ export function Dashboard() {
   }, []);
 
   const usable = !!meta && !!meta.profile.fact_table && !!meta.profile.date_column;
-  const query: DashboardQuery = useMemo(() => ({ start, end, filters: dimFilters }), [start, end, dimFilters]);
+  const activeDims = useMemo(() => Object.fromEntries(Object.entries(dimFilters).filter(([, v]) => v)), [dimFilters]);
+  const query: DashboardQuery = useMemo(() => ({ start, end, filters: activeDims }), [start, end, activeDims]);
   const qKey = JSON.stringify(query);
+
+  // The range the figures cover: the chosen dates, else the backend's default (the last 90 days).
+  const rangeStart = start || (meta?.filters.date_max ? presetRange("90d", meta.filters.date_min!, meta.filters.date_max).start : "");
+  const rangeEnd = end || meta?.filters.date_max || "";
+  const granularity: Granularity = chosenGranularity ?? (rangeStart && rangeEnd ? defaultGranularity(rangeDays(rangeStart, rangeEnd)) : "week");
+
+  // A filtered dimension would break down into one bar: offer the others.
+  const breakdownDims = (meta?.profile.dimensions ?? []).filter((d) => !activeDims[d.name]);
+  const breakdown = breakdownDims.some((d) => d.name === topDim) ? topDim : breakdownDims[0]?.name ?? "";
 
   const kpis = usePanel<KpisResponse>(usable, () => api.kpis(query), [qKey]);
   const series = usePanel<TimeseriesResponse>(usable && !!measure, () => api.timeseries(granularity, measure, query), [qKey, granularity, measure]);
-  const top = usePanel<TopResponse>(usable && !!topDim, () => api.top(topDim, measure || undefined, 10, query), [qKey, topDim, measure]);
+  // One more than shown: "(top 10)" only when the list was cut.
+  const top = usePanel<TopResponse>(usable && !!breakdown, () => api.top(breakdown, measure || undefined, TOP_N + 1, query), [qKey, breakdown, measure]);
+
+  // Choices of the other filters narrow to the values that occur with the active ones.
+  const filtersKey = JSON.stringify(activeDims);
+  useEffect(() => {
+    if (!usable || !meta) return;
+    const active = Object.keys(activeDims);
+    if (active.length === 0) {
+      setNarrowed({});
+      return;
+    }
+    let current = true;
+    const all = { start: meta.filters.date_min ?? undefined, end: meta.filters.date_max ?? undefined, filters: activeDims };
+    const others = meta.profile.dimensions.filter((d) => !activeDims[d.name]);
+    Promise.all(others.map((d) => api.top(d.name, "rows", 100, all).then((r) => [d.name, r.items.map((i) => i.label ?? "")] as const))).then(
+      (pairs) => current && setNarrowed(Object.fromEntries(pairs)),
+      () => current && setNarrowed({}),
+    );
+    return () => {
+      current = false;
+    };
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [usable, filtersKey]);
 
   if (metaError) {
     return (
@@ -107,17 +143,27 @@ export function Dashboard() {
   const m = profile.measures.find((x) => x.name === measure) ?? profile.measures[0];
   const measureFormat = m?.format ?? "number";
   const measureLabel = m?.label ?? "Rows";
-  const dimLabel = profile.dimensions.find((d) => d.name === topDim)?.label ?? topDim;
+  const dimLabel = profile.dimensions.find((d) => d.name === breakdown)?.label ?? breakdown;
   const activeFilters = Object.values(dimFilters).filter(Boolean).length + (start || end ? 1 : 0);
+  const currency = profile.currency ?? null;
+  // No comparison when the previous period holds nothing (always so for "All data").
+  const compare = !!kpis.data && (kpis.data.kpis.find((k) => k.name === "rows")?.previous ?? 0) > 0;
+  const topItems = top.data?.items.slice(0, TOP_N) ?? [];
+  // The series covers the range within the data; its end periods may be cut short.
+  const shownStart = [rangeStart, filters.date_min ?? ""].sort()[1] ?? rangeStart;
+  const shownEnd = [rangeEnd, filters.date_max ?? rangeEnd].sort()[0];
+  const partial = series.data ? partialNote(shownStart, shownEnd, series.data.granularity) : null;
+  const cut = (top.data?.items.length ?? 0) > TOP_N;
 
   return (
     <div className="stack">
       <Header
         period={
           kpis.data
-            ? `${formatDate(kpis.data.period.start)} – ${formatDate(kpis.data.period.end)}, compared with ${formatDate(
-                kpis.data.previous_period.start,
-              )} – ${formatDate(kpis.data.previous_period.end)}`
+            ? `${formatDate(kpis.data.period.start)} – ${formatDate(kpis.data.period.end)}` +
+              (compare
+                ? `, compared with ${formatDate(kpis.data.previous_period.start)} – ${formatDate(kpis.data.previous_period.end)}`
+                : "")
             : undefined
         }
       />
@@ -150,7 +196,7 @@ export function Dashboard() {
             <input
               type="date"
               data-testid="filter-start"
-              value={start}
+              value={start || kpis.data?.period.start || rangeStart}
               min={filters.date_min ?? undefined}
               max={filters.date_max ?? undefined}
               onChange={(e) => setStart(e.target.value)}
@@ -161,7 +207,7 @@ export function Dashboard() {
             <input
               type="date"
               data-testid="filter-end"
-              value={end}
+              value={end || kpis.data?.period.end || rangeEnd}
               min={filters.date_min ?? undefined}
               max={filters.date_max ?? undefined}
               onChange={(e) => setEnd(e.target.value)}
@@ -176,7 +222,7 @@ export function Dashboard() {
                 onChange={(e) => setDimFilters((f) => ({ ...f, [d.name]: e.target.value }))}
               >
                 <option value="">All</option>
-                {d.values.map((v) => (
+                {(narrowed[d.name] ? d.values.filter((v) => narrowed[d.name].includes(v) || v === dimFilters[d.name]) : d.values).map((v) => (
                   <option key={v} value={v}>
                     {v}
                   </option>
@@ -191,6 +237,7 @@ export function Dashboard() {
               setStart("");
               setEnd("");
               setDimFilters({});
+              setGranularity(null);
             }}
           >
             Reset filters
@@ -203,12 +250,12 @@ export function Dashboard() {
         )}
       </section>
 
-      {kpis.error ? <Notice view={kpis.error} /> : <KpiCards kpis={kpis.data?.kpis ?? null} loading={kpis.loading} />}
+      {kpis.error ? <Notice view={kpis.error} /> : <KpiCards kpis={kpis.data?.kpis ?? null} loading={kpis.loading} currency={currency} compare={compare} />}
 
       <section className="panel">
         <div className="panel-head">
           <h2>{measureLabel} over time</h2>
-          <div style={{ display: "flex", gap: 12, alignItems: "center" }}>
+          <div className="panel-tools">
             {profile.measures.length > 1 && (
               <select className="btn" aria-label="Measure" value={measure} onChange={(e) => setMeasure(e.target.value)}>
                 {profile.measures.map((x) => (
@@ -239,7 +286,14 @@ export function Dashboard() {
           ) : series.data && series.data.points.length === 0 ? (
             <div className="empty">No data for this period and these filters.</div>
           ) : series.data ? (
-            <TimeSeriesChart points={series.data.points} format={measureFormat} label={measureLabel} />
+            <>
+              <TimeSeriesChart points={series.data.points} format={measureFormat} label={measureLabel} currency={currency} />
+              {partial && (
+                <p className="muted chart-note" data-testid="partial-note">
+                  {partial}
+                </p>
+              )}
+            </>
           ) : (
             <div className="skeleton" style={{ height: 300 }} />
           )}
@@ -249,12 +303,17 @@ export function Dashboard() {
       <section className="panel">
         <div className="panel-head">
           <h2>
-            {measureLabel} by {dimLabel ? dimLabel.toLowerCase() : "dimension"} <span className="muted" style={{ fontWeight: 400 }}>(top 10)</span>
+            {measureLabel} by {dimLabel ? dimLabel.toLowerCase() : "dimension"}{" "}
+            {cut && (
+              <span className="muted" style={{ fontWeight: 400 }} data-testid="top-cut">
+                (top {TOP_N})
+              </span>
+            )}
           </h2>
-          <label className="field" style={{ flexDirection: "row", alignItems: "center", gap: 8 }}>
+          <label className="field inline">
             Breakdown by
-            <select data-testid="top-dimension" value={topDim} onChange={(e) => setTopDim(e.target.value)}>
-              {profile.dimensions.map((d) => (
+            <select data-testid="top-dimension" value={breakdown} onChange={(e) => setTopDim(e.target.value)}>
+              {breakdownDims.map((d) => (
                 <option key={d.name} value={d.name}>
                   {d.label}
                 </option>
@@ -262,20 +321,31 @@ export function Dashboard() {
             </select>
           </label>
         </div>
-        <div data-testid="top" data-items={top.data?.items.length ?? 0}>
+        <div data-testid="top" data-items={topItems.length}>
           {profile.dimensions.length === 0 ? (
             <div className="empty">The dataset has no text columns to break the data down by.</div>
           ) : top.error ? (
             <Notice view={top.error} />
-          ) : top.data && top.data.items.length === 0 ? (
+          ) : top.data && topItems.length === 0 ? (
             <div className="empty">No data for this period and these filters.</div>
           ) : top.data ? (
-            <TopBarChart items={top.data.items} format={measureFormat} label={measureLabel} />
+            <TopBarChart items={topItems} format={measureFormat} label={measureLabel} currency={currency} />
           ) : (
             <div className="skeleton" style={{ height: 320 }} />
           )}
         </div>
       </section>
+
+      {profile.notes.length > 0 && (
+        <details className="panel profile-notes" data-testid="profile-notes">
+          <summary>How this dashboard reads your data</summary>
+          <ul>
+            {profile.notes.map((n) => (
+              <li key={n}>{n}</li>
+            ))}
+          </ul>
+        </details>
+      )}
     </div>
   );
 }

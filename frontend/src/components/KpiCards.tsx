@@ -1,7 +1,18 @@
 import type { Kpi } from "@/lib/api";
 import { kpiView } from "@/lib/format";
 
-export function KpiCards({ kpis, loading }: { kpis: Kpi[] | null; loading?: boolean }) {
+export function KpiCards({
+  kpis,
+  loading,
+  currency,
+  compare = true,
+}: {
+  kpis: Kpi[] | null;
+  loading?: boolean;
+  currency?: string | null;
+  /** false when the previous period holds no data (e.g. "All data"): no comparison is shown. */
+  compare?: boolean;
+}) {
   if (!kpis) {
     return (
       <div className="kpis">
@@ -16,7 +27,7 @@ export function KpiCards({ kpis, loading }: { kpis: Kpi[] | null; loading?: bool
   return (
     <div className="kpis" data-testid="kpis" aria-busy={loading || undefined}>
       {kpis.map((k) => {
-        const v = kpiView(k);
+        const v = kpiView(k, currency);
         return (
           <div key={k.name} className="panel kpi" data-testid={`kpi-${k.name}`}>
             <div className="label">{v.label}</div>
@@ -24,11 +35,19 @@ export function KpiCards({ kpis, loading }: { kpis: Kpi[] | null; loading?: bool
               {v.value}
             </div>
             <div className="prev">
-              <span className={`change ${v.change.trend}`} data-testid="kpi-change">
-                {v.change.trend === "up" ? "▲ " : v.change.trend === "down" ? "▼ " : ""}
-                {v.change.text}
-              </span>
-              {v.change.trend !== "none" && <>vs {v.previous}</>}
+              {compare ? (
+                <>
+                  <span className={`change ${v.change.trend} ${v.change.tone}`} data-testid="kpi-change" data-tone={v.change.tone}>
+                    {v.change.trend === "up" ? "▲ " : v.change.trend === "down" ? "▼ " : ""}
+                    {v.change.text}
+                  </span>
+                  {v.change.trend !== "none" && <>vs {v.previous}</>}
+                </>
+              ) : (
+                <span className="muted" data-testid="kpi-change">
+                  nothing earlier to compare
+                </span>
+              )}
             </div>
           </div>
         );

@@ -2,7 +2,7 @@
 import { useState } from "react";
 import type { Cell } from "@/lib/api";
 import { paginate } from "@/lib/chart";
-import { formatCell } from "@/lib/format";
+import { formatCell, humanize, isRatioColumn } from "@/lib/format";
 
 export function RowsTable({
   columns,
@@ -20,6 +20,7 @@ export function RowsTable({
   const [page, setPage] = useState(0);
   const p = paginate(rows, page, pageSize);
   const numeric = columns.map((_, i) => rows.some((r) => typeof r[i] === "number"));
+  const ratio = columns.map((c, i) => isRatioColumn(c, rows.map((r) => r[i])));
   if (rows.length === 0) return <div className="muted">The query returned no rows.</div>;
   return (
     <div data-testid="rows">
@@ -28,8 +29,8 @@ export function RowsTable({
           <thead>
             <tr>
               {columns.map((c, i) => (
-                <th key={c} className={numeric[i] ? "num" : undefined}>
-                  {c}
+                <th key={c} className={numeric[i] ? "num" : undefined} title={c}>
+                  {humanize(c)}
                 </th>
               ))}
             </tr>
@@ -38,8 +39,8 @@ export function RowsTable({
             {p.items.map((r, i) => (
               <tr key={p.page * pageSize + i}>
                 {r.map((v, j) => (
-                  <td key={j} className={typeof v === "number" ? "num" : undefined}>
-                    {formatCell(v)}
+                  <td key={j} className={numeric[j] ? "num" : undefined}>
+                    {formatCell(v, columns[j], ratio[j])}
                   </td>
                 ))}
               </tr>
@@ -67,7 +68,10 @@ export function RowsTable({
       </div>
       {truncated && (
         <div className="cap-note" data-testid="truncated-note">
-          Only the first {rows.length.toLocaleString("en-US")} rows are shown{rowCount > rows.length ? ` of ${rowCount.toLocaleString("en-US")}` : ""}: the result was capped. Narrow the question to see the rest.
+          {rowCount > rows.length
+            ? `The first ${rows.length.toLocaleString("en-US")} of ${rowCount.toLocaleString("en-US")} rows are shown`
+            : `Only the first ${rows.length.toLocaleString("en-US")} rows are shown`}
+          : the result was capped. Narrow the question to see the rest.
         </div>
       )}
     </div>

@@ -21,12 +21,18 @@ async function copyText(text: string): Promise<boolean> {
   return ok;
 }
 
-export function SqlBlock({ sql, open = false }: { sql: string; open?: boolean }) {
+/** The query behind an answer, folded; with the database's own message when the query failed. */
+export function SqlBlock({ sql, open = false, detail }: { sql: string; open?: boolean; detail?: string }) {
   const [copied, setCopied] = useState<"" | "ok" | "failed">("");
   return (
     <details className="sql" open={open} data-testid="sql">
       <summary>SQL</summary>
       <div className="sql-body">
+        {detail && (
+          <p className="muted sql-detail" data-testid="sql-detail">
+            {detail}
+          </p>
+        )}
         <pre>{sql}</pre>
         <button
           className="btn small"

@@ -35,15 +35,21 @@ export function StatusIndicator() {
 
   const s = statusLabels(health, failed);
   if (!s) return <div className="status" aria-busy="true">Checking status…</div>;
+  const model = health?.llm?.model ? ` (${health.llm.model})` : "";
+  const summary = `${s.data.text} · ${s.model.text}${model}`;
+  // On a phone the texts fold away and the dots stay, with the same words as their tooltip.
   return (
-    <div className="status" data-testid="status">
-      <span className="status-item" title={health?.llm?.model ? `Model: ${health.llm.model}` : undefined}>
-        <span className={`dot ${s.data.ok ? "ok" : "bad"}`} />
-        {s.data.text}
+    <div className="status" data-testid="status" title={summary} aria-label={summary}>
+      <span className="status-summary" data-testid="status-dot" title={summary}>
+        <span className={`dot ${s.data.ok && s.model.ok ? "ok" : "bad"}`} />
       </span>
-      <span className="status-item" title={health?.llm?.model ? `Model: ${health.llm.model}` : undefined}>
+      <span className="status-item" title={s.data.text}>
+        <span className={`dot ${s.data.ok ? "ok" : "bad"}`} />
+        <span className="status-text">{s.data.text}</span>
+      </span>
+      <span className="status-item" title={`${s.model.text}${model}`}>
         <span className={`dot ${s.model.ok ? "ok" : "bad"}`} />
-        {s.model.text}
+        <span className="status-text">{s.model.text}</span>
       </span>
     </div>
   );

@@ -2,7 +2,10 @@
 // In production the browser talks to the same origin: Caddy routes /api/* and /health to the
 // backend. For local work and the end-to-end test, src/middleware.ts forwards them to BACKEND_URL.
 
-export type MeasureFormat = "currency" | "number" | "count";
+export type MeasureFormat = "currency" | "number" | "count" | "percent";
+
+/** Which way of a change is good news: up (sales), down (costs, discounts) or neither. */
+export type Direction = "up" | "down" | "neutral";
 
 export interface HealthResponse {
   status: "ok" | "degraded";
@@ -15,6 +18,7 @@ export interface Measure {
   label: string;
   sql?: string;
   format: MeasureFormat;
+  direction?: Direction;
 }
 
 export interface Dimension {
@@ -27,6 +31,9 @@ export interface Profile {
   fact_table: string | null;
   date_column: string | null;
   source?: "detected" | "override";
+  date_table?: string | null;
+  /** ISO code of the money measures' currency, when the data or the operator says which. */
+  currency?: string | null;
   measures: Measure[];
   dimensions: Dimension[];
   notes: string[];
@@ -50,6 +57,7 @@ export interface Kpi {
   previous: number | null;
   change_pct: number | null;
   format: MeasureFormat;
+  direction?: Direction;
 }
 
 export interface KpisResponse {
@@ -93,10 +101,14 @@ export interface ChatAnswer {
   columns: string[];
   rows: Cell[][];
   row_count: number;
+  /** The whole result's size when it was capped (null when counting ran out of time). */
+  total_rows?: number | null;
   truncated: boolean;
   chart: ChartSpec | null;
   title: string | null;
   error: string | null;
+  /** The database's own message behind a plain `error`. */
+  error_detail?: string | null;
 }
 
 export interface DashboardQuery {

@@ -13,7 +13,31 @@ export interface ChartPlan {
   note: string | null;
 }
 
-const MAX_PIE_SLICES = 12;
+/** Beyond this many rows a pie is unreadable even with "Other": bars instead. */
+const MAX_PIE_SLICES = 16;
+/** Slices drawn before the rest is summed as "Other". */
+const PIE_SLICES = 8;
+
+/** The share of each slice, for labels: key of the percentage in a pie row. */
+export const PCT = "__pct";
+
+/**
+ * Pie rows by size, the smallest beyond `slices - 1` summed into "Other", each with its share of
+ * the total (0..1) under PCT.
+ */
+export function pieSlices(data: Record<string, Cell>[], x: string, y: string, slices = PIE_SLICES): Record<string, Cell>[] {
+  const rows = data
+    .map((r) => ({ ...r, [y]: typeof r[y] === "number" ? (r[y] as number) : 0 }))
+    .sort((a, b) => (b[y] as number) - (a[y] as number));
+  let kept = rows;
+  if (rows.length > slices) {
+    kept = rows.slice(0, slices - 1);
+    const rest = rows.slice(slices - 1).reduce((s, r) => s + (r[y] as number), 0);
+    kept.push({ [x]: "Other", [y]: rest });
+  }
+  const total = kept.reduce((s, r) => s + (r[y] as number), 0);
+  return kept.map((r) => ({ ...r, [PCT]: total > 0 ? (r[y] as number) / total : 0 }));
+}
 const MAX_POINTS = 500;
 
 function isNumericColumn(rows: Cell[][], idx: number): boolean {
@@ -82,7 +106,9 @@ export function planChart(spec: ChartSpec | null | undefined, columns: string[],
     if (rows.length > MAX_PIE_SLICES) {
       return { type: "bar", x, ys: ys.slice(0, 1), data, note: `Too many slices for a pie (${rows.length}); shown as bars.` };
     }
-    return { type: "pie", x, ys: ys.slice(0, 1), data, note: null };
+    const slices = pieSlices(data, x, ys[0]);
+    const note = rows.length > PIE_SLICES ? `The ${rows.length - PIE_SLICES + 1} smallest are shown together as "Other".` : null;
+    return { type: "pie", x, ys: ys.slice(0, 1), data: slices, note };
   }
   if (type === "scatter") {
     const xNumeric = numeric.includes(x);

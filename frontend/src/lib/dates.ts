@@ -33,3 +33,41 @@ export function presetRange(preset: Preset, dateMin: string, dateMax: string): {
   const s = iso(start) < dateMin ? dateMin : iso(start);
   return { start: s, end: dateMax };
 }
+
+/** Days in an inclusive ISO range. */
+export function rangeDays(start: string, end: string): number {
+  return Math.round((parse(end).getTime() - parse(start).getTime()) / 86400000) + 1;
+}
+
+/**
+ * The time series' granularity for a range when the user has not picked one: days up to a month,
+ * weeks up to a year (90 days of sparse data read better as 13 weeks than as 90 mostly empty days),
+ * months beyond.
+ */
+export function defaultGranularity(days: number): "day" | "week" | "month" {
+  if (days <= 31) return "day";
+  if (days <= 366) return "week";
+  return "month";
+}
+
+/** Whether the range cuts its first or last week/month short (its total is then lower by design). */
+export function partialEnds(start: string, end: string, granularity: "day" | "week" | "month"): { first: boolean; last: boolean } {
+  if (granularity === "day" || !start || !end) return { first: false, last: false };
+  const s = parse(start);
+  const e = parse(end);
+  if (granularity === "week") {
+    return { first: s.getUTCDay() !== 1, last: e.getUTCDay() !== 0 }; // ISO weeks run Monday to Sunday
+  }
+  const next = new Date(e);
+  next.setUTCDate(e.getUTCDate() + 1);
+  return { first: s.getUTCDate() !== 1, last: next.getUTCDate() !== 1 };
+}
+
+/** "The first and last weeks are partial: ..." or null when both are whole. */
+export function partialNote(start: string, end: string, granularity: "day" | "week" | "month"): string | null {
+  const { first, last } = partialEnds(start, end, granularity);
+  if (!first && !last) return null;
+  const unit = granularity;
+  if (first && last) return `The first and last ${unit}s are only partly in the range, so their totals are lower.`;
+  return `The ${first ? "first" : "last"} ${unit} is only partly in the range, so its total is lower.`;
+}
