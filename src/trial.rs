@@ -101,6 +101,12 @@ impl Trial {
     pub fn resource_name(&self) -> String {
         resource_name(&self.name)
     }
+
+    /// A local VM under software emulation (QEMU TCG): every instruction is translated, so it
+    /// runs many times slower than any real server.
+    pub fn software_emulated(&self) -> bool {
+        self.vm.as_ref().is_some_and(|v| v.accel == "tcg")
+    }
 }
 
 pub fn resource_name(trial: &str) -> String {

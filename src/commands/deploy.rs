@@ -72,6 +72,7 @@ fn prepare(ctx: &Ctx, args: &DeployArgs, write_state: bool) -> Result<Prepared> 
         basic_auth_hash: hash,
         model: args.model.clone().or_else(|| ctx.config.model.clone()),
         gpu: trial.gpu,
+        emulated: trial.software_emulated(),
     };
     let mut merged = env::merge(&base, &gen, args.env.is_some());
     if merged.get("ACME_EMAIL").map_or(true, |v| v.is_empty()) {

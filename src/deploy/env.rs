@@ -321,7 +321,13 @@ pub struct Generated {
     /// GPU trial: every compose command (also restarts and the wipe script) must include the
     /// NVIDIA override, which COMPOSE_FILE in .env does.
     pub gpu: bool,
+    /// A software-emulated rehearsal VM: the assistant's SQL time limit, tuned for real
+    /// servers, is raised (unless the operator's env file sets one).
+    pub emulated: bool,
 }
+
+/// The assistant's SQL time limit on a software-emulated VM, seconds.
+pub const EMULATED_SQL_TIMEOUT_S: &str = "30";
 
 /// Base file (the operator's `--env`, else the bundle's `.env.example`) + generated values.
 /// The operator's own non-placeholder values for domain, TLS mode, ACME e-mail, user and model
@@ -355,6 +361,9 @@ pub fn merge(base: &EnvFile, gen: &Generated, from_operator: bool) -> EnvFile {
     env.set("OLLAMA_MODEL", &model);
     if gen.gpu {
         env.set("COMPOSE_FILE", "docker-compose.yml:docker-compose.gpu.yml");
+    }
+    if gen.emulated && keep("SQL_TIMEOUT").is_none() {
+        env.set("SQL_TIMEOUT", EMULATED_SQL_TIMEOUT_S);
     }
     if env.get("COMPOSE_PROJECT_NAME").map_or(true, |v| v.trim().is_empty()) {
         env.set("COMPOSE_PROJECT_NAME", "munero");
@@ -396,7 +405,17 @@ mod tests {
             basic_auth_hash: "$2b$12$abcdefghijklmnopqrstuv".into(),
             model: None,
             gpu: false,
+            emulated: false,
         }
+    }
+
+    #[test]
+    fn an_emulated_vm_gets_a_longer_sql_limit_unless_the_operator_set_one() {
+        let none = EnvFile::parse("SQL_TIMEOUT=\n").unwrap();
+        assert_eq!(merge(&none, &Generated { emulated: true, ..gen() }, false).get("SQL_TIMEOUT"), Some(EMULATED_SQL_TIMEOUT_S));
+        assert_eq!(merge(&none, &gen(), false).get("SQL_TIMEOUT"), Some(""), "real servers keep the default");
+        let own = EnvFile::parse("SQL_TIMEOUT=12\n").unwrap();
+        assert_eq!(merge(&own, &Generated { emulated: true, ..gen() }, true).get("SQL_TIMEOUT"), Some("12"));
     }
 
     #[test]
