@@ -103,11 +103,11 @@ impl AwsProvider {
         self.ec2
             .get_or_try_init(|| async {
                 let conf = aws_config::defaults(BehaviorVersion::latest()).load().await;
-                let region = conf.region().map(|r| r.to_string()).ok_or_else(|| ProviderError::Invalid(NO_REGION.into()))?;
                 let creds = conf.credentials_provider().ok_or_else(|| ProviderError::Invalid(NO_CREDENTIALS.into()))?;
                 if let Err(e) = creds.provide_credentials().await {
                     return Err(ProviderError::Invalid(format!("{NO_CREDENTIALS} ({e})")));
                 }
+                let region = conf.region().map(|r| r.to_string()).ok_or_else(|| ProviderError::Invalid(NO_REGION.into()))?;
                 Ok(Ec2 { client: Client::new(&conf), region })
             })
             .await

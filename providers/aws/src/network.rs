@@ -80,9 +80,20 @@ impl AwsProvider {
             .collect())
     }
 
+    /// Deleted by name, which every EC2 implementation takes (moto ignores KeyPairId); the name
+    /// is read for this id first, so it is the key the tags were checked on.
     pub(crate) async fn key_pair_delete(&self, id: &str) -> Result<()> {
         let c = self.client().await?;
-        c.delete_key_pair().key_pair_id(id).send().await.map_err(|e| sdk("DeleteKeyPair", e)).map(|_| ())
+        let out = c
+            .describe_key_pairs()
+            .filters(tags::filter("key-pair-id", id))
+            .send()
+            .await
+            .map_err(|e| sdk("DescribeKeyPairs", e))?;
+        let Some(name) = out.key_pairs().iter().find(|k| k.key_pair_id() == Some(id)).and_then(|k| k.key_name()) else {
+            return Ok(());
+        };
+        c.delete_key_pair().key_name(name).send().await.map_err(|e| sdk("DeleteKeyPair", e)).map(|_| ())
     }
 
     pub(crate) async fn security_groups_managed(&self) -> Result<Vec<Resource>> {

@@ -24,6 +24,8 @@ impl AwsProvider {
         };
         let here = |tags: &[Tag], state: &str| Seen::Here { labels: tags::to_labels(tags), state: state.to_string() };
         Ok(match kind {
+            // Each answer is matched on the id again: an emulator that ignores the id list
+            // must not make another resource's tags count for this one.
             ResourceKind::Server => (
                 format!("DescribeInstances InstanceIds={id}"),
                 match self.instance(id).await? {
@@ -35,28 +37,33 @@ impl AwsProvider {
             ResourceKind::Firewall => (
                 format!("DescribeSecurityGroups GroupIds={id}"),
                 match c.describe_security_groups().group_ids(id).send().await {
-                    Ok(o) => o.security_groups().first().map(|g| here(g.tags(), "exists")).unwrap_or(Seen::Gone("none".into())),
+                    Ok(o) => o.security_groups().iter().find(|g| g.group_id() == Some(id)).map(|g| here(g.tags(), "exists")).unwrap_or(Seen::Gone("none".into())),
                     Err(e) => gone(sdk("DescribeSecurityGroups", e))?,
                 },
             ),
             ResourceKind::SshKey => (
-                format!("DescribeKeyPairs KeyPairIds={id}"),
-                match c.describe_key_pairs().key_pair_ids(id).send().await {
-                    Ok(o) => o.key_pairs().first().map(|k| here(k.tags(), "exists")).unwrap_or(Seen::Gone("none".into())),
+                format!("DescribeKeyPairs Filter key-pair-id={id}"),
+                match c.describe_key_pairs().filters(tags::filter("key-pair-id", id)).send().await {
+                    Ok(o) => o
+                        .key_pairs()
+                        .iter()
+                        .find(|k| k.key_pair_id() == Some(id))
+                        .map(|k| here(k.tags(), "exists"))
+                        .unwrap_or(Seen::Gone("none".into())),
                     Err(e) => gone(sdk("DescribeKeyPairs", e))?,
                 },
             ),
             ResourceKind::Snapshot if id.starts_with("snap-") => (
                 format!("DescribeSnapshots SnapshotIds={id}"),
                 match c.describe_snapshots().snapshot_ids(id).send().await {
-                    Ok(o) => o.snapshots().first().map(|s| here(s.tags(), s.state().map(|s| s.as_str()).unwrap_or_default())).unwrap_or(Seen::Gone("none".into())),
+                    Ok(o) => o.snapshots().iter().find(|s| s.snapshot_id() == Some(id)).map(|s| here(s.tags(), s.state().map(|s| s.as_str()).unwrap_or_default())).unwrap_or(Seen::Gone("none".into())),
                     Err(e) => gone(sdk("DescribeSnapshots", e))?,
                 },
             ),
             ResourceKind::Snapshot => (
                 format!("DescribeImages ImageIds={id}"),
                 match c.describe_images().image_ids(id).send().await {
-                    Ok(o) => match o.images().first() {
+                    Ok(o) => match o.images().iter().find(|i| i.image_id() == Some(id)) {
                         Some(i) if i.state() == Some(&ImageState::Deregistered) => Seen::Gone("deregistered".into()),
                         Some(i) => here(i.tags(), i.state().map(|s| s.as_str()).unwrap_or_default()),
                         None => Seen::Gone("none".into()),
@@ -67,14 +74,14 @@ impl AwsProvider {
             ResourceKind::Volume => (
                 format!("DescribeVolumes VolumeIds={id}"),
                 match c.describe_volumes().volume_ids(id).send().await {
-                    Ok(o) => o.volumes().first().map(|v| here(v.tags(), v.state().map(|s| s.as_str()).unwrap_or_default())).unwrap_or(Seen::Gone("none".into())),
+                    Ok(o) => o.volumes().iter().find(|v| v.volume_id() == Some(id)).map(|v| here(v.tags(), v.state().map(|s| s.as_str()).unwrap_or_default())).unwrap_or(Seen::Gone("none".into())),
                     Err(e) => gone(sdk("DescribeVolumes", e))?,
                 },
             ),
             ResourceKind::PrimaryIp => (
                 format!("DescribeAddresses AllocationIds={id}"),
                 match c.describe_addresses().allocation_ids(id).send().await {
-                    Ok(o) => o.addresses().first().map(|a| here(a.tags(), "allocated")).unwrap_or(Seen::Gone("none".into())),
+                    Ok(o) => o.addresses().iter().find(|a| a.allocation_id() == Some(id)).map(|a| here(a.tags(), "allocated")).unwrap_or(Seen::Gone("none".into())),
                     Err(e) => gone(sdk("DescribeAddresses", e))?,
                 },
             ),
