@@ -344,3 +344,80 @@ fn a_missing_permission_is_named_with_the_policy_to_fix_it() {
     assert!(r.stderr.contains("\"ec2:CreateSecurityGroup\"") && r.stderr.contains("README.md"), "{}", r.stderr);
     assert_eq!(tagged(&m.state()), Vec::<String>::new(), "the key pair made before is deleted again");
 }
+
+/// Every munero-expires tag of a trial: instance, volume, group, key pair.
+fn expiry_tags(state: &Value, trial: &str) -> Vec<String> {
+    let inst = live_instances(state).into_iter().find(|i| i["tags"]["munero-trial"] == trial).unwrap().clone();
+    let vol = state["volumes"].as_array().unwrap().iter().find(|v| v["attachments"][0] == inst["id"]).unwrap().clone();
+    [&inst, &vol, of_trial(&state["groups"], trial)[0], of_trial(&state["keys"], trial)[0]]
+        .iter()
+        .map(|x| x["tags"]["munero-expires"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn extend_moves_the_expiry_tag_of_every_resource_including_the_root_volume() {
+    let Some(m) = Moto::start() else { return };
+    m.reset();
+    let cli = m.cli();
+    let old = aws_create(&cli, "acme-ext", &["--days", "3"]).ok().json()["expires_unix"].as_i64().unwrap();
+    assert_eq!(expiry_tags(&m.state(), "acme-ext"), vec![old.to_string(); 4]);
+    // moto's address answers nothing: point the on-VM half at a closed local port.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let rec = cli.trial_dir("acme-ext").join("trial.toml");
+    let mut t: toml::Table = toml::from_str(&std::fs::read_to_string(&rec).unwrap()).unwrap();
+    t.insert("ipv4".into(), "127.0.0.1".into());
+    t.insert("ssh_port".into(), toml::Value::Integer(closed.into()));
+    std::fs::write(&rec, toml::to_string(&t).unwrap()).unwrap();
+    let r = cli.run(&["extend", "acme-ext", "--days", "2"]);
+    assert_eq!(r.code, 1, "the VM half fails here: {}", r.stderr);
+    assert_eq!(expiry_tags(&m.state(), "acme-ext"), vec![(old + 2 * 86_400).to_string(); 4]);
+}
+
+#[test]
+fn the_dry_run_plan_is_the_plan_that_runs_and_changes_nothing() {
+    let Some(m) = Moto::start() else { return };
+    m.reset();
+    let cli = m.cli();
+    let expires = rfc3339(now_unix() + 5 * 86400);
+    let dry = aws_create(&cli, "same-plan", &["--size", "gpu", "--location", "eu-central-1c", "--expires", &expires, "--dry-run"]).ok();
+    let writes = m.requests().into_iter().filter(|r| !r["action"].as_str().unwrap().starts_with("Describe")).count();
+    assert_eq!(writes, 0, "a dry run only reads");
+    let real = aws_create(&cli, "same-plan", &["--size", "gpu", "--location", "eu-central-1c", "--expires", &expires]).ok();
+    let strip = |d: &Value| -> Vec<Value> {
+        d["plan"].as_array().unwrap().iter().map(|s| {
+            let mut s = s.clone();
+            s.as_object_mut().unwrap().remove("fingerprint");
+            s
+        }).collect()
+    };
+    assert_eq!(strip(&dry.json()), strip(&real.json()));
+    assert_eq!(of_trial(&m.state()["instances"], "same-plan")[0]["az"], "eu-central-1c", "--location as a zone places it there");
+
+    let r = aws_create(&cli, "other-region", &["--location", "us-west-2"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("AWS_REGION=us-west-2"), "{}", r.stderr);
+}
+
+#[test]
+fn teardown_covers_hetzner_and_aws_in_one_pass() {
+    let Some(m) = Moto::start() else { return };
+    m.reset();
+    let fake = Fake::start();
+    let cli = m.cli().env("HCLOUD_TOKEN", "test-token-not-secret").env("HCLOUD_ENDPOINT", &fake.endpoint);
+    let soon = rfc3339(now_unix() + 3600);
+    aws_create(&cli, "aws-old", &["--expires", &soon]).ok();
+    cli.create("hetzner-old", &["--expires", &soon]).ok();
+    let st = cli.run(&["--output", "json", "status"]).ok().json();
+    let mut rows: Vec<String> = st["trials"].as_array().unwrap().iter().map(|r| format!("{} {}", r["provider"], r["state"])).collect();
+    rows.sort();
+    assert_eq!(rows, ["\"aws\" \"running\"", "\"hetzner\" \"running\""]);
+
+    let at = rfc3339(now_unix() + 7200);
+    let doc = cli.run(&["--output", "json", "teardown", "--expired", "--at", &at]).ok().json();
+    let mut gone: Vec<String> = doc["destroyed"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    gone.sort();
+    assert_eq!(gone, ["aws-old", "hetzner-old"]);
+    assert_eq!(tagged(&m.state()), Vec::<String>::new());
+    assert!(fake.is_empty(), "{}", fake.state());
+}

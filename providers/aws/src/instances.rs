@@ -80,6 +80,14 @@ impl AwsProvider {
         }
     }
 
+    /// The ids of the volumes and network interfaces attached to an instance.
+    pub(crate) async fn instance_parts(&self, id: &str) -> Result<Vec<String>> {
+        let Some(i) = self.instance(id).await? else { return Ok(Vec::new()) };
+        let vols = i.block_device_mappings().iter().filter_map(|b| b.ebs().and_then(|e| e.volume_id()));
+        let enis = i.network_interfaces().iter().filter_map(|n| n.network_interface_id());
+        Ok(vols.chain(enis).map(str::to_string).collect())
+    }
+
     pub(crate) async fn instance_type_check(&self, t: &str) -> Result<()> {
         let ec2 = self.ec2().await?;
         let r = ec2.client.describe_instance_types().instance_types(InstanceType::from(t)).send().await;

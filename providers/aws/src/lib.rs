@@ -176,7 +176,16 @@ impl Provider for AwsProvider {
             return Err(ProviderError::Invalid(format!("new labels for {kind} {id} lack munero-managed=true")));
         }
         match self.current_labels(kind, id).await? {
-            Some(cur) if munero_provider::is_managed(&cur) => self.retag(id, &cur, labels).await,
+            Some(cur) if munero_provider::is_managed(&cur) => {
+                self.retag(id, &cur, labels).await?;
+                if kind == ResourceKind::Server {
+                    // The root volume and interface were tagged with the instance: they move with it.
+                    for part in self.instance_parts(id).await? {
+                        self.retag(&part, &cur, labels).await?;
+                    }
+                }
+                Ok(())
+            }
             Some(_) => Err(refuse(kind, id)),
             None => Err(ProviderError::NotFound { kind: kind.to_string(), id: id.to_string() }),
         }
