@@ -1,6 +1,7 @@
 //! AWS error codes to `ProviderError`s whose message says what to do. The one place that reads
 //! EC2 error codes; every call site passes the API action, so a refusal names the permission.
 
+use aws_sdk_ec2::config::http::HttpResponse;
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use munero_provider::{error_chain, ProviderError};
 
@@ -14,16 +15,20 @@ pub const STANDARD_QUOTA_CODE: &str = "L-1216C47A";
 pub const POLICY_HINT: &str = "the minimal policy is in README.md, section \"AWS\"";
 
 /// An SDK error from calling `action` (the EC2 API action name, e.g. "RunInstances").
-pub fn sdk<E, R>(action: &'static str, e: SdkError<E, R>) -> ProviderError
+pub fn sdk<E>(action: &'static str, e: SdkError<E, HttpResponse>) -> ProviderError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
 {
     match &e {
-        SdkError::ServiceError(_) => {
+        SdkError::ServiceError(se) => {
+            let status = se.raw().status().as_u16();
             let code = e.code().unwrap_or("Unknown").to_string();
             let message = e.message().unwrap_or_default().to_string();
-            classify(action, &code, &message)
+            match classify(action, &code, &message) {
+                // An answer without an EC2 error body: its HTTP status is all there is to go by.
+                ProviderError::Api { code, message, .. } if status >= 500 => ProviderError::Api { status, code, message },
+                other => other,
+            }
         }
         SdkError::TimeoutError(_) => ProviderError::Timeout(format!("ec2:{action}: {}", error_chain(&e))),
         SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
