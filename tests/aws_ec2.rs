@@ -421,3 +421,35 @@ fn teardown_covers_hetzner_and_aws_in_one_pass() {
     assert_eq!(tagged(&m.state()), Vec::<String>::new());
     assert!(fake.is_empty(), "{}", fake.state());
 }
+
+#[test]
+fn user_data_over_16_kb_goes_gzipped_and_decodes_to_the_same_cloud_init() {
+    let Some(m) = Moto::start() else { return };
+    m.reset();
+    let cli = m.cli();
+    // 10 KB of certificate-like base64 that does not compress away: the text is over EC2's
+    // 16 KB with it, its gzip well under.
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let bytes: Vec<u8> = (0..7_500)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&bytes);
+    let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap()).collect();
+    let pem = format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", lines.join("\n"));
+    let ca = cli.cwd.path().join("big-ca.pem");
+    std::fs::write(&ca, &pem).unwrap();
+    let doc = aws_create(&cli, "acme-big", &["--trusted-ca", ca.to_str().unwrap()]).ok().json();
+    assert!(doc["user_data_bytes"].as_u64().unwrap() > 16 * 1024, "{}", doc["user_data_bytes"]);
+    let s = m.state();
+    let i = of_trial(&s["instances"], "acme-big")[0];
+    let raw = base64::engine::general_purpose::STANDARD.decode(i["user_data_b64"].as_str().unwrap()).unwrap();
+    assert!(raw.starts_with(&[0x1f, 0x8b]) && raw.len() <= 16 * 1024, "gzipped, {} bytes", raw.len());
+    let ud = user_data(i);
+    assert!(ud.starts_with("#cloud-config\n") && ud.contains(lines[40]), "the CA travels in the gzipped user data");
+    assert_eq!(ud.len() as u64, doc["user_data_bytes"].as_u64().unwrap());
+}
