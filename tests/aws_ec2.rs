@@ -453,3 +453,28 @@ fn user_data_over_16_kb_goes_gzipped_and_decodes_to_the_same_cloud_init() {
     assert!(ud.starts_with("#cloud-config\n") && ud.contains(lines[40]), "the CA travels in the gzipped user data");
     assert_eq!(ud.len() as u64, doc["user_data_bytes"].as_u64().unwrap());
 }
+
+#[test]
+fn a_group_still_in_use_is_retried_until_free_and_given_up_on_at_the_deadline() {
+    let Some(m) = Moto::start() else { return };
+    m.reset();
+    let cli = m.cli().env("MUNERO_POLL_TIMEOUT_S", "2");
+    aws_create(&cli, "acme-dep", &[]).ok();
+    aws_create(&cli, "acme-stuck", &[]).ok();
+    let in_use = |times: u32, group: &str| {
+        json!({"action": "DeleteSecurityGroup", "when": {"GroupId": group}, "times": times, "code": "DependencyViolation",
+               "message": format!("resource {group} has a dependent object")})
+    };
+    let s = m.state();
+    let (dep, stuck) = (of_trial(&s["groups"], "acme-dep")[0]["id"].clone(), of_trial(&s["groups"], "acme-stuck")[0]["id"].clone());
+    m.rules(json!([in_use(3, dep.as_str().unwrap()), in_use(100_000, stuck.as_str().unwrap())]));
+
+    cli.run(&["--output", "json", "destroy", "acme-dep", "--yes"]).ok();
+    assert!(of_trial(&m.state()["groups"], "acme-dep").is_empty());
+    assert_eq!(m.actions("DeleteSecurityGroup").iter().filter(|p| p["GroupId"] == dep).count(), 4, "three refusals, then deleted");
+
+    let r = cli.run(&["--output", "json", "destroy", "acme-stuck", "--yes"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("still in use (DependencyViolation)") && r.stderr.contains("destroy"), "{}", r.stderr);
+    assert_eq!(of_trial(&m.state()["groups"], "acme-stuck").len(), 1, "kept, still tagged, for the next destroy");
+}
