@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Rust part of the test suite: the munero-infra workspace (unit + integration tests against the
-# Hetzner API fake behind Prism, and the cloud-init schema check in a chroot), plus the fake's
-# own self-test. Installs what it needs itself; honours CARGO_TARGET_DIR and MUNERO_CACHE.
+# Hetzner API fake behind Prism and against moto for AWS, and the cloud-init schema check in a
+# chroot), plus the fake's own self-test. Installs what it needs itself; honours CARGO_TARGET_DIR and MUNERO_CACHE.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,6 +43,11 @@ export MUNERO_CADDY_BIN
 log "preparing the cloud-init chroot"
 MUNERO_CLOUDINIT_ROOT=$(bash scripts/setup/cloudinit-root.sh | tail -n1)
 export MUNERO_CLOUDINIT_ROOT MUNERO_REQUIRE_CLOUDINIT_ROOT=1
+
+# moto (the EC2 emulator) for the AWS provider tests, in a venv; in CI its absence fails them.
+log "installing moto"
+MUNERO_MOTO_SERVER=$(bash scripts/setup/moto.sh | tail -n1)
+export MUNERO_MOTO_SERVER
 
 status=0
 

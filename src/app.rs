@@ -102,8 +102,8 @@ fn init_tracing(verbose: u8) {
     // (the API token) or request bodies (the user-data with the host key).
     let default = match verbose {
         0 => "warn",
-        1 => "warn,munero_infra=info,munero_hetzner=info,munero_provider=info",
-        _ => "warn,munero_infra=debug,munero_hetzner=debug,munero_provider=debug",
+        1 => "warn,munero_infra=info,munero_hetzner=info,munero_aws=info,munero_provider=info",
+        _ => "warn,munero_infra=debug,munero_hetzner=debug,munero_aws=debug,munero_provider=debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("MUNERO_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));

@@ -146,6 +146,24 @@ pub fn render_restore(host_private_key: &str, host_public_key: &str) -> Result<S
     ))
 }
 
+/// As [`check_size`], for a provider that takes gzipped user-data: what must fit is the gzip
+/// when the text itself does not.
+pub fn check_size_gzipped(limit: usize, user_data: &str) -> Result<()> {
+    if user_data.len() <= limit {
+        return Ok(());
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    std::io::Write::write_all(&mut gz, user_data.as_bytes())?;
+    let n = gz.finish()?.len();
+    if n > limit {
+        bail!(
+            "the rendered user-data is {} bytes ({n} gzipped), over the provider's limit of {limit} bytes; pass fewer --trusted-ca files",
+            user_data.len()
+        );
+    }
+    Ok(())
+}
+
 /// Check the rendered size against the provider's limit (each kind of host knows its own).
 pub fn check_size(limit: usize, user_data: &str) -> Result<()> {
     if user_data.len() > limit {
@@ -215,6 +233,18 @@ pub mod tests {
         let big = "x".repeat(20_000);
         assert!(check_size(HETZNER_LIMIT, &big).is_ok());
         assert!(check_size(EC2_LIMIT, &big).unwrap_err().to_string().contains("16384"));
+        // EC2 takes gzip: repetitive text over the limit fits once gzipped; noise does not.
+        assert!(check_size_gzipped(EC2_LIMIT, &big).is_ok());
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let noise: String = (0..40_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                char::from(b'!' + (x % 90) as u8)
+            })
+            .collect();
+        assert!(check_size_gzipped(EC2_LIMIT, &noise).unwrap_err().to_string().contains("gzipped"));
     }
 
     #[test]

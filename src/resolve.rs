@@ -33,6 +33,8 @@ pub struct Defaults {
     pub docker_source: DockerSource,
     /// Bytes of cloud-init user-data the provider takes (0: the kind boots no user-data).
     pub user_data_limit: usize,
+    /// Whether the kind takes gzipped user-data (EC2 does): then the limit holds for the gzip.
+    pub user_data_gzip: bool,
     /// Whether the kind's hosts have an address the internet reaches (a CA can validate a name
     /// pointing at it); an existing host's is also judged by its `--host`.
     pub public_address: bool,
@@ -149,7 +151,6 @@ pub fn create_request(
     let was = |f: fn(&Trial) -> Option<String>| prior.as_ref().and_then(f).filter(|v| !v.is_empty());
 
     let size = args.size.clone().or_else(|| was(|t| Some(t.size.clone()))).unwrap_or_else(|| "cpu".to_string());
-    let gpu = size == "gpu";
     let server_type = match size.as_str() {
         "cpu" => defaults.cpu.clone(),
         "gpu" => defaults.gpu.clone().map_err(usage)?,
@@ -158,6 +159,8 @@ pub fn create_request(
             other.to_string()
         }
     };
+    // The kind's GPU type asked for by name gets the GPU cloud-init as `--size gpu` does.
+    let gpu = size == "gpu" || defaults.gpu.as_deref() == Ok(server_type.as_str());
     let location = args.location.clone().or_else(|| was(|t| t.location.clone())).or_else(|| defaults.location.clone());
     if let Some(l) = &location {
         validate::token("--location", l)?;
@@ -326,6 +329,7 @@ mod tests {
             firewall: true,
             docker_source: DockerSource::Upstream,
             user_data_limit: 32 * 1024,
+            user_data_gzip: false,
             public_address: true,
         }
     }

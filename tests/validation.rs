@@ -26,7 +26,7 @@ fn bad_creates(ca_missing: &str, ca_not_pem: &str) -> Vec<(Vec<String>, String)>
         (s(&["acme", "--provider", "hetzner", "--ssh-from", "198.51.100.7/32", "--image", "987654"]), "\"987654\"".into()),
         (s(&["acme", "--provider", "hetzner", "--ssh-from", "198.51.100.7/32", "--trusted-ca", ca_missing]), ca_missing.into()),
         (s(&["acme", "--provider", "hetzner", "--ssh-from", "198.51.100.7/32", "--trusted-ca", ca_not_pem]), ca_not_pem.into()),
-        (s(&["acme", "--provider", "aws", "--ssh-from", "198.51.100.7/32"]), "not available yet".into()),
+        (s(&["acme", "--provider", "aws", "--ssh-from", "198.51.100.7/32"]), "no AWS credentials".into()),
         (s(&["acme", "--provider", "local", "--size", "gpu"]), "no GPU passthrough".into()),
         (s(&["acme", "--provider", "ssh", "--ssh-from", "198.51.100.7/32"]), "--host HOST".into()),
         (s(&["acme", "--provider", "gcp", "--ssh-from", "198.51.100.7/32"]), "gcp".into()),

@@ -49,7 +49,7 @@ impl Host for ExistingHost {
 
     fn defaults(&self, _cfg: &Config) -> Defaults {
         Defaults { cpu: "existing host".into(), gpu: Ok("existing host".into()), image: String::new(), location: None, firewall: false,
-                   docker_source: crate::cloudinit::DockerSource::Upstream, user_data_limit: 0, public_address: true }
+                   docker_source: crate::cloudinit::DockerSource::Upstream, user_data_limit: 0, user_data_gzip: false, public_address: true }
     }
 
     async fn plan_create(&self, ctx: &Ctx, req: &CreateRequest) -> Result<CreatePlan> {

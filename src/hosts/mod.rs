@@ -19,6 +19,22 @@ fn hetzner_token() -> Option<String> {
     std::env::var("HCLOUD_TOKEN").ok().filter(|t| !t.trim().is_empty())
 }
 
+/// Whether AWS counts as configured for `status` and `teardown`: credentials or a profile named
+/// in the environment (AWS_ACCESS_KEY_ID, AWS_PROFILE, AWS_WEB_IDENTITY_TOKEN_FILE, the container
+/// credential URIs) or MUNERO_AWS=1 (an instance role or a default profile, which the
+/// environment does not show). Only the environment is read: no file, no network.
+pub fn aws_configured() -> bool {
+    const VARS: [&str; 5] = [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_PROFILE",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    ];
+    let set = |k: &str| std::env::var(k).map(|v| !v.trim().is_empty()).unwrap_or(false);
+    VARS.iter().any(|k| set(k)) || std::env::var("MUNERO_AWS").as_deref() == Ok("1")
+}
+
 /// The host for `kind`. Without credentials a dry run still gets one that plans from local
 /// records and defaults; anything else names the missing credential (exit 2).
 pub fn connect(kind: ProviderKind, dry_run: bool) -> Result<Box<dyn Host>> {
@@ -38,7 +54,14 @@ pub fn connect(kind: ProviderKind, dry_run: bool) -> Result<Box<dyn Host>> {
         ProviderKind::Ssh => Ok(Box::new(existing::ExistingHost)),
         ProviderKind::Local => Ok(Box::new(local::LocalHost)),
         ProviderKind::Aws => {
-            Err(usage(format!("--provider {kind} is not available yet; use --provider hetzner, local or ssh")))
+            // The full chain (profiles, SSO, instance roles) is tried on the first call; a dry
+            // run without credentials in the environment plans from records and defaults.
+            let api: Option<Box<dyn munero_provider::Provider>> = if dry_run && !aws_configured() {
+                None
+            } else {
+                Some(Box::new(munero_aws::AwsProvider::from_env()))
+            };
+            Ok(Box::new(cloud::CloudHost::new(kind, api, cloud::aws_defaults, "AWS credentials")))
         }
     }
 }
@@ -50,6 +73,9 @@ pub fn configured() -> Result<Vec<Box<dyn Host>>> {
     if hetzner_token().is_some() {
         out.push(connect(ProviderKind::Hetzner, false)?);
     }
+    if aws_configured() {
+        out.push(connect(ProviderKind::Aws, false)?);
+    }
     out.push(connect(ProviderKind::Ssh, false)?);
     out.push(connect(ProviderKind::Local, false)?);
     Ok(out)
@@ -57,5 +83,5 @@ pub fn configured() -> Result<Vec<Box<dyn Host>>> {
 
 /// Whether any kind with a provider API has credentials (teardown needs one or a record).
 pub fn any_cloud_configured() -> bool {
-    hetzner_token().is_some()
+    hetzner_token().is_some() || aws_configured()
 }

@@ -115,7 +115,7 @@ pub struct UserData {
     pub redacted: String,
 }
 
-pub fn user_data(req: &CreateRequest, kind: ProviderKind, keys: &TrialKeys, limit: usize) -> Result<UserData> {
+pub fn user_data(req: &CreateRequest, kind: ProviderKind, keys: &TrialKeys, limit: usize, gzip: bool) -> Result<UserData> {
     let input = UserDataInput {
         trial: req.name.clone(),
         provider: kind.as_str().to_string(),
@@ -136,6 +136,7 @@ pub fn user_data(req: &CreateRequest, kind: ProviderKind, keys: &TrialKeys, limi
     };
     let text = cloudinit::render(&input)?;
     let redacted = cloudinit::render_redacted(&input)?;
-    cloudinit::check_size(limit, &text).map_err(|e| usage(e.to_string()))?;
+    let checked = if gzip { cloudinit::check_size_gzipped(limit, &text) } else { cloudinit::check_size(limit, &text) };
+    checked.map_err(|e| usage(e.to_string()))?;
     Ok(UserData { text, redacted })
 }

@@ -231,6 +231,12 @@ impl Cli {
 
     pub fn run(&self, args: &[&str]) -> Run {
         let mut c = Command::new(env!("CARGO_BIN_EXE_munero-infra"));
+        // The machine's own AWS settings must not reach a test (AWS tests set their own).
+        for k in AWS_ENV {
+            c.env_remove(k);
+        }
+        // Nor an instance role of the machine the tests run on.
+        c.env("AWS_EC2_METADATA_DISABLED", "true");
         c.args(args)
             .current_dir(self.cwd.path())
             .stdin(Stdio::null())
@@ -290,6 +296,23 @@ impl Cli {
         self.run(&a)
     }
 }
+
+/// Environment that makes the AWS provider count as configured or changes where it goes.
+pub const AWS_ENV: [&str; 13] = [
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_EC2",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "MUNERO_AWS",
+];
 
 fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))

@@ -41,7 +41,7 @@ pub fn firewall_rules(ssh_from: &[String]) -> Vec<FirewallRule> {
 }
 
 /// Read-only checks at the provider (when connected), keys, user-data, specs and steps.
-pub async fn plan(ctx: &Ctx, api: Option<&dyn Provider>, req: &CreateRequest, user_data_limit: usize) -> Result<CreatePlan> {
+pub async fn plan(ctx: &Ctx, api: Option<&dyn Provider>, req: &CreateRequest, user_data_limit: usize, gzip: bool) -> Result<CreatePlan> {
     let name = req.name.clone();
     let kind = req.kind;
     let mut notes = Vec::new();
@@ -72,7 +72,7 @@ pub async fn plan(ctx: &Ctx, api: Option<&dyn Provider>, req: &CreateRequest, us
 
     let dir = ctx.store.trial_dir(&name);
     let keys = TrialKeys::for_request(ctx, req)?;
-    let user_data = provision::user_data(req, kind, &keys, user_data_limit)?;
+    let user_data = provision::user_data(req, kind, &keys, user_data_limit, gzip)?;
 
     let labels = trial_labels(&name, req.expires_unix());
     let rname = trial::resource_name(&name);

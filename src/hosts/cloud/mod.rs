@@ -59,6 +59,23 @@ pub fn hetzner_defaults(cfg: &Config) -> Defaults {
         firewall: true,
         docker_source: crate::cloudinit::DockerSource::Upstream,
         user_data_limit: crate::cloudinit::HETZNER_LIMIT,
+        user_data_gzip: false,
+        public_address: true,
+    }
+}
+
+/// EC2: a c6i.2xlarge for cpu, a g4dn.xlarge (one T4) for gpu, the newest Ubuntu 24.04 AMI
+/// looked up at create time, the region's default VPC (no `--location` default: AWS_REGION).
+pub fn aws_defaults(_cfg: &Config) -> Defaults {
+    Defaults {
+        cpu: munero_aws::CPU_TYPE.into(),
+        gpu: Ok(munero_aws::GPU_TYPE.into()),
+        image: munero_aws::DEFAULT_IMAGE.into(),
+        location: None,
+        firewall: true,
+        docker_source: crate::cloudinit::DockerSource::Upstream,
+        user_data_limit: crate::cloudinit::EC2_LIMIT,
+        user_data_gzip: true,
         public_address: true,
     }
 }
@@ -91,7 +108,8 @@ impl Host for CloudHost {
     }
 
     async fn plan_create(&self, ctx: &Ctx, req: &CreateRequest) -> Result<CreatePlan> {
-        create::plan(ctx, self.api.as_deref(), req, self.defaults(&ctx.config).user_data_limit).await
+        let d = self.defaults(&ctx.config);
+        create::plan(ctx, self.api.as_deref(), req, d.user_data_limit, d.user_data_gzip).await
     }
 
     async fn create(&self, ctx: &Ctx, plan: CreatePlan) -> Result<Report> {

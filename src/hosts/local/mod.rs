@@ -82,6 +82,7 @@ impl Host for LocalHost {
             // Docker's own repository may be out of reach from a rehearsal machine.
             docker_source: DockerSource::Distro,
             user_data_limit: USER_DATA_LIMIT,
+            user_data_gzip: false,
             public_address: false,
         }
     }
@@ -110,7 +111,7 @@ impl Host for LocalHost {
             )));
         }
         let UserData { text: user_data, redacted: user_data_redacted } =
-            provision::user_data(req, ProviderKind::Local, &keys, USER_DATA_LIMIT)?;
+            provision::user_data(req, ProviderKind::Local, &keys, USER_DATA_LIMIT, false)?;
 
         let forwards = match req.prior.as_ref().filter(|t| !t.forwards.is_empty()) {
             Some(t) => t.forwards.iter().filter_map(|(g, h)| Some((g.parse().ok()?, *h))).collect(),
