@@ -55,7 +55,9 @@ pub fn run_argv(s: &VmSpec) -> Vec<String> {
     a.extend(["-drive".into(), format!("file={},if=virtio,format=raw,readonly=on", s.seed.display())]);
     if let Boot::Kernel { kernel, initrd } = &s.boot {
         a.extend(["-kernel".into(), kernel.display().to_string(), "-initrd".into(), initrd.display().to_string()]);
-        a.extend(["-append".into(), "root=/dev/vda rw console=ttyS0 net.ifnames=0".into()]);
+        // panic=10: a kernel that panics while booting restarts by itself. Under multi-threaded
+        // TCG on a busy machine the kernel's own code patching can trip early in boot.
+        a.extend(["-append".into(), "root=/dev/vda rw console=ttyS0 net.ifnames=0 panic=10".into()]);
     }
     let fwd: Vec<String> = s.forwards.iter().map(|(g, h)| format!("hostfwd=tcp:127.0.0.1:{h}-:{g}")).collect();
     a.extend(["-nic".into(), format!("user,model=virtio-net-pci,{}", fwd.join(","))]);
@@ -210,6 +212,11 @@ pub fn stop(pid: u32, socket: &Path, grace: Duration) -> Result<&'static str> {
 }
 
 /// The last lines of the serial console, for errors.
+/// How many kernel panics the serial console shows.
+pub fn panics(console: &Path) -> usize {
+    std::fs::read(console).map(|b| String::from_utf8_lossy(&b).matches("Kernel panic - not syncing").count()).unwrap_or(0)
+}
+
 pub fn console_tail(console: &Path, n: usize) -> String {
     let text = std::fs::read(console).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
@@ -237,11 +244,20 @@ mod tests {
     }
 
     #[test]
+    fn kernel_panics_are_counted_from_the_serial_console() {
+        let d = tempfile::tempdir().unwrap();
+        let c = d.path().join("console.log");
+        assert_eq!(panics(&c), 0, "no console yet");
+        std::fs::write(&c, "[ 3.6] Kernel panic - not syncing: Fatal exception in interrupt\n[ 5.6] Rebooting in 10 seconds..\nLinux version\n").unwrap();
+        assert_eq!(panics(&c), 1);
+    }
+
+    #[test]
     fn the_vm_command_line_reads_as_it_runs() {
         let a = run_argv(&spec()).join(" ");
         assert!(a.starts_with("qemu-system-x86_64 -name munero-acme -accel tcg,thread=multi -cpu max -smp 2 -m 4096"), "{a}");
         assert!(a.contains("-drive file=/v/acme/disk.qcow2,if=virtio,format=qcow2 -drive file=/v/acme/seed.iso,if=virtio,format=raw,readonly=on"));
-        assert!(a.contains("-kernel /i/vmlinuz -initrd /i/initrd.img -append root=/dev/vda rw console=ttyS0"));
+        assert!(a.contains("-kernel /i/vmlinuz -initrd /i/initrd.img -append root=/dev/vda rw console=ttyS0 net.ifnames=0 panic=10"));
         assert!(a.contains("-nic user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:40022-:22,hostfwd=tcp:127.0.0.1:40443-:443"));
         assert!(a.ends_with("-qmp unix:/v/acme/qmp.sock,server=on,wait=off -pidfile /v/acme/qemu.pid -daemonize"));
         let mut k = spec();

@@ -220,9 +220,18 @@ async fn wait_ssh(ctx: &Ctx, trial: &Trial, prep: &Prepared, timeout: Duration) 
     let start = Instant::now();
     let mut said = Instant::now();
     let mut last;
+    let mut panicked = 0;
     loop {
         if !qemu::alive(pid) {
             bail!("the VM stopped while booting; its serial console ends:\n{}", qemu::console_tail(&prep.spec.console, 30));
+        }
+        let now = qemu::panics(&prep.spec.console);
+        if now > panicked {
+            panicked = now;
+            if panicked >= 3 {
+                bail!("the VM's kernel panicked {panicked} times while booting; its serial console ends:\n{}", qemu::console_tail(&prep.spec.console, 30));
+            }
+            ctx.out.progress(format!("      the VM's kernel panicked while booting ({panicked}); it restarts by itself (panic=10)"));
         }
         match Session::connect(&target, &opts).await {
             Ok(s) => {
