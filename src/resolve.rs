@@ -160,7 +160,9 @@ pub fn create_request(
         }
     };
     // The kind's GPU type asked for by name gets the GPU cloud-init as `--size gpu` does.
-    let gpu = size == "gpu" || defaults.gpu.as_deref() == Ok(server_type.as_str());
+    // (Only a type named by --size: an existing host's defaults name the same placeholder for
+    // cpu and gpu, and `--size cpu` must stay a CPU trial.)
+    let gpu = size == "gpu" || (size != "cpu" && defaults.gpu.as_deref() == Ok(server_type.as_str()));
     let location = args.location.clone().or_else(|| was(|t| t.location.clone())).or_else(|| defaults.location.clone());
     if let Some(l) = &location {
         validate::token("--location", l)?;
@@ -395,6 +397,21 @@ mod tests {
         let auto = Trial { name: "acme".into(), provider: ProviderKind::Hetzner, domain_auto: Some("nip.io".into()), tls: Some(Tls::AcmeStaging), ..Trial::default() };
         let r = resolve(&args(&[]), Some(auto)).unwrap();
         assert_eq!((r.domain_auto.as_deref(), r.tls), (Some("nip.io"), Tls::AcmeStaging));
+    }
+
+    #[test]
+    fn only_gpu_or_the_kinds_gpu_type_by_name_makes_a_gpu_trial() {
+        let gpu_of = |d: &Defaults, extra: &[&str]| {
+            create_request(&args(extra), ProviderKind::Ssh, None, &Config::default(), d, now(), vec![], &mut vec![]).unwrap().gpu
+        };
+        // An existing host's defaults name one placeholder for both sizes.
+        let existing = Defaults { cpu: "existing host".into(), gpu: Ok("existing host".into()), ..hetzner() };
+        assert!(!gpu_of(&existing, &[]));
+        assert!(!gpu_of(&existing, &["--size", "cpu"]));
+        assert!(gpu_of(&existing, &["--size", "gpu"]));
+        let aws = Defaults { cpu: "c6i.2xlarge".into(), gpu: Ok("g4dn.xlarge".into()), ..hetzner() };
+        assert!(gpu_of(&aws, &["--size", "g4dn.xlarge"]));
+        assert!(!gpu_of(&aws, &["--size", "c6i.4xlarge"]));
     }
 
     #[test]
