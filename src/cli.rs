@@ -93,9 +93,15 @@ pub struct CreateArgs {
     #[arg(long)]
     pub size: Option<String>,
 
-    /// Provider location (e.g. nbg1, fsn1, hel1).
+    /// Provider location: Hetzner nbg1, fsn1, hel1; AWS a region or one of its zones
+    /// (eu-central-1, eu-central-1a).
     #[arg(long)]
     pub location: Option<String>,
+
+    /// AWS: the subnet to launch in (subnet-...); its VPC gets the trial's security group.
+    /// Default: the default subnets of the region's default VPC.
+    #[arg(long, value_name = "SUBNET_ID")]
+    pub subnet: Option<String>,
 
     /// Lifetime in days, 1..90 (default 14).
     #[arg(long, conflicts_with = "expires")]

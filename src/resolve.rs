@@ -27,6 +27,8 @@ pub struct Defaults {
     pub gpu: Result<String, String>,
     pub image: String,
     pub location: Option<String>,
+    /// Whether the kind places servers in a subnet the operator names (`--subnet`).
+    pub subnets: bool,
     /// Whether the kind puts a firewall in front of SSH (then `--ssh-from` matters).
     pub firewall: bool,
     /// Where Docker comes from when neither the flag nor the config says.
@@ -54,6 +56,8 @@ pub struct CreateRequest {
     pub gpu: bool,
     pub server_type: String,
     pub location: Option<String>,
+    /// `--subnet` (kinds with `Defaults::subnets` only).
+    pub subnet: Option<String>,
     pub image: String,
     pub expires: OffsetDateTime,
     pub domain: Option<String>,
@@ -167,6 +171,13 @@ pub fn create_request(
     if let Some(l) = &location {
         validate::token("--location", l)?;
     }
+    let subnet = args.subnet.clone().or_else(|| was(|t| t.subnet.clone()));
+    if let Some(s) = &subnet {
+        if !defaults.subnets {
+            return Err(usage(format!("--subnet is for --provider aws (a VPC subnet id); a {kind} trial's server has no subnet to choose")));
+        }
+        validate::subnet(s)?;
+    }
     let image = args.image.clone().or_else(|| was(|t| Some(t.image.clone()))).unwrap_or_else(|| defaults.image.clone());
     // What an image may be named is the host's business (a cloud's image name, a local file).
 
@@ -200,6 +211,7 @@ pub fn create_request(
         gpu,
         server_type,
         location,
+        subnet,
         image,
         expires,
         domain: site.domain,
@@ -328,6 +340,7 @@ mod tests {
             gpu: Err("no GPU here".into()),
             image: "ubuntu-24.04".into(),
             location: Some("nbg1".into()),
+            subnets: false,
             firewall: true,
             docker_source: DockerSource::Upstream,
             user_data_limit: 32 * 1024,

@@ -17,6 +17,9 @@ pub struct Trial {
     pub gpu: bool,
     pub server_type: String,
     pub location: Option<String>,
+    /// `--subnet`: the network the server was placed in (AWS: a subnet id).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subnet: Option<String>,
     pub image: String,
     pub docker_source: String,
     pub created_unix: i64,

@@ -217,6 +217,16 @@ pub fn token(flag: &str, s: &str) -> Result<()> {
     }
 }
 
+/// `--subnet`: an EC2 subnet id (subnet- and 8 or 17 hex digits).
+pub fn subnet(s: &str) -> Result<()> {
+    let hex = s.strip_prefix("subnet-").unwrap_or("");
+    if matches!(hex.len(), 8 | 17) && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        Ok(())
+    } else {
+        Err(usage(format!("invalid --subnet {s:?}: give a subnet id like subnet-0123456789abcdef0 (aws ec2 describe-subnets)")))
+    }
+}
+
 /// Read a PEM CA file: must exist and hold at least one certificate.
 pub fn trusted_ca(path: &std::path::Path) -> Result<String> {
     let s = std::fs::read_to_string(path)

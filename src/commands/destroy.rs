@@ -22,7 +22,11 @@ pub async fn run(ctx: &Ctx, args: &DestroyArgs) -> Result<Report> {
     let record = ctx.store.load(trial)?;
     // Without a record, the trial can only be at the provider that labels its resources.
     let kind = record.as_ref().map(|t| t.provider).or(ctx.config.provider).unwrap_or_default();
-    let host = hosts::connect(kind, args.dry_run).map_err(|e| match &record {
+    let host = match &record {
+        Some(t) => hosts::connect_trial(t, args.dry_run),
+        None => hosts::connect(kind, args.dry_run),
+    }
+    .map_err(|e| match &record {
         Some(_) => e,
         None => crate::error::usage(format!(
             "no trial named {trial} in {}; to look for one at {kind} by its labels: {e:#}",

@@ -27,7 +27,7 @@ pub async fn run(ctx: &Ctx, args: &ExtendArgs) -> Result<Report> {
     if new <= now {
         return Err(usage(format!("the new expiry {} is in the past; give a future one", rfc3339(new))));
     }
-    let host = hosts::connect(t.provider, args.dry_run)?;
+    let host = hosts::connect_trial(&t, args.dry_run)?;
     let mut steps = Vec::new();
     let labelled = host.labelled(ctx, &t.name).await?;
     if !labelled.is_empty() {

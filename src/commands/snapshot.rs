@@ -23,7 +23,7 @@ pub async fn snapshot(ctx: &Ctx, args: &SnapshotArgs) -> Result<Report> {
         Some(n) => n.clone(),
         None => format!("{} {}", t.name, rfc3339(now)),
     };
-    let host = hosts::connect(t.provider, args.dry_run)?;
+    let host = hosts::connect_trial(&t, args.dry_run)?;
     let steps = host.plan_snapshot(ctx, &t, &description, now).await?;
     let text = plan::render(&steps);
     if args.dry_run {
@@ -47,7 +47,7 @@ pub async fn snapshot(ctx: &Ctx, args: &SnapshotArgs) -> Result<Report> {
 pub async fn restore(ctx: &Ctx, args: &RestoreArgs) -> Result<Report> {
     let _lock = lock::for_command(ctx, &args.trial, "restore", args.dry_run)?;
     let mut t = remote::load_trial(ctx, &args.trial)?;
-    let host = hosts::connect(t.provider, args.dry_run)?;
+    let host = hosts::connect_trial(&t, args.dry_run)?;
     let steps = host.plan_restore(ctx, &t, args.replace).await?;
     let text = plan::render(&steps);
     if args.dry_run {

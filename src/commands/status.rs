@@ -46,7 +46,7 @@ pub async fn run(ctx: &Ctx, args: &StatusArgs) -> Result<Report> {
     let records = ctx.store.list()?;
     // provider name -> trial -> server (None when listing failed)
     let mut live: BTreeMap<ProviderKind, Option<BTreeMap<String, ServerInfo>>> = BTreeMap::new();
-    let hosts = hosts::configured()?;
+    let hosts = hosts::configured(&records)?;
     // (provider, trial) -> its snapshots
     let mut snaps: BTreeMap<(ProviderKind, String), Vec<Snapshot>> = BTreeMap::new();
     for h in &hosts {

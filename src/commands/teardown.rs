@@ -23,10 +23,11 @@ pub async fn run(ctx: &Ctx, args: &TeardownArgs) -> Result<Report> {
         None => ctx.now,
     };
     let at_s = at.format(&Rfc3339).unwrap_or_default();
-    if !hosts::any_cloud_configured() && ctx.store.list().unwrap_or_default().is_empty() {
+    let records = ctx.store.list().unwrap_or_default();
+    if !hosts::any_cloud_configured() && records.is_empty() {
         return Err(usage("teardown needs provider credentials: set HCLOUD_TOKEN (no provider is configured)"));
     }
-    let all = hosts::configured()?;
+    let all = hosts::configured(&records)?;
     let mut plans: Vec<TeardownPlan> = Vec::new();
     let mut failed = Vec::new();
     for h in &all {

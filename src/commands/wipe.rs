@@ -58,7 +58,7 @@ pub async fn run(ctx: &Ctx, args: &WipeArgs) -> Result<Report> {
         .collect();
     // Without provider credentials the receipt still gets written; its sweep then says why it
     // could not run (the wipe itself is done either way).
-    let host = crate::hosts::connect(trial.provider, true)?;
+    let host = crate::hosts::connect_trial(&trial, true)?;
     let issue = crate::commands::receipt::Issue {
         trial: &trial.name,
         provider: trial.provider,

@@ -48,7 +48,7 @@ impl Host for ExistingHost {
     }
 
     fn defaults(&self, _cfg: &Config) -> Defaults {
-        Defaults { cpu: "existing host".into(), gpu: Ok("existing host".into()), image: String::new(), location: None, firewall: false,
+        Defaults { cpu: "existing host".into(), gpu: Ok("existing host".into()), image: String::new(), location: None, subnets: false, firewall: false,
                    docker_source: crate::cloudinit::DockerSource::Upstream, user_data_limit: 0, user_data_gzip: false, public_address: true }
     }
 

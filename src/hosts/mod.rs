@@ -12,6 +12,7 @@ use anyhow::Result;
 use munero_provider::ProviderKind;
 
 use crate::error::usage;
+use crate::trial::Trial;
 pub use lifecycle::Host;
 
 /// The Hetzner token from the environment (never printed).
@@ -38,6 +39,17 @@ pub fn aws_configured() -> bool {
 /// The host for `kind`. Without credentials a dry run still gets one that plans from local
 /// records and defaults; anything else names the missing credential (exit 2).
 pub fn connect(kind: ProviderKind, dry_run: bool) -> Result<Box<dyn Host>> {
+    connect_at(kind, None, &[], dry_run)
+}
+
+/// The host for a trial's commands: at a provider with regions, the region its location names.
+pub fn connect_trial(t: &Trial, dry_run: bool) -> Result<Box<dyn Host>> {
+    connect_at(t.provider, t.location.as_deref(), &[], dry_run)
+}
+
+/// `connect`, at `location` (`create --location`, or a trial's), also listing the regions of
+/// `also` (status and teardown: every region a trial record names).
+pub fn connect_at(kind: ProviderKind, location: Option<&str>, also: &[String], dry_run: bool) -> Result<Box<dyn Host>> {
     match kind {
         ProviderKind::Hetzner => {
             let api: Option<Box<dyn munero_provider::Provider>> = match hetzner_token() {
@@ -59,7 +71,7 @@ pub fn connect(kind: ProviderKind, dry_run: bool) -> Result<Box<dyn Host>> {
             let api: Option<Box<dyn munero_provider::Provider>> = if dry_run && !aws_configured() {
                 None
             } else {
-                Some(Box::new(munero_aws::AwsProvider::from_env()))
+                Some(Box::new(munero_aws::AwsProvider::in_region(location.and_then(munero_aws::region_of), also)))
             };
             Ok(Box::new(cloud::CloudHost::new(kind, api, cloud::aws_defaults, "AWS credentials")))
         }
@@ -67,18 +79,30 @@ pub fn connect(kind: ProviderKind, dry_run: bool) -> Result<Box<dyn Host>> {
 }
 
 /// Every kind of host that `status` and `teardown` can ask: the clouds with credentials in the
-/// environment, and existing hosts (their local records are all there is).
-pub fn configured() -> Result<Vec<Box<dyn Host>>> {
+/// environment, and existing hosts (their local records are all there is). AWS is asked in its
+/// default region, every region a trial record names, and those of `MUNERO_AWS_REGIONS`
+/// (comma-separated: for a scheduled teardown on a machine that holds no records).
+pub fn configured(records: &[Trial]) -> Result<Vec<Box<dyn Host>>> {
     let mut out: Vec<Box<dyn Host>> = Vec::new();
     if hetzner_token().is_some() {
         out.push(connect(ProviderKind::Hetzner, false)?);
     }
     if aws_configured() {
-        out.push(connect(ProviderKind::Aws, false)?);
+        out.push(connect_at(ProviderKind::Aws, None, &aws_regions(records), false)?);
     }
     out.push(connect(ProviderKind::Ssh, false)?);
     out.push(connect(ProviderKind::Local, false)?);
     Ok(out)
+}
+
+/// The AWS regions beyond the default one that status and teardown list.
+fn aws_regions(records: &[Trial]) -> Vec<String> {
+    let named = std::env::var("MUNERO_AWS_REGIONS").unwrap_or_default();
+    let mut out: Vec<String> = named.split(',').map(str::trim).filter(|r| !r.is_empty()).map(str::to_string).collect();
+    out.extend(records.iter().filter(|t| t.provider == ProviderKind::Aws).filter_map(|t| t.location.as_deref().and_then(munero_aws::region_of)));
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// Whether any kind with a provider API has credentials (teardown needs one or a record).

@@ -88,6 +88,7 @@ pub fn record(ctx: &Ctx, req: &CreateRequest, keys: &TrialKeys) -> Trial {
     t.gpu = req.gpu;
     t.server_type = req.server_type.clone();
     t.location = req.location.clone();
+    t.subnet = req.subnet.clone();
     t.image = req.image.clone();
     t.docker_source = req.docker_source.as_str().to_string();
     if t.created_unix == 0 {

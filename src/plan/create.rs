@@ -26,7 +26,14 @@ pub enum CreateStep {
     /// Find the SSH key by label, or register it.
     EnsureSshKey { name: String, fingerprint: String, labels: Labels },
     /// Find the firewall by label, or create it; its rules are set to these.
-    EnsureFirewall { name: String, rules: Vec<FirewallRule>, labels: Labels },
+    EnsureFirewall {
+        name: String,
+        rules: Vec<FirewallRule>,
+        labels: Labels,
+        /// In the network of this subnet (AWS: its VPC) instead of the default one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        subnet: Option<String>,
+    },
     /// Find the trial's server by label (resume), or create it with the user-data, key,
     /// firewall and labels, and wait for the create action.
     EnsureServer {
@@ -34,6 +41,8 @@ pub enum CreateStep {
         server_type: String,
         image: String,
         location: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        subnet: Option<String>,
         user_data_bytes: usize,
         labels: Labels,
     },
@@ -97,18 +106,22 @@ impl fmt::Display for CreateStep {
             CreateStep::EnsureSshKey { name, fingerprint, labels } => {
                 write!(f, "ensure ssh key {name} ({fingerprint}) labels {}", labels_to_string(labels))
             }
-            CreateStep::EnsureFirewall { name, rules, labels } => {
+            CreateStep::EnsureFirewall { name, rules, labels, subnet } => {
                 write!(f, "ensure firewall {name} labels {}", labels_to_string(labels))?;
+                if let Some(s) = subnet {
+                    write!(f, " in the network of subnet {s}")?;
+                }
                 for r in rules {
                     write!(f, "\n     rule: {r}")?;
                 }
                 write!(f, "\n     rule: everything else inbound is dropped")
             }
-            CreateStep::EnsureServer { name, server_type, image, location, user_data_bytes, labels } => write!(
+            CreateStep::EnsureServer { name, server_type, image, location, subnet, user_data_bytes, labels } => write!(
                 f,
-                "ensure server {name}: find by label, else create type={server_type} image={image} location={} \
+                "ensure server {name}: find by label, else create type={server_type} image={image} location={}{} \
                  user-data={user_data_bytes} bytes labels {}; wait for the create action",
                 location.as_deref().unwrap_or("(provider default)"),
+                subnet.as_deref().map(|s| format!(" subnet={s}")).unwrap_or_default(),
                 labels_to_string(labels)
             ),
             CreateStep::WaitRunning { name } => write!(f, "wait until server {name} is running with a public IPv4"),
@@ -167,6 +180,7 @@ mod tests {
                     description: "ssh".into(),
                 }],
                 labels: labels.clone(),
+                subnet: None,
             },
             CreateStep::WaitRunning { name: "acme".into() },
         ];

@@ -78,6 +78,16 @@ impl Moto {
         self.ec2_py(&["state"])
     }
 
+    /// What EC2 holds in another region.
+    pub fn state_in(&self, region: &str) -> Value {
+        self.ec2_py(&["state", region])
+    }
+
+    /// A VPC other than the default one, with one subnet: {"vpc", "subnet", "az"}.
+    pub fn subnet(&self, region: &str) -> Value {
+        self.ec2_py(&["subnet", region])
+    }
+
     /// Make decoys (instances, groups, keys with the given tags); their ids.
     pub fn seed(&self, doc: Value) -> Value {
         self.ec2_py(&["seed", &doc.to_string()])

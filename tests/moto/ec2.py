@@ -2,9 +2,12 @@
 """What moto holds, read and seeded with boto3 (moto's own dependency): the tests' view of EC2
 that does not go through the code under test. Test-only.
 
-  ec2.py ENDPOINT state        -> JSON: instances (tags, type, state, metadata options, user
+  ec2.py ENDPOINT state [REGION]
+                             -> JSON: instances (tags, type, state, metadata options, user
                                   data, security groups), volumes, security groups (ingress),
-                                  key pairs, images, snapshots
+                                  key pairs, images, snapshots (of REGION, default eu-central-1)
+  ec2.py ENDPOINT subnet REGION -> a VPC that is not the default one, with one subnet in the
+                                  region's second zone: {"vpc", "subnet", "az"}
   ec2.py ENDPOINT seed JSON    -> decoys: {"instances": [{"tags": {...}}], "groups": [...],
                                   "keys": [...]}; prints their ids
 """
@@ -17,13 +20,17 @@ import boto3
 REGION = "eu-central-1"
 
 
-def client(endpoint):
-    return boto3.client("ec2", endpoint_url=endpoint, region_name=REGION,
+def client(endpoint, region=REGION):
+    return boto3.client("ec2", endpoint_url=endpoint, region_name=region,
                         aws_access_key_id="testing", aws_secret_access_key="testing")
 
 
 def tags(x):
     return {t["Key"]: t["Value"] for t in x.get("Tags", [])}
+
+
+def primary(i):
+    return next((n for n in i.get("NetworkInterfaces", []) if n.get("Attachment", {}).get("DeviceIndex") == 0), None)
 
 
 def state(c):
@@ -36,7 +43,9 @@ def state(c):
                 "id": i["InstanceId"], "type": i["InstanceType"], "state": i["State"]["Name"], "tags": tags(i),
                 "image": i["ImageId"], "key_name": i.get("KeyName"), "subnet": i.get("SubnetId"),
                 "az": i["Placement"]["AvailabilityZone"],
-                "groups": [g["GroupId"] for g in i.get("SecurityGroups", [])],
+                # The primary interface's groups (what filters its traffic; moto leaves the
+                # instance's own list empty when the groups came with the interface).
+                "groups": [g["GroupId"] for g in (primary(i) or i).get("Groups", i.get("SecurityGroups", []))],
                 "metadata": i.get("MetadataOptions", {}),
                 "user_data_b64": raw,
                 "shutdown_behavior": c.describe_instance_attribute(
@@ -84,11 +93,21 @@ def seed(c, doc):
     return ids
 
 
+def subnet(c):
+    vpc = c.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    az = c.describe_availability_zones()["AvailabilityZones"][1]["ZoneName"]
+    s = c.create_subnet(VpcId=vpc, CidrBlock="10.9.1.0/24", AvailabilityZone=az)["Subnet"]
+    return {"vpc": vpc, "subnet": s["SubnetId"], "az": az}
+
+
 def main():
     endpoint, cmd = sys.argv[1], sys.argv[2]
-    c = client(endpoint)
+    region = sys.argv[3] if cmd in ("state", "subnet") and len(sys.argv) > 3 else REGION
+    c = client(endpoint, region)
     if cmd == "state":
         print(json.dumps(state(c), default=str))
+    elif cmd == "subnet":
+        print(json.dumps(subnet(c)))
     elif cmd == "seed":
         print(json.dumps(seed(c, json.loads(sys.argv[3]))))
     else:

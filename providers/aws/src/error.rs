@@ -84,7 +84,7 @@ pub fn quota_message(instance_type: &str, message: &str) -> String {
 pub fn no_capacity(instance_type: &str, region: &str, tried: &[String]) -> ProviderError {
     ProviderError::Other(format!(
         "InsufficientInstanceCapacity: AWS has no {instance_type} free in {region} right now (tried the availability zones {}); \
-         try again in a while, in another region (AWS_REGION=...), or with another --size",
+         try again in a while, in another region (--location <region>), or with another --size",
         tried.join(", ")
     ))
 }

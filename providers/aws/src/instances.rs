@@ -4,13 +4,14 @@
 use aws_sdk_ec2::config::retry::RetryConfig;
 use aws_sdk_ec2::types::{
     BlockDeviceMapping, EbsBlockDevice, HttpTokensState, Instance, InstanceMetadataEndpointState, InstanceMetadataOptionsRequest,
-    InstanceStateName, InstanceType, ResourceType, ShutdownBehavior, VolumeType,
+    InstanceNetworkInterfaceSpecification, InstanceStateName, InstanceType, ResourceType, ShutdownBehavior, VolumeType,
 };
 use munero_provider::{is_managed, is_managed_for, ProviderError, Result, ServerInfo, ServerSpec, LABEL_TRIAL};
 use sha2::{Digest, Sha256};
 
 use crate::error::{self, sdk};
-use crate::{image, tags, userdata, AwsProvider, ROOT_GB};
+use crate::regional::Regional;
+use crate::{image, tags, userdata, ROOT_GB};
 
 /// States an instance can be in and still be a trial's (terminated ones linger for an hour).
 const LIVE: [&str; 5] = ["pending", "running", "stopping", "stopped", "shutting-down"];
@@ -39,7 +40,7 @@ pub(crate) fn info(i: &Instance) -> ServerInfo {
     }
 }
 
-impl AwsProvider {
+impl Regional {
     /// Live instances carrying `munero-managed=true` (and the trial's tag when given).
     pub(crate) async fn instances_managed(&self, trial: Option<&str>) -> Result<Vec<ServerInfo>> {
         let c = self.client().await?;
@@ -94,7 +95,7 @@ impl AwsProvider {
         let unknown = || {
             ProviderError::Invalid(format!(
                 "instance type {t:?} is not offered in {}: use --size cpu ({}), --size gpu ({}) or a type the region has \
-                 (aws ec2 describe-instance-types), or set AWS_REGION to a region that has it",
+                 (aws ec2 describe-instance-types), or a region that has it (--location <region>)",
                 ec2.region,
                 crate::CPU_TYPE,
                 crate::GPU_TYPE
@@ -120,7 +121,7 @@ impl AwsProvider {
         let ec2 = self.ec2().await?;
         let img = self.resolve_image(&spec.image).await?;
         let user_data = userdata::encode(&spec.user_data)?;
-        let subnets = self.launch_subnets(spec.location.as_deref()).await?;
+        let subnets = self.launch_subnets(spec.location.as_deref(), spec.subnet.as_deref()).await?;
         let mut full: Vec<String> = Vec::new();
         for (subnet, az) in &subnets {
             match self.run_in(spec, &trial, &img, subnet, &user_data).await {
@@ -166,6 +167,15 @@ impl AwsProvider {
             .http_tokens(HttpTokensState::Required)
             .http_put_response_hop_limit(1)
             .build();
+        // The interface asks for a public IPv4 itself: a subnet that is not a default one does
+        // not map one on launch, and the trial is reached on it.
+        let nic = InstanceNetworkInterfaceSpecification::builder()
+            .device_index(0)
+            .subnet_id(subnet)
+            .set_groups(Some(spec.firewall_ids.clone()))
+            .associate_public_ip_address(true)
+            .delete_on_termination(true)
+            .build();
         let mut last = String::new();
         for attempt in 1..=RUN_ATTEMPTS {
             let r = c
@@ -175,8 +185,7 @@ impl AwsProvider {
                 .instance_type(InstanceType::from(spec.server_type.as_str()))
                 .min_count(1)
                 .max_count(1)
-                .subnet_id(subnet)
-                .set_security_group_ids(Some(spec.firewall_ids.clone()))
+                .network_interfaces(nic.clone())
                 .set_key_name(spec.ssh_key_ids.first().cloned())
                 .user_data(user_data)
                 .block_device_mappings(root.clone())

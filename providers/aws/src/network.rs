@@ -7,7 +7,8 @@ use munero_provider::{
 };
 
 use crate::error::sdk;
-use crate::{tags, AwsProvider};
+use crate::regional::Regional;
+use crate::tags;
 
 /// Ingress permissions for the rules: one per rule, its CIDRs split into v4 and v6 ranges.
 pub fn permissions(rules: &[FirewallRule]) -> Result<Vec<IpPermission>> {
@@ -39,7 +40,12 @@ fn port_range(r: &FirewallRule) -> Result<(i32, i32)> {
     Ok((a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?))
 }
 
-impl AwsProvider {
+pub(crate) struct Subnet {
+    pub vpc: String,
+    pub zone: String,
+}
+
+impl Regional {
     pub(crate) async fn key_pair_ensure(&self, spec: &SshKeySpec) -> Result<Ensured> {
         let trial = spec.labels.get(LABEL_TRIAL).cloned().unwrap_or_default();
         if let Some(k) = self.key_pairs_managed().await?.into_iter().find(|k| k.name == spec.name && is_managed_for(&k.labels, &trial)) {
@@ -135,7 +141,10 @@ impl AwsProvider {
                 (g.id, false)
             }
             None => {
-                let vpc = self.default_vpc().await?;
+                let vpc = match &spec.subnet {
+                    Some(s) => self.subnet(s).await?.vpc,
+                    None => self.default_vpc().await?,
+                };
                 let out = c
                     .create_security_group()
                     .group_name(&spec.name)
@@ -198,7 +207,7 @@ impl AwsProvider {
         let out = c.describe_vpcs().filters(tags::filter("is-default", "true")).send().await.map_err(|e| sdk("DescribeVpcs", e))?;
         out.vpcs().first().and_then(|v| v.vpc_id()).map(str::to_string).ok_or_else(|| {
             ProviderError::Invalid(format!(
-                "the region {} has no default VPC: create one (aws ec2 create-default-vpc) or use another region",
+                "the region {} has no default VPC: create one (aws ec2 create-default-vpc), pass --subnet subnet-..., or use another region (--location)",
                 self.ec2_region()
             ))
         })
@@ -208,9 +217,44 @@ impl AwsProvider {
         self.ec2.get().map(|e| e.region.clone()).unwrap_or_default()
     }
 
-    /// The default VPC's default subnets as (subnet, zone), the zone asked for (`--location` an
-    /// availability zone) first, then the others in order: where a launch is tried in turn.
-    pub(crate) async fn launch_subnets(&self, location: Option<&str>) -> Result<Vec<(String, String)>> {
+    /// `--subnet`: its VPC and zone; a subnet this region does not have is named with the fix.
+    pub(crate) async fn subnet(&self, id: &str) -> Result<Subnet> {
+        let c = self.client().await?;
+        let region = self.ec2().await?.region.clone();
+        let missing = || {
+            ProviderError::Invalid(format!(
+                "--subnet {id}: no such subnet in {region}; subnets belong to one region: pass --location with its region, \
+                 or pick one from `aws ec2 describe-subnets --region {region}`"
+            ))
+        };
+        let out = match c.describe_subnets().subnet_ids(id).send().await {
+            Ok(o) => o,
+            Err(e) => {
+                return Err(match sdk("DescribeSubnets", e) {
+                    e if e.is_not_found() => missing(),
+                    e => e,
+                })
+            }
+        };
+        let s = out.subnets().iter().find(|s| s.subnet_id() == Some(id)).ok_or_else(missing)?;
+        Ok(Subnet { vpc: s.vpc_id().unwrap_or_default().to_string(), zone: s.availability_zone().unwrap_or_default().to_string() })
+    }
+
+    /// Where a launch is tried, in turn, as (subnet, zone): `--subnet` alone (it fixes the
+    /// zone); else the default VPC's default subnets, the zone asked for (`--location` an
+    /// availability zone) first.
+    pub(crate) async fn launch_subnets(&self, location: Option<&str>, subnet: Option<&str>) -> Result<Vec<(String, String)>> {
+        if let Some(id) = subnet {
+            let s = self.subnet(id).await?;
+            let region = self.ec2().await?.region.clone();
+            if let Some(l) = location.filter(|l| *l != region && *l != s.zone) {
+                return Err(ProviderError::Invalid(format!(
+                    "--subnet {id} is in {} but --location asks for {l}: drop --location or give --location {}",
+                    s.zone, s.zone
+                )));
+            }
+            return Ok(vec![(id.to_string(), s.zone)]);
+        }
         let c = self.client().await?;
         let vpc = self.default_vpc().await?;
         let out = c
@@ -232,7 +276,8 @@ impl AwsProvider {
         Ok(subnets)
     }
 
-    /// `--image` names an AMI (or is the default), `--location` is this region or one of its zones.
+    /// `--image` names an AMI (or is the default), `--location` is this region or one of its
+    /// zones (the provider was made in the region `--location` names).
     pub(crate) async fn placement_check(&self, img: &str, location: Option<&str>) -> Result<()> {
         let region = self.ec2().await?.region.clone();
         if let Some(l) = location.filter(|l| *l != region) {
@@ -240,9 +285,9 @@ impl AwsProvider {
             let zones = c.describe_availability_zones().send().await.map_err(|e| sdk("DescribeAvailabilityZones", e))?;
             let names: Vec<&str> = zones.availability_zones().iter().filter_map(|z| z.zone_name()).collect();
             if !names.contains(&l) {
+                let what = if crate::region_of(l).is_some() { format!("not an availability zone of {region}") } else { "not an AWS region or zone".to_string() };
                 return Err(ProviderError::Invalid(format!(
-                    "--location {l} is neither the configured region {region} nor one of its zones ({}): to use another region \
-                     export AWS_REGION={l} (status and teardown look in AWS_REGION too)",
+                    "--location {l}: {what}; pass a region (e.g. --location {region}) or one of its zones ({})",
                     names.join(", ")
                 )));
             }

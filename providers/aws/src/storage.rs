@@ -5,7 +5,8 @@ use aws_sdk_ec2::types::{ImageState, InstanceStateName, ResourceType, Tag};
 use munero_provider::{is_managed, Labels, Lookup, ProviderError, Resource, ResourceKind, Result, LABEL_TRIAL};
 
 use crate::error::sdk;
-use crate::{tags, AwsProvider};
+use crate::regional::Regional;
+use crate::tags;
 
 /// What a describe by id answered: the tags, or gone with the answer's words.
 enum Seen {
@@ -13,7 +14,7 @@ enum Seen {
     Gone(String),
 }
 
-impl AwsProvider {
+impl Regional {
     async fn seen(&self, kind: ResourceKind, id: &str) -> Result<(String, Seen)> {
         let c = self.client().await?;
         let gone = |e: ProviderError| -> Result<Seen> {

@@ -179,6 +179,9 @@ pub struct FirewallSpec {
     pub name: String,
     pub labels: Labels,
     pub rules: Vec<FirewallRule>,
+    /// The network the server will be placed in (AWS: a subnet id, whose VPC gets the group).
+    #[serde(default)]
+    pub subnet: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -195,6 +198,9 @@ pub struct ServerSpec {
     pub server_type: String,
     pub image: String,
     pub location: Option<String>,
+    /// A network to place the server in (AWS: a subnet id); None: the provider's default.
+    #[serde(default)]
+    pub subnet: Option<String>,
     /// The rendered cloud-init user-data (contains the host private key: never log it).
     #[serde(skip_serializing)]
     pub user_data: String,
@@ -402,6 +408,12 @@ pub trait Provider: Send + Sync {
 
     /// Checks that `server_type` exists at this provider; Err(Invalid) names the known ones.
     async fn check_server_type(&self, server_type: &str) -> Result<()>;
+
+    /// Checks that a server can be placed in `subnet` (at `location`, when given); Err(Invalid)
+    /// says why not. Providers without subnets refuse every one.
+    async fn check_subnet(&self, subnet: &str, _location: Option<&str>) -> Result<()> {
+        Err(ProviderError::Invalid(format!("--subnet {subnet}: {} servers are not placed in subnets", self.name())))
+    }
 
     /// Checks that the image and location exist; Err(Invalid) names the known ones.
     async fn check_placement(&self, _image: &str, _location: Option<&str>) -> Result<()> {

@@ -55,6 +55,12 @@ pub async fn plan(ctx: &Ctx, api: Option<&dyn Provider>, req: &CreateRequest, us
             ProviderError::Invalid(m) => usage(m),
             other => anyhow!(other).context("checking the image and location"),
         })?;
+        if let Some(s) = &req.subnet {
+            p.check_subnet(s, req.location.as_deref()).await.map_err(|e| match e {
+                ProviderError::Invalid(m) => usage(m),
+                other => anyhow!(other).context("checking the subnet"),
+            })?;
+        }
         if req.prior.is_none() {
             if let Some(s) = p.find_server(&name).await.context("looking for an existing server of the trial")? {
                 return Err(anyhow!(
@@ -76,7 +82,7 @@ pub async fn plan(ctx: &Ctx, api: Option<&dyn Provider>, req: &CreateRequest, us
 
     let labels = trial_labels(&name, req.expires_unix());
     let rname = trial::resource_name(&name);
-    let firewall = FirewallSpec { name: rname.clone(), labels: labels.clone(), rules: firewall_rules(&req.ssh_from) };
+    let firewall = FirewallSpec { name: rname.clone(), labels: labels.clone(), rules: firewall_rules(&req.ssh_from), subnet: req.subnet.clone() };
     let ssh_key = SshKeySpec { name: rname, public_key: keys.login.public_openssh.clone(), labels: labels.clone() };
 
     let t = provision::record(ctx, req, &keys);
@@ -84,12 +90,13 @@ pub async fn plan(ctx: &Ctx, api: Option<&dyn Provider>, req: &CreateRequest, us
     let mut steps: Vec<CreateStep> = keys.steps(ctx, &name).into();
     steps.extend([
         CreateStep::EnsureSshKey { name: ssh_key.name.clone(), fingerprint: keys.login.fingerprint.clone(), labels: labels.clone() },
-        CreateStep::EnsureFirewall { name: firewall.name.clone(), rules: firewall.rules.clone(), labels: labels.clone() },
+        CreateStep::EnsureFirewall { name: firewall.name.clone(), rules: firewall.rules.clone(), labels: labels.clone(), subnet: t.subnet.clone() },
         CreateStep::EnsureServer {
             name: name.clone(),
             server_type: t.server_type.clone(),
             image: t.image.clone(),
             location: t.location.clone(),
+            subnet: t.subnet.clone(),
             user_data_bytes: user_data.text.len(),
             labels: labels.clone(),
         },
@@ -246,6 +253,7 @@ async fn run_step(
                     server_type: trial.server_type.clone(),
                     image: trial.image.clone(),
                     location: trial.location.clone(),
+                    subnet: trial.subnet.clone(),
                     user_data: prep.user_data.text.clone(),
                     labels: prep.labels.clone(),
                     ssh_key_ids: vec![prep.ssh_key.name.clone()],

@@ -56,6 +56,7 @@ pub fn hetzner_defaults(cfg: &Config) -> Defaults {
         gpu: Err("--size gpu is not offered on Hetzner Cloud (no GPU server types); use --provider aws --size gpu, or --size cpu".into()),
         image: cfg.hetzner.image.clone(),
         location: cfg.hetzner.location.clone(),
+        subnets: false,
         firewall: true,
         docker_source: crate::cloudinit::DockerSource::Upstream,
         user_data_limit: crate::cloudinit::HETZNER_LIMIT,
@@ -65,13 +66,15 @@ pub fn hetzner_defaults(cfg: &Config) -> Defaults {
 }
 
 /// EC2: a c6i.2xlarge for cpu, a g4dn.xlarge (one T4) for gpu, the newest Ubuntu 24.04 AMI
-/// looked up at create time, the region's default VPC (no `--location` default: AWS_REGION).
+/// looked up at create time, the region's default VPC unless `--subnet` (no `--location`
+/// default: AWS_REGION or the profile's region).
 pub fn aws_defaults(_cfg: &Config) -> Defaults {
     Defaults {
         cpu: munero_aws::CPU_TYPE.into(),
         gpu: Ok(munero_aws::GPU_TYPE.into()),
         image: munero_aws::DEFAULT_IMAGE.into(),
         location: None,
+        subnets: true,
         firewall: true,
         docker_source: crate::cloudinit::DockerSource::Upstream,
         user_data_limit: crate::cloudinit::EC2_LIMIT,

@@ -134,6 +134,7 @@ pub async fn restore(ctx: &Ctx, p: &dyn Provider, t: &mut Trial, steps: &[Restor
                     server_type: server_type.clone(),
                     image: snapshot_id.clone(),
                     location: location.clone(),
+                    subnet: t.subnet.clone(),
                     user_data: crate::cloudinit::render_restore(&private, &public)?,
                     labels: labels.clone(),
                     ssh_key_ids: vec![ssh_key.clone()],

@@ -77,6 +77,7 @@ impl Host for LocalHost {
             gpu: Err("--size gpu is not offered by the local provider (no GPU passthrough); use --size cpu or <vcpus>x<GiB>".into()),
             image: String::new(),
             location: None,
+            subnets: false,
             // Nothing but this machine reaches the forwards on 127.0.0.1.
             firewall: false,
             // Docker's own repository may be out of reach from a rehearsal machine.
