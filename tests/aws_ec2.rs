@@ -293,7 +293,7 @@ fn no_capacity_in_one_zone_fails_over_to_the_next_and_says_so() {
     let r = aws_create(&cli, "acme-ice", &[]).ok();
     assert_eq!(of_trial(&m.state()["instances"], "acme-ice")[0]["az"], "eu-central-1b");
     assert!(r.stderr.contains("no c6i.2xlarge capacity in eu-central-1a") && r.stderr.contains("eu-central-1b"), "{}", r.stderr);
-    let subnets: Vec<String> = m.actions("RunInstances").iter().map(|p| p["SubnetId"].as_str().unwrap().to_string()).collect();
+    let subnets: Vec<String> = m.actions("RunInstances").iter().map(|p| p["NetworkInterface.1.SubnetId"].as_str().unwrap().to_string()).collect();
     assert_eq!(subnets.len(), 2);
     assert_ne!(subnets[0], subnets[1]);
 }
@@ -393,10 +393,101 @@ fn the_dry_run_plan_is_the_plan_that_runs_and_changes_nothing() {
     };
     assert_eq!(strip(&dry.json()), strip(&real.json()));
     assert_eq!(of_trial(&m.state()["instances"], "same-plan")[0]["az"], "eu-central-1c", "--location as a zone places it there");
+}
 
-    let r = aws_create(&cli, "other-region", &["--location", "us-west-2"]);
-    assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(r.stderr.contains("AWS_REGION=us-west-2"), "{}", r.stderr);
+#[test]
+fn a_trial_in_another_region_and_subnet_is_made_there_listed_and_torn_down_there() {
+    let Some(m) = Moto::start() else { return };
+    m.reset();
+    let cli = m.cli(); // AWS_REGION=eu-central-1
+    let net = m.subnet("us-west-2");
+    let subnet = net["subnet"].as_str().unwrap();
+    let soon = rfc3339(now_unix() + 3600);
+    let dry = aws_create(&cli, "west", &["--location", "us-west-2", "--subnet", subnet, "--expires", &soon, "--dry-run"]).ok();
+    assert!(dry.stdout.contains(&format!("location=us-west-2 subnet={subnet}")), "{}", dry.stdout);
+    assert!(dry.stdout.contains(&format!("in the network of subnet {subnet}")), "{}", dry.stdout);
+    let doc = aws_create(&cli, "west", &["--location", "us-west-2", "--subnet", subnet, "--expires", &soon]).ok().json();
+    aws_create(&cli, "home", &["--days", "5"]).ok();
+
+    let west = m.state_in("us-west-2");
+    let i = of_trial(&west["instances"], "west");
+    assert_eq!(i.len(), 1, "{west}");
+    assert_eq!((i[0]["subnet"].as_str(), i[0]["az"].as_str()), (Some(subnet), net["az"].as_str()));
+    assert_eq!(i[0]["image"], NEWEST_AMD64, "the region's newest Canonical image");
+    let g = of_trial(&west["groups"], "west");
+    assert_eq!(g.len(), 1);
+    assert_eq!(g[0]["vpc"], net["vpc"], "the group is in the subnet's VPC, not the default one");
+    assert_eq!(i[0]["groups"], json!([g[0]["id"]]));
+    assert_eq!(of_trial(&west["keys"], "west").len(), 1);
+    let home = m.state();
+    assert!(of_trial(&home["instances"], "west").is_empty() && of_trial(&home["groups"], "west").is_empty(), "nothing in the default region");
+    assert_eq!(of_trial(&home["instances"], "home").len(), 1);
+    let rec = std::fs::read_to_string(cli.trial_dir("west").join("trial.toml")).unwrap();
+    assert!(rec.contains(&format!("subnet = \"{subnet}\"")) && rec.contains("location = \"us-west-2\""), "{rec}");
+
+    // status asks both regions: the default one and the one the record names.
+    let st = cli.run(&["--output", "json", "status"]).ok().json();
+    let row = |t: &str| st["trials"].as_array().unwrap().iter().find(|r| r["trial"] == t).cloned().unwrap();
+    assert_eq!((row("west")["state"].as_str(), row("west")["ipv4"].clone()), (Some("running"), doc["ipv4"].clone()));
+    assert_eq!(row("home")["state"], "running");
+
+    // extend relabels in the trial's region (its on-VM half is pointed at a closed port, as
+    // moto's addresses answer nothing).
+    let old = doc["expires_unix"].as_i64().unwrap();
+    assert_eq!(expiry_tags(&m.state_in("us-west-2"), "west"), vec![old.to_string(); 4]);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let rec = cli.trial_dir("west").join("trial.toml");
+    let mut t: toml::Table = toml::from_str(&std::fs::read_to_string(&rec).unwrap()).unwrap();
+    t.insert("ipv4".into(), "127.0.0.1".into());
+    t.insert("ssh_port".into(), toml::Value::Integer(closed.into()));
+    std::fs::write(&rec, toml::to_string(&t).unwrap()).unwrap();
+    let r = cli.run(&["extend", "west", "--days", "1"]);
+    assert_eq!(r.code, 1, "the VM half fails here: {}", r.stderr);
+    assert_eq!(expiry_tags(&m.state_in("us-west-2"), "west"), vec![(old + 86_400).to_string(); 4]);
+
+    // A scheduled teardown on a machine without the records finds the region only when told.
+    let at = rfc3339(now_unix() + 3 * 86400);
+    let elsewhere = m.cli();
+    let d = elsewhere.run(&["--output", "json", "teardown", "--expired", "--at", &at, "--dry-run"]).ok().json();
+    assert_eq!(d["expired"], json!([]), "{d}");
+    let elsewhere = elsewhere.env("MUNERO_AWS_REGIONS", "us-west-2, eu-central-1");
+    let d = elsewhere.run(&["--output", "json", "teardown", "--expired", "--at", &at, "--dry-run"]).ok().json();
+    assert_eq!(d["expired"], json!(["west"]), "{d}");
+
+    // The operator's teardown: the expired trial goes in its region, the live one stays.
+    let t = cli.run(&["--output", "json", "teardown", "--expired", "--at", &at]).ok().json();
+    assert_eq!((t["ok"].as_bool(), t["destroyed"].clone()), (Some(true), json!(["west"])), "{t}");
+    assert_eq!(tagged(&m.state_in("us-west-2")), Vec::<String>::new());
+    assert_eq!(of_trial(&m.state()["instances"], "home").iter().filter(|i| i["state"] == "running").count(), 1);
+    assert!(!cli.trial_dir("west").exists() && cli.trial_dir("home").exists());
+}
+
+#[test]
+fn a_bad_location_or_subnet_is_refused_before_anything_is_made() {
+    let Some(m) = Moto::start() else { return };
+    m.reset();
+    let cli = m.cli();
+    let net = m.subnet("us-west-2");
+    let subnet = net["subnet"].as_str().unwrap();
+    let cases: [(&[&str], &str); 6] = [
+        (&["--location", "us-west-2z"], "not an availability zone of us-west-2"),
+        (&["--location", "fsn1"], "not an AWS region or zone"),
+        (&["--subnet", "subnet-zz"], "invalid --subnet"),
+        (&["--subnet", subnet], "no such subnet in eu-central-1"),
+        (&["--subnet", "subnet-0123456789abcdef0", "--location", "us-west-2"], "no such subnet in us-west-2"),
+        (&["--subnet", subnet, "--location", "us-west-2c"], "drop --location or give --location"),
+    ];
+    for (args, says) in cases {
+        let r = aws_create(&cli, "bad-place", args);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains(says), "{args:?}: {}", r.stderr);
+    }
+    let writes: Vec<Value> = m.requests().into_iter().filter(|r| !r["action"].as_str().unwrap().starts_with("Describe")).collect();
+    assert_eq!(writes, Vec::<Value>::new(), "only reads");
+    assert!(!cli.trial_dir("bad-place").exists());
+    let h = cli.run(&["create", "bad-place", "--provider", "hetzner", "--ssh-from", SSH_FROM, "--subnet", subnet, "--dry-run"]);
+    assert_eq!(h.code, 2, "{}", h.stderr);
+    assert!(h.stderr.contains("--subnet is for --provider aws"), "{}", h.stderr);
 }
 
 #[test]
@@ -477,4 +568,62 @@ fn a_group_still_in_use_is_retried_until_free_and_given_up_on_at_the_deadline() 
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.contains("still in use (DependencyViolation)") && r.stderr.contains("destroy"), "{}", r.stderr);
     assert_eq!(of_trial(&m.state()["groups"], "acme-stuck").len(), 1, "kept, still tagged, for the next destroy");
+}
+
+#[test]
+fn a_snapshot_is_an_ami_with_tagged_ebs_snapshots_that_restore_uses_and_destroy_removes() {
+    let Some(m) = Moto::start() else { return };
+    m.reset();
+    let cli = m.cli();
+    let made = aws_create(&cli, "snap-aws", &["--days", "3"]).ok().json();
+    let first = made["resources"]["server_id"].as_str().unwrap().to_string();
+    let expires = made["expires_unix"].as_i64().unwrap().to_string();
+
+    let snap = cli.run(&["--output", "json", "snapshot", "snap-aws", "--name", "before the demo"]).ok().json();
+    let ami = snap["snapshot"]["id"].as_str().unwrap().to_string();
+    assert!(ami.starts_with("ami-"), "{snap}");
+    let s = m.state();
+    let images = of_trial(&s["images"], "snap-aws");
+    assert_eq!(images.len(), 1);
+    assert_eq!(images[0]["id"], ami.as_str());
+    let ebs = of_trial(&s["snapshots"], "snap-aws");
+    assert!(!ebs.is_empty(), "the image's EBS snapshots carry the trial's tags: {s}");
+    for x in images.iter().chain(&ebs) {
+        assert_eq!((x["tags"]["munero-managed"].as_str(), x["tags"]["munero-expires"].as_str()), (Some("true"), Some(expires.as_str())));
+    }
+    let sent = &m.actions("CreateImage")[0];
+    assert_eq!(sent["InstanceId"], first.as_str());
+    let kinds: Vec<&str> = ["TagSpecification.1.ResourceType", "TagSpecification.2.ResourceType"].iter().filter_map(|k| sent[*k].as_str()).collect();
+    assert_eq!(kinds, ["image", "snapshot"], "tagged in the same call: {sent}");
+
+    let st = cli.run(&["--output", "json", "status", "snap-aws"]).ok().json();
+    let listed = &st["trials"][0]["snapshots"];
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "one snapshot per image, not per EBS snapshot: {st}");
+    assert_eq!(listed[0]["id"], ami.as_str());
+
+    // restore: a new instance from the image, in the trial's group, with the pinned host key.
+    let r = cli.run(&["restore", "snap-aws"]);
+    assert_eq!(r.code, 2, "the instance still exists: {}", r.stderr);
+    let restored = cli.run(&["--output", "json", "restore", "snap-aws", "--replace", "--yes"]).ok().json();
+    let s = m.state();
+    let live: Vec<&Value> = of_trial(&s["instances"], "snap-aws").into_iter().filter(|i| i["state"] != "terminated").collect();
+    assert_eq!(live.len(), 1, "{s}");
+    assert_ne!(live[0]["id"], first.as_str());
+    assert_eq!(live[0]["image"], ami.as_str(), "made from the snapshot");
+    assert_eq!(restored["server_id"], live[0]["id"]);
+    let group = of_trial(&s["groups"], "snap-aws")[0]["id"].clone();
+    assert_eq!(live[0]["groups"], json!([group]));
+    let host_pub = std::fs::read_to_string(cli.trial_dir("snap-aws").join("ssh_host_ed25519_key.pub")).unwrap();
+    assert!(user_data(live[0]).contains(host_pub.trim()), "the pinned host key goes back");
+
+    // destroy: the image and its EBS snapshots go too, each looked up again for the receipt.
+    let out = cli.run(&["--output", "json", "destroy", "snap-aws", "--yes"]).ok().json();
+    assert_eq!(out["receipt"]["complete"], true, "{out}");
+    let res = out["receipt"]["receipt"]["resources"].as_array().unwrap();
+    let snap_row = res.iter().find(|g| g["id"] == ami.as_str()).unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(snap_row["lookup"]["gone"], true, "{snap_row}");
+    assert!(snap_row["lookup"]["request"].as_str().unwrap().starts_with("DescribeImages"), "{snap_row}");
+    assert_eq!(tagged(&m.state()), Vec::<String>::new(), "nothing tagged is left");
+    assert_eq!(m.actions("DeregisterImage").len(), 1);
+    assert_eq!(m.actions("DeleteSnapshot").len(), ebs.len());
 }

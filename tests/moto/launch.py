@@ -12,6 +12,10 @@ Proxy control (under /__munero/):
 A rule: {"action": "RunInstances", "when": {"InstanceType": "g4dn.xlarge", "SubnetId": "subnet-x"},
          "times": 1, "code": "InsufficientInstanceCapacity", "message": "...", "status": 500}
   or {"action": ..., "lose_answer": true, "times": 1}: forward, then answer 503 instead.
+
+CreateImage with a TagSpecification for "snapshot" (which AWS takes and moto 5.1 does not
+implement) is forwarded without it, and the proxy then tags the image's EBS snapshots with
+those tags through moto, as AWS does in the same call.
 """
 import json
 import os
@@ -85,6 +89,49 @@ class State:
         return None
 
 
+def split_snapshot_tags(params):
+    """CreateImage params without the snapshot TagSpecifications (renumbered), and the tags of
+    those as [{"Key", "Value"}]."""
+    specs, rest = {}, {}
+    for k, v in params.items():
+        if k.startswith("TagSpecification."):
+            n, _, field = k[len("TagSpecification."):].partition(".")
+            specs.setdefault(int(n), {})[field] = v
+        else:
+            rest[k] = v
+    snap_tags, n = [], 0
+    for _, fields in sorted(specs.items()):
+        if fields.get("ResourceType") == "snapshot":
+            i = 1
+            while f"Tag.{i}.Key" in fields:
+                snap_tags.append({"Key": fields[f"Tag.{i}.Key"], "Value": fields.get(f"Tag.{i}.Value", "")})
+                i += 1
+            continue
+        n += 1
+        for field, v in fields.items():
+            rest[f"TagSpecification.{n}.{field}"] = v
+    return rest, snap_tags
+
+
+def region_of(headers):
+    auth = headers.get("Authorization", "")
+    scope = auth.split("Credential=", 1)[1].split(",", 1)[0].split("/") if "Credential=" in auth else []
+    return scope[2] if len(scope) > 2 else "us-east-1"
+
+
+def tag_image_snapshots(moto, region, response, tags):
+    import boto3
+    import re
+    m = re.search(rb"<imageId>(ami-[0-9a-f]+)</imageId>", response)
+    if not m or not tags:
+        return
+    c = boto3.client("ec2", endpoint_url=moto, region_name=region, aws_access_key_id="testing", aws_secret_access_key="testing")
+    image = c.describe_images(ImageIds=[m.group(1).decode()])["Images"][0]
+    snaps = [b["Ebs"]["SnapshotId"] for b in image.get("BlockDeviceMappings", []) if b.get("Ebs", {}).get("SnapshotId")]
+    if snaps:
+        c.create_tags(Resources=snaps, Tags=tags)
+
+
 def error_xml(code, message):
     return (f'<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>{code}</Code>'
             f'<Message>{message}</Message></Error></Errors><RequestID>munero-proxy</RequestID></Response>').encode()
@@ -126,6 +173,13 @@ def handler(state):
                 return self.reply(503, error_xml("ServiceUnavailable", "the answer was lost on the way"))
             if rule:
                 return self.reply(rule.get("status", 400), error_xml(rule["code"], rule.get("message", rule["code"])))
+            if action == "CreateImage":
+                rest, snap_tags = split_snapshot_tags(params)
+                if snap_tags:
+                    status, data, ctype = self.forward(urllib.parse.urlencode(rest).encode(), send=False)
+                    if status == 200:
+                        tag_image_snapshots(state.moto, region_of(self.headers), data, snap_tags)
+                    return self.reply(status, data, ctype)
             self.forward(body)
 
         def forward(self, body, send=True):
@@ -138,6 +192,7 @@ def handler(state):
                 status, data, ctype = e.code, e.read(), e.headers.get("Content-Type", "text/xml")
             if send:
                 self.reply(status, data, ctype)
+            return status, data, ctype
 
     return H
 
