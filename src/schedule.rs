@@ -22,6 +22,8 @@ pub const CARRIED_ENV: &[&str] = &[
     "AWS_PROFILE",
     "AWS_REGION",
     "AWS_ENDPOINT_URL",
+    "MUNERO_AWS",
+    "MUNERO_AWS_REGIONS",
     "MUNERO_WEBHOOK_URL",
 ];
 
