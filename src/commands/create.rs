@@ -12,11 +12,16 @@ use crate::{cost, echo_ip, hosts, lock, plan, remote, resolve, site, validate};
 pub async fn run(ctx: &Ctx, args: &CreateArgs) -> Result<Report> {
     validate::trial_name(&args.trial)?;
     let kind = resolve::provider_kind(args, &ctx.config)?;
+    // Missing credentials are said before anything is written (the lock makes the state dir);
+    // a resumed trial stays in the region its record names.
+    let location = match &args.location {
+        Some(l) => Some(l.clone()),
+        None => ctx.store.load(&args.trial)?.and_then(|t| t.location),
+    };
+    let host = hosts::connect_at(kind, location.as_deref(), &[], args.dry_run)?;
     // Before the record is read: another run of this trial may be writing its keys.
     let _lock = lock::for_command(ctx, &args.trial, "create", args.dry_run)?;
     let prior = ctx.store.load(&args.trial)?;
-    let location = args.location.clone().or_else(|| prior.as_ref().and_then(|t| t.location.clone()));
-    let host = hosts::connect_at(kind, location.as_deref(), &[], args.dry_run)?;
     let defaults = host.defaults(&ctx.config);
 
     let mut ssh_from = Vec::new();
