@@ -15,6 +15,8 @@ use crate::error::usage;
 use crate::trial::Trial;
 pub use lifecycle::Host;
 
+const NO_HCLOUD_TOKEN: &str = "HCLOUD_TOKEN is not set: export an API token of the Hetzner Cloud project (read & write)";
+
 /// The Hetzner token from the environment (never printed).
 fn hetzner_token() -> Option<String> {
     std::env::var("HCLOUD_TOKEN").ok().filter(|t| !t.trim().is_empty())
@@ -56,12 +58,10 @@ pub fn connect_at(kind: ProviderKind, location: Option<&str>, also: &[String], d
                 Some(token) => Some(Box::new(munero_hetzner::HetznerProvider::from_env(&token)?)),
                 None if dry_run => None,
                 None => {
-                    return Err(usage(
-                        "HCLOUD_TOKEN is not set: export an API token of the Hetzner Cloud project (read & write)",
-                    ))
+                    return Err(usage(NO_HCLOUD_TOKEN))
                 }
             };
-            Ok(Box::new(cloud::CloudHost::new(kind, api, cloud::hetzner_defaults, "HCLOUD_TOKEN")))
+            Ok(Box::new(cloud::CloudHost::new(kind, api, cloud::hetzner_defaults, "HCLOUD_TOKEN", NO_HCLOUD_TOKEN)))
         }
         ProviderKind::Ssh => Ok(Box::new(existing::ExistingHost)),
         ProviderKind::Local => Ok(Box::new(local::LocalHost)),
@@ -73,7 +73,7 @@ pub fn connect_at(kind: ProviderKind, location: Option<&str>, also: &[String], d
             } else {
                 Some(Box::new(munero_aws::AwsProvider::in_region(location.and_then(munero_aws::region_of), also)))
             };
-            Ok(Box::new(cloud::CloudHost::new(kind, api, cloud::aws_defaults, "AWS credentials")))
+            Ok(Box::new(cloud::CloudHost::new(kind, api, cloud::aws_defaults, "AWS credentials", munero_aws::NO_CREDENTIALS)))
         }
     }
 }

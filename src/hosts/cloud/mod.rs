@@ -33,19 +33,27 @@ pub struct CloudHost {
     /// None for a dry run without credentials: plans come from local records and defaults.
     api: Option<Box<dyn Provider>>,
     defaults: fn(&Config) -> Defaults,
-    /// Environment variable holding the credentials, named in errors.
+    /// What holds the credentials ("HCLOUD_TOKEN", "AWS credentials"), named in notes.
     credential: &'static str,
+    /// The error when a command needs the API and has no credentials: what to set, and how.
+    missing: &'static str,
 }
 
 impl CloudHost {
-    pub fn new(kind: ProviderKind, api: Option<Box<dyn Provider>>, defaults: fn(&Config) -> Defaults, credential: &'static str) -> Self {
-        CloudHost { kind, api, defaults, credential }
+    pub fn new(
+        kind: ProviderKind,
+        api: Option<Box<dyn Provider>>,
+        defaults: fn(&Config) -> Defaults,
+        credential: &'static str,
+        missing: &'static str,
+    ) -> Self {
+        CloudHost { kind, api, defaults, credential, missing }
     }
 
     fn api(&self) -> Result<&dyn Provider> {
         self.api
             .as_deref()
-            .ok_or_else(|| usage(format!("{} is not set: export the {} API credentials", self.credential, self.kind)))
+            .ok_or_else(|| usage(self.missing))
     }
 }
 
