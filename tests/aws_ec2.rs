@@ -346,6 +346,16 @@ fn a_missing_permission_is_named_with_the_policy_to_fix_it() {
 }
 
 /// Every munero-expires tag of a trial: instance, volume, group, key pair.
+/// moto's addresses answer nothing: point the trial's on-VM half at a closed local port.
+fn unreachable_vm(cli: &Cli, trial: &str) {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let rec = cli.trial_dir(trial).join("trial.toml");
+    let mut t: toml::Table = toml::from_str(&std::fs::read_to_string(&rec).unwrap()).unwrap();
+    t.insert("ipv4".into(), "127.0.0.1".into());
+    t.insert("ssh_port".into(), toml::Value::Integer(closed.into()));
+    std::fs::write(&rec, toml::to_string(&t).unwrap()).unwrap();
+}
+
 fn expiry_tags(state: &Value, trial: &str) -> Vec<String> {
     let inst = live_instances(state).into_iter().find(|i| i["tags"]["munero-trial"] == trial).unwrap().clone();
     let vol = state["volumes"].as_array().unwrap().iter().find(|v| v["attachments"][0] == inst["id"]).unwrap().clone();
@@ -362,13 +372,7 @@ fn extend_moves_the_expiry_tag_of_every_resource_including_the_root_volume() {
     let cli = m.cli();
     let old = aws_create(&cli, "acme-ext", &["--days", "3"]).ok().json()["expires_unix"].as_i64().unwrap();
     assert_eq!(expiry_tags(&m.state(), "acme-ext"), vec![old.to_string(); 4]);
-    // moto's address answers nothing: point the on-VM half at a closed local port.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let rec = cli.trial_dir("acme-ext").join("trial.toml");
-    let mut t: toml::Table = toml::from_str(&std::fs::read_to_string(&rec).unwrap()).unwrap();
-    t.insert("ipv4".into(), "127.0.0.1".into());
-    t.insert("ssh_port".into(), toml::Value::Integer(closed.into()));
-    std::fs::write(&rec, toml::to_string(&t).unwrap()).unwrap();
+    unreachable_vm(&cli, "acme-ext");
     let r = cli.run(&["extend", "acme-ext", "--days", "2"]);
     assert_eq!(r.code, 1, "the VM half fails here: {}", r.stderr);
     assert_eq!(expiry_tags(&m.state(), "acme-ext"), vec![(old + 2 * 86_400).to_string(); 4]);
@@ -431,16 +435,10 @@ fn a_trial_in_another_region_and_subnet_is_made_there_listed_and_torn_down_there
     assert_eq!((row("west")["state"].as_str(), row("west")["ipv4"].clone()), (Some("running"), doc["ipv4"].clone()));
     assert_eq!(row("home")["state"], "running");
 
-    // extend relabels in the trial's region (its on-VM half is pointed at a closed port, as
-    // moto's addresses answer nothing).
+    // extend relabels in the trial's region.
     let old = doc["expires_unix"].as_i64().unwrap();
     assert_eq!(expiry_tags(&m.state_in("us-west-2"), "west"), vec![old.to_string(); 4]);
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let rec = cli.trial_dir("west").join("trial.toml");
-    let mut t: toml::Table = toml::from_str(&std::fs::read_to_string(&rec).unwrap()).unwrap();
-    t.insert("ipv4".into(), "127.0.0.1".into());
-    t.insert("ssh_port".into(), toml::Value::Integer(closed.into()));
-    std::fs::write(&rec, toml::to_string(&t).unwrap()).unwrap();
+    unreachable_vm(&cli, "west");
     let r = cli.run(&["extend", "west", "--days", "1"]);
     assert_eq!(r.code, 1, "the VM half fails here: {}", r.stderr);
     assert_eq!(expiry_tags(&m.state_in("us-west-2"), "west"), vec![(old + 86_400).to_string(); 4]);

@@ -76,6 +76,21 @@ impl AwsProvider {
         }
     }
 
+    /// One listing over every listed region, each id remembered with its region.
+    async fn across<'a, T, F, Fut>(&'a self, list: F, id: fn(&T) -> String) -> Result<Vec<T>>
+    where
+        F: Fn(&'a Regional) -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<T>>>,
+    {
+        let mut out = Vec::new();
+        for (i, r) in self.listed().await? {
+            let got = list(r).await?;
+            self.seen(i, got.iter().map(id));
+            out.extend(got);
+        }
+        Ok(out)
+    }
+
     /// The regions to list: home, then each other one whose name differs from home's.
     async fn listed(&self) -> Result<Vec<(usize, &Regional)>> {
         let home = self.home().region().await?;
@@ -158,23 +173,11 @@ impl Provider for AwsProvider {
     }
 
     async fn list_managed_servers(&self) -> Result<Vec<ServerInfo>> {
-        let mut out = Vec::new();
-        for (i, r) in self.listed().await? {
-            let list = r.list_managed_servers().await?;
-            self.seen(i, list.iter().map(|s| s.id.clone()));
-            out.extend(list);
-        }
-        Ok(out)
+        self.across(|r| r.list_managed_servers(), |s| s.id.clone()).await
     }
 
     async fn list_managed_resources(&self) -> Result<Vec<Resource>> {
-        let mut out = Vec::new();
-        for (i, r) in self.listed().await? {
-            let list = r.list_managed_resources().await?;
-            self.seen(i, list.iter().map(|s| s.id.clone()));
-            out.extend(list);
-        }
-        Ok(out)
+        self.across(|r| r.list_managed_resources(), |s| s.id.clone()).await
     }
 
     async fn delete_resource(&self, kind: ResourceKind, id: &str) -> Result<()> {
