@@ -217,7 +217,7 @@ def test_client_file_is_never_modified(make_client, tmp_path, sample_db, stub):
     assert c.post("/api/chat/", json={"question": "__sql__DELETE FROM orders__end__ ro-check"}).status_code == 200
     assert sha(db) == before and db.stat().st_mtime_ns == mtime
     assert sorted(p.name for p in db.parent.iterdir()) == ["munero.sqlite"]  # no journal, wal or cache beside it
-    assert list((tmp_path / "state" / "cache").glob("dashboard-*.npz"))
+    assert list((tmp_path / "state" / "cache").glob("dashboard-*/day.npy"))
 
 
 def test_cache_is_saved_in_the_state_dir_and_reloaded(make_client, tmp_path, sample_db):
@@ -225,10 +225,12 @@ def test_cache_is_saved_in_the_state_dir_and_reloaded(make_client, tmp_path, sam
     c1 = make_client(db_path=sample_db, dashboard_cache=True, app_state_dir=str(state))
     assert c1.app.state.datasets.wait_for_cache(60)
     first = c1.get("/api/dashboard/top", params={"dimension": "brand"}).json()
-    files = list((state / "cache").glob("dashboard-*"))
-    assert len(files) == 2  # arrays and their metadata
+    assert [p.name for p in (state / "cache").iterdir()] == [f.name for f in (state / "cache").glob("dashboard-*")]
+    assert len(list((state / "cache").iterdir())) == 1  # one directory of arrays for the one file
     c2 = make_client(db_path=sample_db, dashboard_cache=True, app_state_dir=str(state))
     assert c2.app.state.datasets.wait_for_cache(60)
+    t = c2.get("/api/dashboard/test").json()
+    assert t["cache_build"]["phase"] == "loaded" and t["cache_store"]["memory_mapped"] is True
     assert c2.get("/api/dashboard/top", params={"dimension": "brand"}).json() == first
 
 
@@ -243,10 +245,15 @@ def _close(a, b):
 
 
 @pytest.mark.parametrize("db", ["sample_db", "other_db"])
-def test_cache_and_sql_paths_give_the_same_answers(make_client, tmp_path, request, db):
+def test_cache_and_sql_paths_give_the_same_answers(make_client, tmp_path, request, db, monkeypatch):
+    import app.rollups
+
+    monkeypatch.setattr(app.rollups, "ROW_CHUNK", 3000)  # rollups summed over several chunks, as at 20M rows
     path = request.getfixturevalue(db)
     sql = make_client(db_path=path, dashboard_cache=False, app_state_dir=str(tmp_path / "a"))
-    col = make_client(db_path=path, dashboard_cache=True, app_state_dir=str(tmp_path / "b"))
+    # Small read windows so the build goes through many of them, as on a 20M-row file.
+    col = make_client(db_path=path, dashboard_cache=True, app_state_dir=str(tmp_path / "b"),
+                      dashboard_cache_first_days=20, dashboard_cache_chunk_days=7)
     assert col.app.state.datasets.wait_for_cache(60)
     prof = sql.get("/api/dashboard/profile").json()
     dims = [d["name"] for d in prof["dimensions"]]
@@ -254,7 +261,9 @@ def test_cache_and_sql_paths_give_the_same_answers(make_client, tmp_path, reques
     combos = [[], [f"{dims[0]}:{values[dims[0]][0]}"],
               [f"{dims[-1]}:{values[dims[-1]][0]}", f"{dims[-1]}:{values[dims[-1]][-1]}", f"{dims[0]}:{values[dims[0]][-1]}"],
               [f"{dims[0]}:no such value"]]
-    ranges = [{}, {"start": "2023-01-01", "end": "2024-12-31"}, {"start": "2024-02-10", "end": "2024-03-20"}]
+    ranges = [{}, {"start": "2023-01-01", "end": "2024-12-31"}, {"start": "2024-02-10", "end": "2024-03-20"},
+              {"start": "2022-06-01", "end": "2023-01-10"}]
+    assert sql.get("/api/dashboard/filters").json() == col.get("/api/dashboard/filters").json()
     checked = 0
     for flt in combos:
         for rng in ranges:

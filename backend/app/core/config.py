@@ -35,9 +35,14 @@ class Settings(BaseSettings):
     sql_default_limit: int = 1000
     sql_max_length: int = 1_000_000
     llm_max_corrections: int = Field(default=2, ge=0, le=5)
-    # Build the in-memory columnar cache used to answer dashboard queries fast.
+    # Build the column store (state dir, memory-mapped) used to answer dashboard queries fast.
     dashboard_cache: bool = True
-    dashboard_cache_max_rows: int = 5_000_000
+    # About 60 bytes per row are kept; above this the dashboard stays on SQL.
+    dashboard_cache_max_rows: int = 30_000_000
+    # The store is read newest days first: the first window covers the default period (90 days),
+    # the second the one the KPIs compare it with, so the first dashboard is served from memory early.
+    dashboard_cache_first_days: int = Field(default=90, ge=1)
+    dashboard_cache_chunk_days: int = Field(default=90, ge=1)
 
     @property
     def cors_origin_list(self) -> list[str]:

@@ -1,0 +1,84 @@
+"""The column store's build: newest days first, partial stores that answer like SQL, honest status."""
+
+from app.columnar_build import BuildState, build_columnar
+from app.core.config import Settings
+from app.dataset import DatasetManager
+from app.sql_engine import Period, SqlEngine
+from test_dashboard import _close
+
+
+def _dataset(sample_db, tmp_path, **kw):
+    s = Settings(db_path=sample_db, app_state_dir=str(tmp_path / "state"), dashboard_cache=False, **kw)
+    return DatasetManager(s).get(), s
+
+
+def test_partial_stores_cover_the_newest_days_and_answer_like_sql(sample_db, tmp_path):
+    ds, s = _dataset(sample_db, tmp_path, dashboard_cache_first_days=180, dashboard_cache_chunk_days=90)
+    partials = []
+    state = BuildState()
+    store = build_columnar(ds, s, state, lambda st, final=False: None if final else partials.append(st))
+    assert state.phase == "ready" and store.complete and store.rollups is not None
+    assert len(partials) >= 4  # 180 days, then 90-day windows back over two years
+    starts = [p.covered_from for p in partials]
+    assert starts == sorted(starts, reverse=True) and starts[0] == store.max_day - 179
+    sql = SqlEngine(ds)
+    dim = ds.profile.dimensions[0]
+    m = next(x for x in ds.profile.measures if x.agg == "sum")
+    for part in partials[:2]:
+        assert part.rollups is None and not part.complete
+        end = store.date_range()[1]
+        per = Period(end.fromordinal(part.covered_from), end)
+        value = sql.dimension_values(dim)[0]
+        for flt in ({}, {dim.name: [value]}):
+            assert _close(part.totals(per, flt), sql.totals(per, flt))
+            assert _close(part.timeseries("week", m, per, flt), sql.timeseries("week", m, per, flt))
+            assert _close(part.top(ds.profile.dimensions[-1], m, 5, per, flt), sql.top(ds.profile.dimensions[-1], m, 5, per, flt))
+        assert part.covers(per) and not part.covers(Period(per.start.fromordinal(part.covered_from - 1), end))
+
+
+def test_a_table_above_the_row_limit_is_off_with_the_reason_and_never_building(make_client, sample_db, tmp_path):
+    c = make_client(db_path=sample_db, dashboard_cache=True, dashboard_cache_max_rows=1000)
+    assert c.app.state.datasets.wait_for_cache(10) is False
+    t = c.get("/api/dashboard/test").json()
+    assert t["cache"] == "off" and t["cache_build"]["phase"] == "off"
+    assert "DASHBOARD_CACHE_MAX_ROWS" in t["cache_build"]["note"]
+    assert c.get("/api/dashboard/kpis").status_code == 200  # SQL answers
+
+
+def test_status_reports_what_was_built_and_its_memory(make_client, sample_db, tmp_path):
+    c = make_client(db_path=sample_db, dashboard_cache=True)
+    assert c.app.state.datasets.wait_for_cache(60)
+    t = c.get("/api/dashboard/test").json()
+    assert t["cache"] == "ready" and t["cache_build"]["phase"] == "ready" and t["cache_build"]["percent"] == 100.0
+    st = t["cache_store"]
+    assert st["rows"] == 20000 and st["complete"] is True and st["rollups"] is True
+    assert st["bytes"]["rows"] == 20000 * (4 + 2 * st["dimensions"] + 8 * st["measure_columns"])
+    assert 0 < st["bytes"]["rollups"] and t["process_rss_bytes"] > 0
+
+
+def test_a_failed_build_leaves_sql_answering_and_says_so(make_client, sample_db, tmp_path, monkeypatch):
+    import app.columnar_build as cb
+
+    def boom(*a, **k):
+        raise MemoryError()
+
+    monkeypatch.setattr(cb, "build_rollups", boom)
+    c = make_client(db_path=sample_db, dashboard_cache=True)
+    assert c.app.state.datasets.wait_for_cache(60) is False
+    t = c.get("/api/dashboard/test").json()
+    assert t["cache"] == "off" and t["cache_build"] == {**t["cache_build"], "phase": "failed", "note": "MemoryError"}
+    assert c.get("/api/dashboard/kpis").status_code == 200
+
+
+def test_filtered_rollups_are_reused_per_filter_set_and_kept_within_budget(sample_db, tmp_path, monkeypatch):
+    from app.rollups import FilteredRollups
+
+    ds, s = _dataset(sample_db, tmp_path)
+    store = build_columnar(ds, s, BuildState(), lambda st, final=False: None)
+    f = FilteredRollups(store)
+    a = f.get({"region": ["Europe"], "channel": ["Online Store"]}, None)
+    assert f.get({"channel": ["Online Store"], "region": ["Europe", "Europe"]}, None) is a  # same set, other order
+    assert f.get({"region": ["Europe"], "channel": ["Online Store"]}, "product") is not a
+    monkeypatch.setattr(FilteredRollups, "BUDGET", a.nbytes)
+    f.get({"region": ["Asia Pacific"], "channel": ["Online Store"]}, None)
+    assert len(f._cache) == 1  # the least recently used went
