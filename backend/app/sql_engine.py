@@ -245,7 +245,7 @@ class SqlEngine:
         with self.ds.connection() as conn:
             rows = conn.execute(
                 f"SELECT {exprs[dim.name]} AS k, {self._measure_sql(measure)} AS v {frm} WHERE {where} "
-                f"GROUP BY k ORDER BY v DESC NULLS LAST, k LIMIT ?",
+                f"GROUP BY k ORDER BY ROUND(v, 6) DESC NULLS LAST, k LIMIT ?",  # ties as shown (6 decimals) go by label
                 [*params, n],
             ).fetchall()
         return [(_label(r[0]), _num(r[1])) for r in rows]
