@@ -11,9 +11,14 @@ at the free start of them, then sorted by day into place just below the windows 
 """
 from __future__ import annotations
 
+import itertools
 import logging
+import multiprocessing
+import os
 import threading
 import time
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -21,12 +26,12 @@ import numpy as np
 
 from . import columnar_files
 from .columnar import ColumnarStore
+from .columnar_read import lower_priority, read_slice
 from .rollups import build_rollups
 from .sql_engine import Period, SqlEngine
 
 log = logging.getLogger("munero.columnar")
 BATCH = 50_000
-JULIAN_ORDINAL = 1721424.5  # julianday(d) - d.toordinal() for any date d
 
 
 @dataclass
@@ -170,36 +175,70 @@ def _lookups(p, eng: SqlEngine, conn, maps: list[_Labels]) -> list[_Lookup]:
     return out
 
 
-def _read_window(conn, sql: str, params: list, arrays: _Arrays, lookups: list[_Lookup], maps: list[_Labels],
-                 int_cols: set[str], cols: list[str], state: BuildState) -> int:
-    nl = len(lookups)
-    w = 0
-    cur = conn.execute(sql, params)
-    while True:
-        batch = cur.fetchmany(BATCH)
-        if not batch:
-            return w
-        k = len(batch)
-        arrays.make_room(w, k)
-        cols_t = list(zip(*batch))
-        jd = np.array(cols_t[0], dtype=np.float64)  # NULL (no date) -> NaN
-        arrays.day[w:w + k] = np.where(np.isnan(jd), -1, jd - JULIAN_ORDINAL)
-        for i, lk in enumerate(lookups):
-            for j, codes in zip(lk.dims, lk.codes(cols_t[1 + i])):
-                if len(maps[j].labels) > 32000:
-                    arrays.widen(j)
-                arrays.codes[j][w:w + k] = codes
-        for j, c in enumerate(cols):
-            raw = cols_t[1 + nl + j]
-            if c in int_cols and not all(type(v) is int or v is None for v in raw):
-                int_cols.discard(c)
-            try:
-                arrays.meas[j][w:w + k] = np.array(raw, dtype=np.float64)  # None -> NaN
-            except (TypeError, ValueError):
-                arrays.meas[j][w:w + k] = np.array(
-                    [np.nan if v is None or isinstance(v, (str, bytes)) else v for v in raw], dtype=np.float64)
-        w += k
-        state.rows_read += k
+def _take(res: dict, arrays: _Arrays, w: int, lookups: list[_Lookup], maps: list[_Labels],
+          int_cols: set[str], cols: list[str]) -> int:
+    """One slice's arrays (app.columnar_read) written at arrays[w:]; how many rows."""
+    k = len(res["day"])
+    if not k:
+        return 0
+    arrays.make_room(w, k)
+    arrays.day[w:w + k] = res["day"]
+    for lk, (distinct, ids) in zip(lookups, res["keys"]):
+        for j, codes in zip(lk.dims, lk.codes(distinct)):
+            if len(maps[j].labels) > 32000:
+                arrays.widen(j)
+            arrays.codes[j][w:w + k] = np.asarray(codes)[ids]
+    for j, c in enumerate(cols):
+        arrays.meas[j][w:w + k] = res["meas"][j]
+        if not res["ints"][j]:
+            int_cols.discard(c)
+    return k
+
+
+class _Readers:
+    """Date slices read by worker processes (app.columnar_read), in order, a few ahead.
+
+    Workers: DASHBOARD_CACHE_WORKERS, default one per core; 0 reads in the build's own thread."""
+
+    def __init__(self, settings):
+        self.nice = settings.dashboard_cache_nice
+        n = settings.dashboard_cache_workers
+        self.workers = (os.cpu_count() or 1) if n is None else n
+        self.pool = None
+        if self.workers > 0:
+            self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                            initializer=lower_priority, initargs=(self.nice,))
+
+    def slices(self, start, end) -> list[Period]:
+        """A window cut into slices small enough to keep the workers busy and the results small."""
+        span = (end - start).days + 1
+        step = max(1, -(-span // (4 * max(self.workers, 1))))
+        out, d = [], start
+        while d <= end:
+            out.append(Period(d, min(end, d + timedelta(days=step - 1))))
+            d += timedelta(days=step)
+        return out
+
+    def read(self, jobs: list[tuple]):
+        """read_slice(*job) for each job, yielded in order."""
+        if self.pool is None:
+            for job in jobs:
+                yield read_slice(*job)
+            return
+        pending: deque = deque()
+        it = iter(jobs)
+        for job in itertools.islice(it, self.workers + 1):
+            pending.append(self.pool.submit(read_slice, *job))
+        while pending:
+            res = pending.popleft().result()
+            job = next(it, None)
+            if job is not None:
+                pending.append(self.pool.submit(read_slice, *job))
+            yield res
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _store(p, arrays: _Arrays, maps: list[_Labels], cols: list[str], int_cols: set[str], **kw) -> ColumnarStore:
@@ -246,16 +285,25 @@ def build_columnar(ds, settings, state: BuildState, publish) -> ColumnarStore | 
     end, span = hi, settings.dashboard_cache_first_days
     with ds.connection() as conn:
         lookups = _lookups(p, eng, conn, maps)
-        keys = [lk.column for lk in lookups]
+    keys = [lk.column for lk in lookups]
+    readers = _Readers(settings)
+    try:
         while lo is not None and end >= lo:
             start = max(lo, end - timedelta(days=span - 1))
-            sql, params = eng.fact_columns_between(keys, cols, Period(start, end))
-            w = _read_window(conn, sql, params, arrays, lookups, maps, int_cols, cols, state)
+            jobs = [(ds.path, *eng.fact_columns_between(keys, cols, part), len(keys), len(cols))
+                    for part in readers.slices(start, end)]
+            w = 0
+            for res in readers.read(jobs):
+                k = _take(res, arrays, w, lookups, maps, int_cols, cols)
+                w += k
+                state.rows_read += k
             arrays.place(w, start.toordinal(), end.toordinal())
             state.covered_from = start.isoformat()
             if start > lo:
                 publish(_store(p, arrays, maps, cols, int_cols, covered_from=start.toordinal()))
             end, span = start - timedelta(days=1), settings.dashboard_cache_chunk_days
+    finally:
+        readers.close()
     state.phase = "summarising"
     partial = _store(p, arrays, maps, cols, int_cols)
     rollups = build_rollups(partial.day, partial.codes, {d: len(v) for d, v in partial.values.items()},
@@ -285,6 +333,7 @@ def start_build(ds, settings) -> BuildState:
             ds.columnar_partial = store
 
     def run():
+        lower_priority(settings.dashboard_cache_nice)  # this thread: the rollups and sorting
         try:
             build_columnar(ds, settings, state, publish)
         except Exception as exc:  # the SQL path keeps answering

@@ -82,3 +82,53 @@ def test_filtered_rollups_are_reused_per_filter_set_and_kept_within_budget(sampl
     monkeypatch.setattr(FilteredRollups, "BUDGET", a.nbytes)
     f.get({"region": ["Asia Pacific"], "channel": ["Online Store"]}, None)
     assert len(f._cache) == 1  # the least recently used went
+
+
+def test_the_build_reads_in_worker_processes_below_the_backends_priority(tmp_path):
+    import os
+
+    from app.columnar_build import _Readers
+
+    s = Settings(db_path=str(tmp_path / "none.sqlite"), dashboard_cache_workers=2, dashboard_cache_nice=7)
+    readers = _Readers(s)
+    try:
+        assert readers.workers == 2
+        assert readers.pool.submit(os.getpriority, os.PRIO_PROCESS, 0).result(60) >= 7
+        assert os.getpid() not in {readers.pool.submit(os.getpid).result(60) for _ in range(4)}
+    finally:
+        readers.close()
+    assert _Readers(Settings(db_path="x", dashboard_cache_workers=0)).pool is None  # read in the build thread
+
+
+def test_lower_priority_renices_only_the_calling_thread():
+    import os
+    import threading
+
+    from app.columnar_read import lower_priority
+
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    seen = []
+
+    def run():
+        lower_priority(max(mine, 0) + 3)
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+    assert seen == [max(mine, 0) + 3]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine
+
+
+def test_a_build_in_the_build_thread_equals_one_in_workers(sample_db, tmp_path):
+    stores = []
+    for workers in (0, 2):
+        ds, s = _dataset(sample_db, tmp_path / str(workers), dashboard_cache_workers=workers,
+                         dashboard_cache_first_days=30, dashboard_cache_chunk_days=45)
+        stores.append(build_columnar(ds, s, BuildState(), lambda st, final=False: None))
+    a, b = stores
+    assert (a.day == b.day).all() and a.values == b.values and a.int_measures == b.int_measures
+    for d in a.codes:
+        assert (a.codes[d] == b.codes[d]).all()
+    for c in a.meas:
+        assert ((a.meas[c] == b.meas[c]) | (a.meas[c] != a.meas[c])).all()

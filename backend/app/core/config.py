@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     # the second the one the KPIs compare it with, so the first dashboard is served from memory early.
     dashboard_cache_first_days: int = Field(default=90, ge=1)
     dashboard_cache_chunk_days: int = Field(default=90, ge=1)
+    # Processes reading the file for the store (None: one per core; 0: in the build's own thread).
+    dashboard_cache_workers: int | None = Field(default=None, ge=0)
+    # The build runs at least this nice (workers and the build thread), so the assistant's and the
+    # dashboard's own queries get the CPU first on a small machine.
+    dashboard_cache_nice: int = Field(default=10, ge=0, le=19)
 
     @property
     def cors_origin_list(self) -> list[str]:
