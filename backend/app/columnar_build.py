@@ -202,6 +202,7 @@ class _Readers:
 
     def __init__(self, settings):
         self.nice = settings.dashboard_cache_nice
+        self.pause = settings.dashboard_cache_pause_ms / 1000
         n = settings.dashboard_cache_workers
         self.workers = (os.cpu_count() or 1) if n is None else n
         self.pool = None
@@ -221,6 +222,12 @@ class _Readers:
 
     def read(self, jobs: list[tuple]):
         """read_slice(*job) for each job, yielded in order."""
+        for res in self._read(jobs):
+            yield res
+            if self.pause:
+                time.sleep(self.pause)
+
+    def _read(self, jobs: list[tuple]):
         if self.pool is None:
             for job in jobs:
                 yield read_slice(*job)

@@ -132,3 +132,28 @@ def test_a_build_in_the_build_thread_equals_one_in_workers(sample_db, tmp_path):
         assert (a.codes[d] == b.codes[d]).all()
     for c in a.meas:
         assert ((a.meas[c] == b.meas[c]) | (a.meas[c] != a.meas[c])).all()
+
+
+def test_progress_while_building_counts_rows_read_of_the_total(make_client, sample_db):
+    import time
+
+    c = make_client(db_path=sample_db, dashboard_cache=True, dashboard_cache_workers=0, dashboard_cache_pause_ms=40,
+                    dashboard_cache_first_days=30, dashboard_cache_chunk_days=60)
+    seen = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        t = c.get("/api/dashboard/test").json()
+        if t["cache"] == "ready":
+            break
+        assert t["cache"] == "building"
+        b = t["cache_build"]
+        if b["phase"] == "reading" and b["rows_read"]:
+            assert b["rows_total"] == 20000 and 0 < b["rows_read"] <= 20000
+            assert b["percent"] == round(100 * b["rows_read"] / 20000, 1)
+            seen.append((b["rows_read"], b["covered_from"]))
+        time.sleep(0.05)
+    assert t["cache"] == "ready" and t["cache_build"]["percent"] == 100.0
+    assert len(seen) >= 3 and seen == sorted(seen, key=lambda x: x[0])  # it only grows
+    assert seen[0][0] < 20000 / 2  # the first figures come early, not at the end
+    dates = [d for _, d in seen if d]
+    assert dates == sorted(dates, reverse=True)  # covered from ever earlier days

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     # The build runs at least this nice (workers and the build thread), so the assistant's and the
     # dashboard's own queries get the CPU first on a small machine.
     dashboard_cache_nice: int = Field(default=10, ge=0, le=19)
+    # Milliseconds the build waits after each slice it takes in (0: none): leaves a small machine's
+    # CPU to other work, and makes the build's progress observable in tests.
+    dashboard_cache_pause_ms: int = Field(default=0, ge=0)
 
     @property
     def cors_origin_list(self) -> list[str]:
