@@ -42,6 +42,9 @@ class BuildState:
     rows_read: int = 0
     rows_total: int = 0
     covered_from: str | None = None
+    # The first day of the newest windows (default period and the one the KPIs compare it with),
+    # read first: questions about them wait for the store rather than scan the file.
+    newest_from: str | None = None
     note: str = ""
     started: float = field(default_factory=time.monotonic)
     seconds: float | None = None
@@ -53,7 +56,8 @@ class BuildState:
     def public(self) -> dict:
         pct = round(100.0 * self.rows_read / self.rows_total, 1) if self.rows_total else None
         return {"phase": self.phase, "rows_read": self.rows_read, "rows_total": self.rows_total,
-                "percent": pct, "covered_from": self.covered_from, "seconds": self.seconds, "note": self.note}
+                "percent": pct, "covered_from": self.covered_from, "newest_from": self.newest_from,
+                "seconds": self.seconds, "note": self.note}
 
 
 class _Labels(dict):
@@ -288,6 +292,9 @@ def build_columnar(ds, settings, state: BuildState, publish) -> ColumnarStore | 
     arrays = _Arrays(max(p.fact_rows, 1), len(p.dimensions), len(cols))
     int_cols = set(cols)
     state.rows_total = p.fact_rows
+    if hi is not None:
+        state.newest_from = (hi - timedelta(days=settings.dashboard_cache_first_days
+                                            + settings.dashboard_cache_chunk_days - 1)).isoformat()
     state.phase = "reading"
     end, span = hi, settings.dashboard_cache_first_days
     with ds.connection() as conn:

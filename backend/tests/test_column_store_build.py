@@ -157,3 +157,20 @@ def test_progress_while_building_counts_rows_read_of_the_total(make_client, samp
     assert seen[0][0] < 20000 / 2  # the first figures come early, not at the end
     dates = [d for _, d in seen if d]
     assert dates == sorted(dates, reverse=True)  # covered from ever earlier days
+
+
+def test_while_building_the_default_view_waits_for_the_newest_days_and_older_periods_go_to_sql(make_client, sample_db, tmp_path):
+    import time
+
+    sql = make_client(db_path=sample_db, dashboard_cache=False, app_state_dir=str(tmp_path / "a"))
+    c = make_client(db_path=sample_db, dashboard_cache=True, dashboard_cache_workers=0, dashboard_cache_pause_ms=100,
+                    app_state_dir=str(tmp_path / "b"))
+    old = {"start": "2023-01-01", "end": "2023-03-31"}
+    assert c.get("/api/dashboard/kpis", params=old).json() == sql.get("/api/dashboard/kpis", params=old).json()
+    assert c.get("/api/dashboard/test").json()["cache"] == "building"  # SQL answered, without waiting
+    t0 = time.monotonic()
+    got = c.get("/api/dashboard/kpis").json()  # 90 days and the 90 before: the first two windows
+    b = c.get("/api/dashboard/test").json()["cache_build"]
+    assert b["phase"] == "reading" and b["covered_from"] <= b["newest_from"]
+    assert got == sql.get("/api/dashboard/kpis").json() and time.monotonic() - t0 < 30
+    assert c.get("/api/dashboard/filters").json()["dimensions"]
