@@ -211,8 +211,17 @@ class _Readers:
         self.workers = (os.cpu_count() or 1) if n is None else n
         self.pool = None
         if self.workers > 0:
-            self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                            initializer=lower_priority, initargs=(self.nice,))
+            pool = None
+            try:
+                pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                           initializer=lower_priority, initargs=(self.nice,))
+                pool.submit(os.getpid).result(timeout=120)
+                self.pool = pool
+            except Exception as exc:  # no processes here (limits, no /dev/shm): read in this thread
+                log.info("dashboard cache: no reader processes (%s), reading in the build thread", type(exc).__name__)
+                if pool is not None:
+                    pool.shutdown(wait=False, cancel_futures=True)
+                self.workers = 0
 
     def slices(self, start, end) -> list[Period]:
         """A window cut into slices small enough to keep the workers busy and the results small."""

@@ -174,3 +174,18 @@ def test_while_building_the_default_view_waits_for_the_newest_days_and_older_per
     assert b["phase"] == "reading" and b["covered_from"] <= b["newest_from"]
     assert got == sql.get("/api/dashboard/kpis").json() and time.monotonic() - t0 < 30
     assert c.get("/api/dashboard/filters").json()["dimensions"]
+
+
+def test_without_reader_processes_the_build_reads_in_its_own_thread(sample_db, tmp_path, monkeypatch):
+    import app.columnar_build as cb
+
+    class NoProcesses:
+        def __init__(self, *a, **k):
+            raise OSError("no processes here")
+
+    monkeypatch.setattr(cb, "ProcessPoolExecutor", NoProcesses)
+    ds, s = _dataset(sample_db, tmp_path, dashboard_cache_workers=2)
+    readers = cb._Readers(s)
+    assert readers.pool is None and readers.workers == 0
+    state = BuildState()
+    assert build_columnar(ds, s, state, lambda st, final=False: None).complete and state.phase == "ready"
