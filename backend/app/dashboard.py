@@ -67,7 +67,7 @@ class DashboardService:
             return self.sql
         return self._store_for(periods) or self.sql
 
-    def _store_for(self, periods: list[Period] | None):
+    def _store_for(self, periods: list[Period] | None, wait: bool = True):
         """The store, or the part of it already read when it covers `periods` (None: any part).
 
         While the build reads the newest days first, a question about them waits for that part
@@ -81,7 +81,7 @@ class DashboardService:
             if part is not None and (periods is None or part.covers(*periods)):
                 return part
             state = self.ds.cache_state
-            if state is None or not state.running or time.monotonic() > deadline:
+            if not wait or state is None or not state.running or time.monotonic() > deadline:
                 return None
             early = state.newest_from  # None until the build knows the date range: wait for it
             if periods is not None and early is not None and any(p.start.isoformat() < early for p in periods):
@@ -150,9 +150,13 @@ class DashboardService:
         filters = parse_filters(self.p, raw_filters)
         cur = self.period(start, end)
         prev = cur.previous()
-        eng = self.engine([cur, prev])
+        eng = self.engine([cur])
+        # The period compared with: from the store when it holds those days; while the build is
+        # still reading them, SQL sums them (one range scan, no rows to Python) rather than the
+        # whole answer waiting for the build to get there.
+        before_eng = eng if eng is self.sql else (self._store_for([prev], wait=False) or self.sql)
         now = eng.totals(cur, filters)
-        before = eng.totals(prev, filters)
+        before = before_eng.totals(prev, filters)
         kpis = []
         for m in self.p.measures:
             v, pv = now.get(m.name), before.get(m.name)

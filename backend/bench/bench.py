@@ -123,6 +123,26 @@ def children_hwm(pid: int) -> dict[int, float]:
     return out
 
 
+def open_dashboard(url: str, t0: float) -> dict:
+    """What a browser opening the dashboard right at start asks (profile and filters, then the
+    default view's KPIs, weekly series and a top-N, each at once), and when each answered (s)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def get(path, params=None):
+        with httpx.Client(base_url=url, timeout=600) as c:
+            c.get(path, params=params).raise_for_status()
+        return time.monotonic() - t0
+
+    with ThreadPoolExecutor(4) as ex:
+        meta = [ex.submit(get, "/api/dashboard/profile"), ex.submit(get, "/api/dashboard/filters")]
+        out = {"filters": max(f.result() for f in meta)}
+        view = {"kpis": ex.submit(get, "/api/dashboard/kpis"),
+                "timeseries": ex.submit(get, "/api/dashboard/timeseries", {"granularity": "week", "measure": "amount"}),
+                "top": ex.submit(get, "/api/dashboard/top", {"dimension": "product", "measure": "amount", "n": 11})}
+        out.update({k: f.result() for k, f in view.items()})
+    return out
+
+
 def wait_cache(c: httpx.Client, t0: float, pid: int, timeout: float = 3600) -> dict:
     """Seconds from t0 until the first (partial) store answers, until it covers the default view
     (the KPIs' 180 days), and until the complete one does; and the default view's request times
@@ -204,9 +224,16 @@ def main() -> int:
         app, url = start_app(db, state, ollama, cache=True)
         procs.append(app)
         c = httpx.Client(base_url=url, timeout=600)
-        w = wait_cache(c, t0, app.pid)
-        print(f"new file: first charts (newest 90 days) from memory {w['first']:.1f} s after start, first dashboard "
-              f"(KPIs with their comparison too) {w['dashboard']:.1f} s, whole table in {w['full']:.1f} s; "
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1) as ex:
+            opened = ex.submit(open_dashboard, url, t0)
+            w = wait_cache(c, t0, app.pid)
+            opened = opened.result()
+        print(f"new file: a browser opening the dashboard at start has all of it {max(opened.values()):.1f} s after "
+              f"start (" + ", ".join(f"{k} {v:.1f} s" for k, v in opened.items()) + ")")
+        print(f"  store: first charts (newest 90 days) from memory {w['first']:.1f} s after start, also the "
+              f"KPIs' comparison (180 days) {w['dashboard']:.1f} s, whole table in {w['full']:.1f} s; "
               f"peak RSS {rss_mib(app.pid, 'VmHWM'):.0f} MiB (reader processes: "
               f"{', '.join(f'{v:.0f}' for v in w['readers_mib'].values()) or 'none'} MiB each at most)")
         print("  the default view right then: " + ", ".join(f"{k.split(' (')[0]} {v:.0f} ms" for k, v in w["default_ms"].items()))
