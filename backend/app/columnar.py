@@ -1,61 +1,56 @@
-"""In-memory column cache of the fact table for fast dashboard queries.
+"""Column store of the fact table: answers the dashboard's questions without SQL.
 
-Built once per dataset (in a background thread) with one read of the fact table and its joins:
-the day of each row (sorted), each dimension as integer codes, each measure column as float64.
-Every dashboard question is then a slice by date plus numpy masks and bincounts, fast enough for
-p95 < 100 ms on a million rows. The arrays are saved under APP_STATE_DIR (never next to the client
-data), keyed by the file's path, size, mtime, a hash of its first and last 64 KiB and the profile,
-so a restart loads them instead of reading the fact table again.
+The day of each row (sorted), each dimension as integer codes, each measure column as float64,
+plus per day x dimension rollups (app.rollups) once the whole table is read. A question is a
+slice by date, then either a sum over the rollups (no filter, or filters the rollups can answer)
+or numpy masks and bincounts over the rows. Arrays may be memory-mapped files (app.columnar_files).
+
+While the table is still being read the store covers only the most recent days (`covered_from`),
+which is enough for the dashboard's default period; other periods go to SQL until it is complete.
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import logging
-import os
-import time
-from dataclasses import asdict
-from datetime import date, timedelta
-from pathlib import Path
+from datetime import date
 
 import numpy as np
 
 from .profile import Dimension, Measure
-from .sql_engine import MAX_FILTER_VALUES, SqlEngine
-
-log = logging.getLogger("munero.columnar")
-FORMAT_VERSION = 1
-
-
-def _cache_key(ds) -> str:
-    h = hashlib.sha256()
-    h.update(str(Path(ds.path).resolve()).encode())
-    h.update(repr(ds.fp).encode())
-    size = ds.fp[0]
-    with open(ds.path, "rb") as f:
-        h.update(f.read(65536))
-        if size > 65536:
-            f.seek(max(0, size - 65536))
-            h.update(f.read(65536))
-    h.update(json.dumps(asdict(ds.profile), sort_keys=True, default=str).encode())
-    h.update(str(FORMAT_VERSION).encode())
-    return h.hexdigest()[:32]
+from .rollups import FilteredRollups, Rollups
+from .sql_engine import MAX_FILTER_VALUES
 
 
 class ColumnarStore:
     def __init__(self, profile, day: np.ndarray, codes: dict[str, np.ndarray], values: dict[str, list[str]],
-                 measures: dict[str, np.ndarray], int_measures: set[str]):
+                 measures: dict[str, np.ndarray], int_measures: set[str], has_null: dict[str, bool] | None = None,
+                 rollups: Rollups | None = None, covered_from: int | None = None):
         self.p = profile
         self.day = day  # int32 proleptic ordinal, sorted ascending
-        self.codes = codes  # dim name -> int32 codes (-1 = NULL)
+        self.codes = codes  # dim name -> int16/int32 codes (-1 = NULL)
         self.values = values  # dim name -> labels by code
         self.meas = measures  # column -> float64 (NaN = NULL)
         self.int_measures = int_measures
+        self.rollups = rollups
+        self.covered_from = covered_from  # None: the whole table; else the first day fully read
         self.value_index = {d: {v: i for i, v in enumerate(vals)} for d, vals in values.items()}
         self.min_day = int(day[0]) if len(day) else 0
         self.max_day = int(day[-1]) if len(day) else 0
-        self._filter_values = {d: self._top_values(d) for d in codes}
-        self.has_null = {c: bool(np.isnan(a).any()) for c, a in measures.items()}
+        if has_null is None:
+            has_null = {c: bool(np.isnan(a).any()) for c, a in measures.items()}
+        self.has_null = has_null
+        self._filter_values: dict[str, list[str]] = {}
+        self._filtered = FilteredRollups(self)
+
+    @property
+    def complete(self) -> bool:
+        return self.covered_from is None
+
+    def covers(self, *periods) -> bool:
+        return self.complete or all(p.start.toordinal() >= self.covered_from for p in periods)
+
+    @property
+    def nbytes(self) -> dict[str, int]:
+        rows = int(self.day.nbytes) + sum(int(a.nbytes) for a in self.codes.values()) + sum(int(a.nbytes) for a in self.meas.values())
+        return {"rows": rows, "rollups": self.rollups.nbytes if self.rollups else 0}
 
     # -- building blocks ------------------------------------------------------------------------
     def _slice(self, period) -> tuple[int, int]:
@@ -63,11 +58,14 @@ class ColumnarStore:
         hi = int(np.searchsorted(self.day, period.end.toordinal(), side="right"))
         return lo, hi
 
+    def _wanted(self, name: str, vals: list[str]) -> list[int]:
+        idx = self.value_index[name]
+        return sorted({idx[v] for v in vals if v in idx})
+
     def _mask(self, lo: int, hi: int, filters: dict[str, list[str]]) -> np.ndarray | None:
         mask = None
         for name, vals in filters.items():
-            idx = self.value_index[name]
-            wanted = [idx[v] for v in vals if v in idx]
+            wanted = self._wanted(name, vals)
             col = self.codes[name][lo:hi]
             if not wanted:
                 m = np.zeros(hi - lo, dtype=bool)
@@ -78,29 +76,19 @@ class ColumnarStore:
             mask = m if mask is None else (mask & m)
         return mask
 
-    def _agg(self, m: Measure, lo, hi, mask, buckets=None, nb=None):
-        """Aggregate one measure over the selection; per bucket when buckets is given."""
-        if m.agg == "count":
-            if buckets is None:
-                return int(hi - lo if mask is None else int(mask.sum()))
-            return np.bincount(buckets, minlength=nb).astype(np.int64)
-        v = self.meas[m.column][lo:hi]
-        if mask is not None:
-            v = v[mask]
-        ok = ~np.isnan(v)
-        if buckets is None:
-            n = int(ok.sum())
-            if n == 0:
-                return None
-            s = float(v[ok].sum())
-            return s / n if m.agg == "avg" else s
-        vv = np.where(ok, v, 0.0)
-        sums = np.bincount(buckets, weights=vv, minlength=nb)
-        cnt = np.bincount(buckets, weights=ok.astype(np.float64), minlength=nb)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out = sums / cnt if m.agg == "avg" else sums
-        out = np.where(cnt > 0, out, np.nan)
-        return out
+    def _rollups_for(self, filters: dict[str, list[str]], group: str | None = None):
+        """(rollups, dimension, codes to keep or None) answering this question, or None to scan rows.
+
+        No filter, or filters on the grouped dimension only: the store's rollups. Other filters:
+        a rollup of the filtered rows, built by one scan and kept for the next questions with
+        the same filters (other periods, granularities, breakdowns)."""
+        if self.rollups is None:
+            return None
+        dims = set(filters) | ({group} if group else set())
+        if len(dims) > 1:
+            return self._filtered.get(filters, group), group or FilteredRollups.ALL, None
+        dim = dims.pop() if dims else self.rollups.smallest_dim()
+        return self.rollups, dim, (self._wanted(dim, filters[dim]) if dim in filters else None)
 
     def _out(self, m: Measure, v):
         if v is None:
@@ -113,12 +101,27 @@ class ColumnarStore:
             return round(float(v), 6)
         return int(v)
 
+    def _value(self, m: Measure, rows, total, count):
+        if m.agg == "count":
+            return int(rows)
+        if count == 0:
+            return None
+        return self._out(m, total / count if m.agg == "avg" else float(total))
+
+    def _feature_value(self, m: Measure, vec: np.ndarray):
+        """A measure from one rollup feature vector (rows, sums..., counts...)."""
+        r = self.rollups
+        if m.agg == "count":
+            return int(vec[0])
+        return self._value(m, vec[0], vec[r.feature(m.column, "sum")], vec[r.feature(m.column, "count")])
+
     def _top_values(self, name: str) -> list[str]:
-        codes = self.codes[name]
-        valid = codes[codes >= 0]
-        if not len(valid):
-            return []
-        cnt = np.bincount(valid, minlength=len(self.values[name]))
+        if self.rollups is not None:
+            cnt = self.rollups.cubes[name][:, :-1, 0].sum(axis=0)
+        else:
+            codes = self.codes[name]
+            valid = codes[codes >= 0]
+            cnt = np.bincount(valid, minlength=len(self.values[name])) if len(valid) else np.zeros(0)
         labels = self.values[name]
         order = sorted(range(len(cnt)), key=lambda i: (-int(cnt[i]), labels[i]))
         return [labels[i] for i in order if cnt[i] > 0][:MAX_FILTER_VALUES]
@@ -130,9 +133,20 @@ class ColumnarStore:
         return date.fromordinal(self.min_day), date.fromordinal(self.max_day)
 
     def dimension_values(self, name: str) -> list[str]:
+        if name not in self._filter_values:
+            self._filter_values[name] = self._top_values(name)
         return list(self._filter_values[name])
 
     def totals(self, period, filters) -> dict:
+        found = self._rollups_for(filters)
+        if found is not None:
+            r, dim, codes = found
+            _first, block = r.per_day(period.start.toordinal(), period.end.toordinal(), dim, codes)
+            vec = block.sum(axis=0) if len(block) else np.zeros(1 + 2 * len(r.columns))
+            return {m.name: self._feature_value(m, vec) for m in self.p.measures}
+        return self._totals_from_rows(period, filters)
+
+    def _totals_from_rows(self, period, filters) -> dict:
         lo, hi = self._slice(period)
         mask = self._mask(lo, hi, filters)
         idx = np.flatnonzero(mask) if mask is not None else None
@@ -153,21 +167,14 @@ class ColumnarStore:
                 else:
                     per_col[m.column] = (float(v.sum()), int(len(v)))
             total, cnt = per_col[m.column]
-            if cnt == 0:
-                out[m.name] = None
-            else:
-                out[m.name] = self._out(m, total / cnt if m.agg == "avg" else total)
+            out[m.name] = self._value(m, n_rows, total, cnt)
         return out
 
-    def timeseries(self, granularity: str, m: Measure, period, filters) -> list[tuple[str, float | None]]:
-        lo, hi = self._slice(period)
-        if hi <= lo:
-            return []
-        mask = self._mask(lo, hi, filters)
-        days = self.day[lo:hi]  # sorted: every bucket is one contiguous run of rows
-        first, last = int(days[0]), int(days[-1])
+    @staticmethod
+    def _buckets(first: int, last: int, granularity: str) -> tuple[list[str], list[int]]:
+        """Labels of the periods from day `first` to `last` and the first day of each."""
         labels: list[str] = []
-        starts_ord: list[int] = []
+        starts: list[int] = []
         for o in range(first, last + 1):
             d = date.fromordinal(o)
             if granularity == "day":
@@ -179,7 +186,28 @@ class ColumnarStore:
                 lab = f"{y}-W{w:02d}"
             if not labels or lab != labels[-1]:
                 labels.append(lab)
-                starts_ord.append(o)
+                starts.append(o)
+        return labels, starts
+
+    def timeseries(self, granularity: str, m: Measure, period, filters) -> list[tuple[str, float | None]]:
+        found = self._rollups_for(filters)
+        if found is None:
+            return self._timeseries_from_rows(granularity, m, period, filters)
+        r, dim, codes = found
+        first, block = r.per_day(period.start.toordinal(), period.end.toordinal(), dim, codes)
+        if not len(block):
+            return []
+        labels, starts = self._buckets(first, first + len(block) - 1, granularity)
+        sums = np.add.reduceat(block, np.array(starts) - first, axis=0)
+        return [(labels[i], self._feature_value(m, sums[i])) for i in range(len(labels)) if sums[i][0] > 0]
+
+    def _timeseries_from_rows(self, granularity: str, m: Measure, period, filters) -> list[tuple[str, float | None]]:
+        lo, hi = self._slice(period)
+        if hi <= lo:
+            return []
+        mask = self._mask(lo, hi, filters)
+        days = self.day[lo:hi]  # sorted: every bucket is one contiguous run of rows
+        labels, starts_ord = self._buckets(int(days[0]), int(days[-1]), granularity)
         nb = len(labels)
         starts = np.searchsorted(days, np.array(starts_ord, dtype=days.dtype), side="left")
         ends = np.append(starts[1:], len(days))
@@ -204,164 +232,50 @@ class ColumnarStore:
         else:
             sums = seg_sum(v)
             cnt = ends - starts
-        out = []
-        for i in range(nb):
-            if rows[i] <= 0:
-                continue
-            if cnt[i] == 0:
-                out.append((labels[i], None))
-            else:
-                out.append((labels[i], self._out(m, sums[i] / cnt[i] if m.agg == "avg" else sums[i])))
-        return out
+        return [(labels[i], self._value(m, rows[i], sums[i], cnt[i])) for i in range(nb) if rows[i] > 0]
 
     def top(self, dim: Dimension, m: Measure, n: int, period, filters) -> list[tuple[str, float | None]]:
+        labels = self.values[dim.name] + ["(none)"]
+        found = self._rollups_for(filters, dim.name)
+        if found is not None:
+            r, _dim, codes = found
+            per = r.per_value(period.start.toordinal(), period.end.toordinal(), dim.name)
+            keep = per[:, 0] > 0
+            if codes is not None:
+                only = np.zeros(len(keep), dtype=bool)
+                only[codes] = True
+                keep &= only
+            items = [(labels[i], self._feature_value(m, per[i])) for i in np.flatnonzero(keep)]
+        else:
+            items = self._top_from_rows(dim, m, period, filters, labels)
+        items.sort(key=lambda kv: (kv[1] is None, -(kv[1] or 0), kv[0]))
+        return items[:n]
+
+    def _top_from_rows(self, dim: Dimension, m: Measure, period, filters, labels) -> list[tuple[str, float | None]]:
         lo, hi = self._slice(period)
         if hi <= lo:
             return []
         mask = self._mask(lo, hi, filters)
+        idx = np.flatnonzero(mask) if mask is not None else None
         codes = self.codes[dim.name][lo:hi]
-        if mask is not None:
-            codes = codes[mask]
+        if idx is not None:
+            codes = codes.take(idx)
         if not len(codes):
             return []
         nv = len(self.values[dim.name])
-        buckets = np.where(codes < 0, nv, codes)  # NULL gets its own bucket
-        vals = self._agg(m, lo, hi, mask, buckets, nv + 1)
-        present = np.bincount(buckets, minlength=nv + 1) > 0
-        labels = self.values[dim.name] + ["(none)"]
-        items = [(labels[i], self._out(m, vals[i])) for i in range(nv + 1) if present[i]]
-        items.sort(key=lambda kv: (kv[1] is None, -(kv[1] or 0), kv[0]))
-        return items[:n]
-
-
-def _load(path: Path, profile) -> ColumnarStore | None:
-    meta_path = path.with_suffix(".json")
-    if not path.is_file() or not meta_path.is_file():
-        return None
-    meta = json.loads(meta_path.read_text())
-    with np.load(path, allow_pickle=False) as z:
-        day = z["day"]
-        codes = {d: z[f"dim_{i}"] for i, d in enumerate(meta["dims"])}
-        meas = {c: z[f"m_{i}"] for i, c in enumerate(meta["measure_columns"])}
-    return ColumnarStore(profile, day, codes, meta["values"], meas, set(meta["int_measures"]))
-
-
-def _save(path: Path, store: ColumnarStore) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    dims = list(store.codes)
-    cols = list(store.meas)
-    arrays = {"day": store.day}
-    arrays.update({f"dim_{i}": store.codes[d] for i, d in enumerate(dims)})
-    arrays.update({f"m_{i}": store.meas[c] for i, c in enumerate(cols)})
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    meta = {"dims": dims, "measure_columns": cols, "values": store.values, "int_measures": sorted(store.int_measures)}
-    mtmp = path.with_suffix(".json.tmp")
-    mtmp.write_text(json.dumps(meta))
-    os.replace(tmp, path)
-    os.replace(mtmp, path.with_suffix(".json"))
-    for old in path.parent.glob("dashboard-*.npz"):
-        if old != path:
-            old.unlink(missing_ok=True)
-            old.with_suffix(".json").unlink(missing_ok=True)
-
-
-def build_columnar(ds, settings) -> ColumnarStore | None:
-    p = ds.profile
-    if not p.usable or p.fact_rows > settings.dashboard_cache_max_rows:
-        return None
-    t0 = time.monotonic()
-    cache_path = None
-    try:
-        cache_path = Path(settings.app_state_dir) / "cache" / f"dashboard-{_cache_key(ds)}.npz"
-        store = _load(cache_path, p)
-        if store is not None:
-            log.info("dashboard cache loaded in %.0f ms", (time.monotonic() - t0) * 1000)
-            return store
-    except (OSError, ValueError, KeyError) as exc:
-        log.info("dashboard cache not loaded (%s), rebuilding", type(exc).__name__)
-
-    cols = sorted({m.column for m in p.measures if m.agg in ("sum", "avg")})
-    sql = SqlEngine(ds).fact_rows_sql(cols)
-    day_cache: dict[str, int] = {}
-    raw_maps: list[dict] = [dict() for _ in p.dimensions]
-    n_est = max(p.fact_rows, 1)
-    day = np.empty(n_est, dtype=np.int32)
-    codes = [np.empty(n_est, dtype=np.int32) for _ in p.dimensions]
-    meas = [np.empty(n_est, dtype=np.float64) for _ in cols]
-    int_cols = set(cols)
-    n = 0
-    nd = len(p.dimensions)
-    with ds.connection() as conn:
-        cur = conn.execute(sql)
-        while True:
-            batch = cur.fetchmany(50000)
-            if not batch:
-                break
-            k = len(batch)
-            if n + k > len(day):  # the table grew since it was counted
-                grow = n + k - len(day) + 50000
-                day = np.concatenate([day, np.empty(grow, dtype=np.int32)])
-                codes = [np.concatenate([c, np.empty(grow, dtype=np.int32)]) for c in codes]
-                meas = [np.concatenate([m, np.empty(grow, dtype=np.float64)]) for m in meas]
-            cols_t = list(zip(*batch))
-            dd = []
-            for s in cols_t[0]:
-                o = day_cache.get(s)
-                if o is None:
-                    try:
-                        o = date.fromisoformat(s[:10]).toordinal() if s else -1
-                    except (TypeError, ValueError):
-                        o = -1
-                    day_cache[s] = o
-                dd.append(o)
-            day[n:n + k] = dd
-            for j in range(nd):
-                # Raw values (None included) get codes in order of appearance; labels are made
-                # text and NULL becomes -1 when the store is assembled.
-                mp = raw_maps[j]
-                setd = mp.setdefault
-                codes[j][n:n + k] = [setd(v, len(mp)) for v in cols_t[1 + j]]
-            for j, c in enumerate(cols):
-                raw = cols_t[1 + nd + j]
-                if c in int_cols and not all(type(v) is int or v is None for v in raw):
-                    int_cols.discard(c)
-                try:
-                    meas[j][n:n + k] = np.array(raw, dtype=np.float64)  # None -> NaN
-                except (TypeError, ValueError):
-                    meas[j][n:n + k] = np.array([np.nan if v is None or isinstance(v, (str, bytes)) else v for v in raw], dtype=np.float64)
-            n += k
-    # Raw values -> text labels (1 and '1' are one label, as in the SQL path's output); NULL -> -1.
-    dim_maps: list[dict] = []
-    for j in range(nd):
-        labels: dict[str, int] = {}
-        remap = np.empty(max(len(raw_maps[j]), 1), dtype=np.int32)
-        for v, code in raw_maps[j].items():
-            if v is None:
-                remap[code] = -1
+        buckets = np.where(codes < 0, nv, codes).astype(np.intp)  # NULL gets its own bucket
+        rows = np.bincount(buckets, minlength=nv + 1)
+        if m.agg == "count":
+            sums = cnt = rows
+        else:
+            v = self.meas[m.column][lo:hi]
+            if idx is not None:
+                v = v.take(idx)
+            if self.has_null[m.column]:
+                ok = ~np.isnan(v)
+                sums = np.bincount(buckets, weights=np.where(ok, v, 0.0), minlength=nv + 1)
+                cnt = np.bincount(buckets, weights=ok.astype(np.float64), minlength=nv + 1)
             else:
-                remap[code] = labels.setdefault(v if isinstance(v, str) else str(v), len(labels))
-        codes[j][:n] = remap[codes[j][:n]] if n else codes[j][:n]
-        dim_maps.append(labels)
-    day = day[:n]
-    keep = day >= 0  # rows without a parseable date never match a date range
-    order = np.argsort(day, kind="stable")
-    order = order[keep[order]]
-    def compact(a: np.ndarray, nvalues: int) -> np.ndarray:
-        return a.astype(np.int16) if nvalues < 32000 else a
-
-    store = ColumnarStore(
-        p,
-        day[order],
-        {d.name: compact(codes[j][:n][order], len(dim_maps[j])) for j, d in enumerate(p.dimensions)},
-        {d.name: list(dim_maps[j]) for j, d in enumerate(p.dimensions)},
-        {c: meas[j][:n][order] for j, c in enumerate(cols)},
-        int_cols,
-    )
-    log.info("dashboard cache built: %d rows in %.0f ms", n, (time.monotonic() - t0) * 1000)
-    if cache_path is not None:
-        try:
-            _save(cache_path, store)
-        except OSError as exc:
-            log.info("dashboard cache not saved (%s)", type(exc).__name__)
-    return store
+                sums = np.bincount(buckets, weights=v, minlength=nv + 1)
+                cnt = rows
+        return [(labels[i], self._value(m, rows[i], sums[i], cnt[i])) for i in np.flatnonzero(rows > 0)]

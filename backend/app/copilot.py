@@ -14,7 +14,7 @@ from .core.config import Settings
 from .core.database import list_tables, quote_ident
 from .dataset import Dataset
 from .llm import LLMBadOutput, LLMError, LLMTimeout, OllamaClient
-from .sql_guard import ExecutionError, GuardError, check_sql, execute_guarded
+from .sql_guard import ExecutionError, GuardError, TimeLimitError, check_sql, execute_guarded
 
 log = logging.getLogger("munero.copilot")
 
@@ -258,6 +258,9 @@ class Copilot:
                                             max_rows=self.s.sql_max_rows, max_length=self.s.sql_max_length,
                                             count_sql=checked.base_sql)
                 )
+            except TimeLimitError as exc:
+                log.info("query stopped by the time limit attempt=%d", attempt + 1)
+                return ChatResult(sql=checked.sql, error=str(exc))
             except (GuardError, ExecutionError) as exc:
                 last_error = str(exc)
                 log.info("query refused or failed attempt=%d error_class=%s", attempt + 1, type(exc).__name__)

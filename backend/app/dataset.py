@@ -13,7 +13,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from .columnar import ColumnarStore, build_columnar
+from .columnar import ColumnarStore
+from .columnar_build import BuildState, start_build
 from .core.config import Settings
 from .core.database import ConnectionPool, NoDataError, fingerprint, list_tables, open_readonly, quote_ident
 from .profile import Profile, ProfileError, build_profile
@@ -30,7 +31,9 @@ class Dataset:
     profile: Profile
     profile_error: str | None = None
     pool: ConnectionPool = field(default=None)  # type: ignore[assignment]
-    columnar: ColumnarStore | None = None  # set by the background build
+    columnar: ColumnarStore | None = None  # the complete store, set by the background build
+    columnar_partial: ColumnarStore | None = None  # the newest days, while the build reads the rest
+    cache_state: BuildState | None = None  # None: no build was started (cache off or no usable profile)
     _filters_cache: dict | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -61,7 +64,6 @@ class DatasetManager:
         self.settings = settings
         self._ds: Dataset | None = None
         self._lock = threading.Lock()
-        self._building: set[tuple] = set()
 
     def get(self) -> Dataset:
         """The current dataset; raises NoDataError when there is no usable file."""
@@ -73,15 +75,18 @@ class DatasetManager:
             raise NoDataError(f"no data loaded yet: no database file at {path}") from None
         ds = self._ds
         if ds is not None and ds.fp == fp and ds.path == path:
+            if ds.cache_state is None:
+                # Another thread loaded it and has not started the build yet: without this, the
+                # status would say "off" for a moment before a build that is coming.
+                self._start_cache_build(ds)
             return ds
         with self._lock:
             ds = self._ds
-            if ds is not None and ds.fp == fp and ds.path == path:
-                return ds
-            ds = self._load(path, fp)
-            old, self._ds = self._ds, ds
-            if old is not None:
-                old.pool.close()
+            if ds is None or ds.fp != fp or ds.path != path:
+                ds = self._load(path, fp)
+                old, self._ds = self._ds, ds
+                if old is not None:
+                    old.pool.close()
         self._start_cache_build(ds)
         return ds
 
@@ -114,26 +119,21 @@ class DatasetManager:
     def _start_cache_build(self, ds: Dataset) -> None:
         if not self.settings.dashboard_cache or not ds.profile.usable:
             return
-        key = (ds.path, ds.fp)
         with self._lock:
-            if key in self._building:
+            if ds.cache_state is not None:
                 return
-            self._building.add(key)
-
-        def run():
-            try:
-                ds.columnar = build_columnar(ds, self.settings)
-            except Exception as exc:  # the SQL path keeps answering
-                log.warning("dashboard cache not built: %s", type(exc).__name__)
-
-        threading.Thread(target=run, name="dashboard-cache", daemon=True).start()
+            ds.cache_state = start_build(ds, self.settings)
 
     def wait_for_cache(self, timeout: float = 120.0) -> bool:
+        """True once the complete store answers; False when none is coming (off, failed) or on timeout."""
         ds = self.get()
+        self._start_cache_build(ds)  # another thread's get() may not have started it yet
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if ds.columnar is not None:
                 return True
+            if ds.cache_state is None or not ds.cache_state.running:
+                return ds.columnar is not None
             time.sleep(0.05)
         return False
 

@@ -28,6 +28,10 @@ class ExecutionError(RuntimeError):
     """The statement failed while running; the message is SQLite's (fed back to the model)."""
 
 
+class TimeLimitError(ExecutionError):
+    """The statement hit the SQL time limit: asking the model again would only wait as long again."""
+
+
 ALLOWED_ROOTS = (exp.Select, exp.SetOperation)
 DENIED_FUNCTIONS = {"load_extension", "readfile", "writefile", "edit", "fts3_tokenizer", "sqlite_compileoption_get"}
 
@@ -158,7 +162,9 @@ def execute_guarded(path: str, sql: str, *, timeout: float = 5.0, max_rows: int 
         except sqlite3.OperationalError as exc:
             msg = str(exc)
             if "interrupted" in msg:
-                raise ExecutionError(f"query stopped: it ran longer than {timeout:g} s") from None
+                raise TimeLimitError(
+                    f"this question needs more time than allowed ({timeout:g} s); try a shorter period or fewer groups"
+                ) from None
             raise ExecutionError(msg) from None
         except (sqlite3.Error, sqlite3.Warning) as exc:
             raise ExecutionError(f"{type(exc).__name__}: {exc}") from None

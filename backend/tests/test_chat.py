@@ -73,6 +73,15 @@ def test_write_attempt_from_the_model_is_refused_and_corrected(make_client, samp
     assert "only SELECT queries are allowed" in second
 
 
+def test_a_query_over_the_time_limit_ends_at_once_with_a_kind_message(make_client, sample_db, stub):
+    c = make_client(db_path=sample_db, ollama_base_url=stub.url, sql_timeout=0.3)
+    slow = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
+    b = chat(c, f"__sql__{slow}__end__ slow-check").json()
+    assert b["error"] == "this question needs more time than allowed (0.3 s); try a shorter period or fewer groups"
+    assert "RECURSIVE" in b["sql"]
+    assert len(chat_calls(stub, "slow-check")) == 1  # a retry would only wait as long again
+
+
 def test_history_is_sent_as_prior_turns(make_client, sample_db, stub):
     c = make_client(db_path=sample_db, ollama_base_url=stub.url)
     hist = [{"role": "user", "content": "earlier question hist-check"}, {"role": "assistant", "content": "SELECT 1"}]

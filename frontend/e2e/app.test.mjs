@@ -147,6 +147,27 @@ describe("munero frontend in Chromium", () => {
     await shot("dashboard-all-data");
   });
 
+  test("while a new file is prepared the dashboard shows the progress, and its figures as they arrive", async () => {
+    const site = await stack.slowBuildSite();
+    await page.goto(site.webUrl + "/");
+    const progress = page.getByTestId("data-progress");
+    await progress.filter({ hasText: /Preparing your data: \d+% \([\d.]+K? of 20K rows\)/ }).waitFor();
+    assert.equal(await progress.getByRole("progressbar").count(), 1);
+    // The default view's KPIs show while the older days are still being read.
+    await page.getByTestId("kpi-rows").getByTestId("kpi-value").filter({ hasText: /^[\d,]+$/ }).waitFor();
+    assert.ok(await progress.isVisible(), "the build was still running when the KPIs arrived");
+    // The next poll (each second) says from which day on the charts are answered from memory.
+    await progress.filter({ hasText: /Charts from \w{3} \d+, \d{4} on are ready/ }).waitFor();
+    await shot("dashboard-preparing");
+    const status = await (await fetch(site.backendUrl + "/api/dashboard/test")).json();
+    assert.equal(status.cache, "building");
+    await progress.waitFor({ state: "detached", timeout: 90000 });
+    const after = await (await fetch(site.backendUrl + "/api/dashboard/test")).json();
+    assert.equal(after.cache, "ready");
+    const kpis = (await (await fetch(site.backendUrl + "/api/dashboard/kpis")).json()).kpis;
+    await expectKpisMatch(kpis);
+  });
+
   test("the assistant answers an example question with a chart, the SQL and rows", async () => {
     await page.goto(stack.webUrl + "/assistant");
     const examples = page.getByTestId("examples").locator("button");

@@ -85,11 +85,11 @@ function python() {
   return existsSync(venv) ? venv : "python3";
 }
 
-async function startBackend(name, { db, stateDir, ollamaUrl }) {
+async function startBackend(name, { db, stateDir, ollamaUrl, env = {} }) {
   const port = await freePort();
   const child = start(name, join(ROOT, "backend/.venv/bin/uvicorn"), ["main:app", "--host", "127.0.0.1", "--port", String(port)], {
     cwd: join(ROOT, "backend"),
-    env: { ...process.env, DB_PATH: db, OLLAMA_BASE_URL: ollamaUrl, APP_STATE_DIR: stateDir },
+    env: { ...process.env, DB_PATH: db, OLLAMA_BASE_URL: ollamaUrl, APP_STATE_DIR: stateDir, ...env },
   });
   const url = `http://127.0.0.1:${port}`;
   await waitFor(`${url}/health`, child, (s) => s === 200 || s === 503);
@@ -160,6 +160,18 @@ async function bringUp(tmp, rows, seed) {
       mkdirSync(stateDir);
       const backend = await startBackend(`backend-${kind}`, { db: file, stateDir, ollamaUrl: stubUrl });
       return { backendUrl: backend, webUrl: await startFrontend(`frontend-${kind}`, backend) };
+    },
+    /** Backend + frontend on the sample file with a build of the column store slow enough to watch. */
+    async slowBuildSite(pauseMs = 400) {
+      const stateDir = join(tmp, "state-slow");
+      mkdirSync(stateDir);
+      const backend = await startBackend("backend-slow", {
+        db,
+        stateDir,
+        ollamaUrl: stubUrl,
+        env: { DASHBOARD_CACHE_PAUSE_MS: String(pauseMs), DASHBOARD_CACHE_WORKERS: "0" },
+      });
+      return { backendUrl: backend, webUrl: await startFrontend("frontend-slow", backend) };
     },
     /** A second backend + frontend pair for failure states: no database and/or no model server. */
     async degradedSite(name, { withData, withModel }) {

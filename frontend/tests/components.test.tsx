@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { KpiCards } from "@/components/KpiCards";
 import { RowsTable } from "@/components/RowsTable";
 import { statusLabels } from "@/components/StatusIndicator";
+import { progressText } from "@/components/DataProgress";
 
 describe("KpiCards", () => {
   it("shows formatted values and the change against the previous period", () => {
@@ -78,5 +79,19 @@ describe("statusLabels", () => {
       model: { ok: false, text: "Model unavailable" },
     });
     expect(statusLabels(null, true)?.data.text).toBe("Backend unreachable");
+  });
+});
+
+describe("DataProgress", () => {
+  const build = { rows_read: 8_400_000, rows_total: 20_000_000, percent: 42, covered_from: "2024-10-03", newest_from: "2024-07-05" };
+  it("says how much of the file is prepared, in rows", () => {
+    expect(progressText({ ...build, phase: "reading" })).toBe("Preparing your data: 42% (8.4M of 20M rows)");
+    expect(progressText({ ...build, phase: "reading", rows_read: 950, rows_total: 20_000, percent: 4.8 })).toBe(
+      "Preparing your data: 4% (950 of 20K rows)",
+    );
+  });
+  it("names the steps after reading", () => {
+    expect(progressText({ ...build, phase: "summarising" })).toBe("Preparing your data: all rows read, summarising them");
+    expect(progressText({ ...build, phase: "waiting", rows_read: 0 })).toBe("Preparing your data");
   });
 });

@@ -35,9 +35,22 @@ class Settings(BaseSettings):
     sql_default_limit: int = 1000
     sql_max_length: int = 1_000_000
     llm_max_corrections: int = Field(default=2, ge=0, le=5)
-    # Build the in-memory columnar cache used to answer dashboard queries fast.
+    # Build the column store (state dir, memory-mapped) used to answer dashboard queries fast.
     dashboard_cache: bool = True
-    dashboard_cache_max_rows: int = 5_000_000
+    # About 60 bytes per row are kept; above this the dashboard stays on SQL.
+    dashboard_cache_max_rows: int = 30_000_000
+    # The store is read newest days first: the first window covers the default period (90 days),
+    # the second the one the KPIs compare it with, so the first dashboard is served from memory early.
+    dashboard_cache_first_days: int = Field(default=90, ge=1)
+    dashboard_cache_chunk_days: int = Field(default=90, ge=1)
+    # Processes reading the file for the store (None: one per core; 0: in the build's own thread).
+    dashboard_cache_workers: int | None = Field(default=None, ge=0)
+    # The build runs at least this nice (workers and the build thread), so the assistant's and the
+    # dashboard's own queries get the CPU first on a small machine.
+    dashboard_cache_nice: int = Field(default=10, ge=0, le=19)
+    # Milliseconds the build waits after each slice it takes in (0: none): leaves a small machine's
+    # CPU to other work, and makes the build's progress observable in tests.
+    dashboard_cache_pause_ms: int = Field(default=0, ge=0)
 
     @property
     def cors_origin_list(self) -> list[str]:

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+
+import numpy as np
 from fastapi import APIRouter, HTTPException, Query, Request
 
 from ..core.database import NoDataError
@@ -30,12 +33,35 @@ def _call(fn, *args):
         raise HTTPException(422, str(exc)) from None
 
 
+def _rss_bytes() -> int | None:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 @router.get("/test")
 def test(request: Request):
     ds = _dataset(request)
     table, rows = ds.main_table_rows()
-    cache = "ready" if ds.columnar is not None else ("building" if request.app.state.settings.dashboard_cache and ds.profile.usable else "off")
-    return {"ok": True, "tables": len(ds.tables), "main_table": table, "rows": rows, "cache": cache}
+    state = ds.cache_state
+    if ds.columnar is not None:
+        cache = "ready"
+    elif state is not None and state.running:
+        cache = "building"  # only while the build thread is at work
+    else:
+        cache = "off"
+    out = {"ok": True, "tables": len(ds.tables), "main_table": table, "rows": rows, "cache": cache}
+    if state is not None:
+        store = ds.columnar or ds.columnar_partial
+        out["cache_build"] = state.public()
+        out["cache_store"] = None if store is None else {
+            "rows": int(len(store.day)), "dimensions": len(store.codes), "measure_columns": len(store.meas),
+            "rollups": store.rollups is not None, "complete": store.complete,
+            "bytes": store.nbytes, "memory_mapped": isinstance(store.day, np.memmap)}
+        out["process_rss_bytes"] = _rss_bytes()
+    return out
 
 
 @router.get("/profile")

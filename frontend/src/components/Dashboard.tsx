@@ -14,6 +14,7 @@ import {
 } from "@/lib/api";
 import { defaultGranularity, partialNote, PRESETS, presetRange, rangeDays } from "@/lib/dates";
 import { formatDate } from "@/lib/format";
+import { DataProgress } from "./DataProgress";
 import { KpiCards } from "./KpiCards";
 import { Notice } from "./Notice";
 import { TimeSeriesChart, TopBarChart } from "./charts";
@@ -120,6 +121,7 @@ export function Dashboard() {
     return (
       <div className="stack">
         <Header />
+        <DataProgress />
         <KpiCards kpis={null} />
       </div>
     );
@@ -167,6 +169,8 @@ export function Dashboard() {
             : undefined
         }
       />
+
+      <DataProgress />
 
       <section className="panel" aria-label="Filters">
         {filters.date_min && filters.date_max && (

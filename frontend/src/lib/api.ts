@@ -66,6 +66,22 @@ export interface KpisResponse {
   kpis: Kpi[];
 }
 
+/** The column store build, from /api/dashboard/test. */
+export interface CacheBuild {
+  phase: "waiting" | "reading" | "summarising" | "saving" | "ready" | "loaded" | "off" | "failed";
+  rows_read: number;
+  rows_total: number;
+  percent: number | null;
+  /** ISO day: charts from here on are answered from memory already. */
+  covered_from: string | null;
+  newest_from: string | null;
+}
+
+export interface DashboardStatus {
+  cache: "ready" | "building" | "off";
+  cache_build?: CacheBuild;
+}
+
 export type Granularity = "day" | "week" | "month";
 
 export interface TimeseriesResponse {
@@ -205,6 +221,7 @@ export function createApiClient(opts: ApiClientOptions = {}) {
     health: () => request<HealthResponse>("/health", { allowStatuses: [503] }),
     profile: () => request<Profile>("/api/dashboard/profile"),
     filters: () => request<FiltersResponse>("/api/dashboard/filters"),
+    status: () => request<DashboardStatus>("/api/dashboard/test"),
     kpis: (q: DashboardQuery = {}) => request<KpisResponse>(`/api/dashboard/kpis${buildQuery(q)}`),
     timeseries: (granularity: Granularity, measure: string | undefined, q: DashboardQuery = {}) =>
       request<TimeseriesResponse>(`/api/dashboard/timeseries${buildQuery(q, { granularity, measure })}`),
