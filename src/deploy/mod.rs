@@ -395,7 +395,6 @@ pub struct SiteSpec {
     pub cert_timeout_s: u64,
 }
 
-/// `smoke` reruns deploy steps 7 and 8.
 /// What the model-speed check needs to know about the trial.
 #[derive(Debug, Clone)]
 pub struct SpeedSpec {
@@ -411,6 +410,7 @@ pub fn model_speed_cmd(remote_dir: &str, gpu: bool) -> RemoteCmd {
     RemoteCmd::shell(format!("{gpu_part}{} && dc exec -T backend python3 -", compose_prelude(remote_dir, gpu)))
 }
 
+/// The checks `smoke` reruns, which also end every deploy.
 #[allow(clippy::too_many_arguments)]
 pub fn smoke_plan(
     url: &str,

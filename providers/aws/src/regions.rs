@@ -62,10 +62,13 @@ impl AwsProvider {
         &self.regions[0]
     }
 
-    /// The region that holds `id` (as listed or made); the home region when not seen yet.
+    /// Index of the region that holds `id` (as listed or made); the home region when not seen yet.
+    fn index_of(&self, id: &str) -> usize {
+        self.at.lock().map(|m| m.get(id).copied().unwrap_or(0)).unwrap_or(0)
+    }
+
     fn of(&self, id: &str) -> &Regional {
-        let i = self.at.lock().map(|m| m.get(id).copied().unwrap_or(0)).unwrap_or(0);
-        &self.regions[i]
+        &self.regions[self.index_of(id)]
     }
 
     fn seen(&self, i: usize, ids: impl IntoIterator<Item = String>) {
@@ -162,7 +165,7 @@ impl Provider for AwsProvider {
     }
 
     async fn create_snapshot(&self, server_id: &str, description: &str, labels: &Labels) -> Result<Resource> {
-        let i = self.at.lock().map(|m| m.get(server_id).copied().unwrap_or(0)).unwrap_or(0);
+        let i = self.index_of(server_id);
         let r = self.regions[i].create_snapshot(server_id, description, labels).await?;
         self.seen(i, [r.id.clone()]);
         Ok(r)

@@ -211,12 +211,12 @@ pub fn stop(pid: u32, socket: &Path, grace: Duration) -> Result<&'static str> {
     }
 }
 
-/// The last lines of the serial console, for errors.
 /// How many kernel panics the serial console shows.
 pub fn panics(console: &Path) -> usize {
     std::fs::read(console).map(|b| String::from_utf8_lossy(&b).matches("Kernel panic - not syncing").count()).unwrap_or(0)
 }
 
+/// The last lines of the serial console, for errors.
 pub fn console_tail(console: &Path, n: usize) -> String {
     let text = std::fs::read(console).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
