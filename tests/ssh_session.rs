@@ -104,7 +104,7 @@ async fn upload_of_1gib_resumes_after_a_cut_sends_only_the_rest_and_verifies_sha
     assert!(cut.load(Ordering::SeqCst));
     assert!(!dest.exists(), "no final file before verification");
     let part = std::path::PathBuf::from(format!("{dest_s}.part"));
-    let kept = std::fs::metadata(&part).expect("the .part survives the cut").len();
+    let kept = sshd_fixture::settled_size(&part);
     assert!(kept > 0 && kept < SIZE, "part has {kept} bytes");
 
     // Second attempt on a new connection: continues at the part's size.
@@ -163,7 +163,7 @@ async fn unchanged_file_is_skipped_and_changed_file_is_sent_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn host_side_follower_hashes_a_growing_file_and_stops_when_its_lifeline_drops() {
-    use munero_infra::ssh::upload::follow_hash_cmd;
+    use munero_infra::ssh::sftp_put::follow_hash_cmd;
     use munero_infra::ssh::Echo;
     use std::io::Write;
     let sshd = Sshd::start();

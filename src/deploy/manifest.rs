@@ -14,6 +14,8 @@ pub const ENTRIES: &[&str] = &[
     "data/client.sqlite",
     "data/client.sqlite.part",
     "data/client.sqlite.sha256",
+    "data/client.sqlite.blocks",
+    "data/client.sqlite.part.blocks",
     "data/",
 ];
 

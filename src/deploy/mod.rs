@@ -465,7 +465,7 @@ pub fn wipe_cmd(remote_dir: &str, gpu: bool) -> RemoteCmd {
     let files = if gpu { "-f docker-compose.yml -f docker-compose.gpu.yml" } else { "-f docker-compose.yml" };
     RemoteCmd::shell(format!(
         "(cd {}/deploy && MUNERO_COMPOSE_ARGS={} bash ./wipe_client_data.sh --yes); rc=$?; \
-         rm -f -- {d} {d}.part {d}.sha256 && printf 'uploaded copy removed: %s\\n' {d}; exit $rc",
+         rm -f -- {d} {d}.part {d}.sha256 {d}.blocks {d}.part.blocks && printf 'uploaded copy removed: %s\\n' {d}; exit $rc",
         quote(remote_dir),
         quote(files),
         d = quote(&remote_data_path(remote_dir)),
@@ -647,7 +647,7 @@ mod tests {
         assert!(l.ends_with("dc logs --no-color --follow --since 10m backend"));
         let w = wipe_cmd("/opt/munero", false).to_command_line();
         assert!(w.starts_with("(cd /opt/munero/deploy && MUNERO_COMPOSE_ARGS='-f docker-compose.yml' bash ./wipe_client_data.sh --yes); rc=$?;"), "{w}");
-        assert!(w.contains("rm -f -- /opt/munero/data/client.sqlite /opt/munero/data/client.sqlite.part /opt/munero/data/client.sqlite.sha256"), "{w}");
+        assert!(w.contains("rm -f -- /opt/munero/data/client.sqlite /opt/munero/data/client.sqlite.part /opt/munero/data/client.sqlite.sha256 /opt/munero/data/client.sqlite.blocks"), "{w}");
         assert!(w.ends_with("exit $rc"), "{w}");
     }
 

@@ -113,17 +113,10 @@ impl Executor<'_> {
                 let s = self.session().await?;
                 let r = upload::upload_file(s, &src.path, remote, &opts).await?;
                 src.verify_unchanged()?;
-                if r.skipped {
-                    ctx.out.progress(format!("      skipped: the host already holds sha256 {}", r.sha256));
-                } else {
-                    ctx.out.progress(format!(
-                        "      uploaded {} (sent {}{}), sha256 {} verified on the host",
-                        upload::human_bytes(r.size),
-                        upload::human_bytes(r.bytes_sent),
-                        if r.resumed_from > 0 { format!(", resumed at {}", upload::human_bytes(r.resumed_from)) } else { String::new() },
-                        r.sha256
-                    ));
+                if let Some(note) = &r.note {
+                    ctx.out.progress(format!("      note: {note}"));
                 }
+                ctx.out.progress(format!("      {}", upload_summary(&r)));
                 let mut v = json!(r);
                 src.annotate(&mut v);
                 self.results.insert("upload".into(), v);
@@ -307,4 +300,26 @@ async fn send_build_contexts(s: &Session, app_dir: &Path, remote_dir: &str) -> R
 fn refused(e: &anyhow::Error) -> bool {
     e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused))
         || format!("{e:#}").contains("Connection refused")
+}
+
+/// One line on what the upload did: the mode, the bytes that crossed the link, the time.
+pub fn upload_summary(r: &upload::UploadReport) -> String {
+    use upload::{human_bytes, Mode};
+    let wire = format!("{} on the wire in {:.1}s", human_bytes(r.bytes_on_wire), r.seconds);
+    match r.mode {
+        Mode::Skipped => format!("skipped: the host already holds sha256 {}", r.sha256),
+        Mode::Delta => format!(
+            "delta: {} of {} changed, {wire}; sha256 {} verified on the host",
+            human_bytes(r.bytes_sent),
+            human_bytes(r.size),
+            r.sha256
+        ),
+        Mode::Compressed | Mode::Full => format!(
+            "uploaded {} ({}{}; {wire}), sha256 {} verified on the host",
+            human_bytes(r.size),
+            if r.mode == Mode::Compressed { "zstd" } else { "plain" },
+            if r.resumed_from > 0 { format!(", resumed at {}", human_bytes(r.resumed_from)) } else { String::new() },
+            r.sha256
+        ),
+    }
 }

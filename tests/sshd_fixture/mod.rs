@@ -221,3 +221,18 @@ impl Sshd {
         std::fs::write(ak, text).unwrap();
     }
 }
+
+/// The size of a file once it stops growing: after a cut the host side still writes what it
+/// had received when its connection went.
+pub fn settled_size(path: &Path) -> u64 {
+    let mut last = u64::MAX;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = std::fs::metadata(path).map(|m| m.len()).expect("the .part survives the cut");
+        if now == last || Instant::now() > deadline {
+            return now;
+        }
+        last = now;
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
