@@ -187,6 +187,10 @@ pub struct DeployArgs {
     /// Run only these steps of the plan (comma separated ids as --dry-run shows them).
     #[arg(long, value_delimiter = ',', value_name = "STEP")]
     pub only: Vec<String>,
+    /// Redeploy everything: send the whole dataset, env, stack and images and bring the stack up,
+    /// even when the host's deploy record says they did not change.
+    #[arg(long)]
+    pub force: bool,
     /// Print the plan, change nothing.
     #[arg(long)]
     pub dry_run: bool,

@@ -17,6 +17,7 @@ pub const ENTRIES: &[&str] = &[
     "data/client.sqlite.blocks",
     "data/client.sqlite.part.blocks",
     "data/",
+    ".munero-deployed",
 ];
 
 /// Write (or refresh) the manifest before anything else lands in the directory. Whether the
