@@ -130,7 +130,7 @@ pub fn probe_cmd(dest: &str) -> RemoteCmd {
          h=$(head -c 64 -- {d}.sha256 2>/dev/null); \
          p=$(stat -c %s -- {d}.part 2>/dev/null || echo -); \
          z=$(command -v zstd >/dev/null 2>&1 && echo zstd || echo -); \
-         y=$(command -v python3 >/dev/null 2>&1 && echo python3 || echo -); \
+         y=$(python3 -c 'import hashlib, subprocess' >/dev/null 2>&1 && echo python3 || echo -); \
          echo \"$s ${{h:--}} $p $z $y\""
     ))
 }
@@ -152,7 +152,8 @@ pub fn parse_probe(out: &str) -> Result<RemoteState> {
     })
 }
 
-/// Why this host cannot take the compressed or delta upload, if it cannot.
+/// Why this host cannot take the compressed or delta upload, if it cannot. (python3 is run, not
+/// just looked up: a version manager's shim can be on PATH with no interpreter behind it.)
 pub fn missing_tools(state: &RemoteState) -> Option<String> {
     let missing: Vec<&str> = [(!state.has_zstd).then_some("zstd"), (!state.has_python3).then_some("python3")]
         .into_iter()
