@@ -113,8 +113,13 @@ impl Executor<'_> {
         let ctx = self.d.ctx;
         match step {
             Step::CheckData { path, .. } => {
-                let c = checks::check_sqlite(path)?;
-                ctx.out.progress(format!("      ok: {} tables, {}", c.tables, upload::human_bytes(c.bytes)));
+                let (c, cached) = checks::check_sqlite_cached(path, &ctx.store.root().join("data-checks.json"))?;
+                ctx.out.progress(format!(
+                    "      ok: {} tables, {}{}",
+                    c.tables,
+                    upload::human_bytes(c.bytes),
+                    if cached { " (checked before, unchanged since)" } else { "" }
+                ));
                 self.results.insert("data".into(), json!(c));
             }
             Step::CheckEnv { .. } => {
