@@ -9,6 +9,7 @@ pub mod hashcache;
 pub mod helper;
 pub mod hostkey;
 pub mod sftp_put;
+pub mod transfer;
 pub mod upload;
 pub mod zsend;
 

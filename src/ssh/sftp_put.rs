@@ -13,7 +13,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use russh_sftp::protocol::{FileAttributes, OpenFlags};
 use sha2::{Digest, Sha256};
 
-use super::upload::{first_hex64, human_bytes, progress_bar, remote_sha, UploadOptions};
+use super::transfer::{first_hex64, human_bytes, progress_bar, remote_sha, UploadOptions};
 use super::{quote, RemoteCmd, Session};
 
 pub struct Sent {

@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 
-use super::upload::{first_hex64, human_bytes, progress_bar, UploadOptions};
+use super::transfer::{first_hex64, human_bytes, progress_bar, UploadOptions};
 use super::{compress, delta, helper, Echo, Session};
 
 /// What the host and this side made of one stream.
