@@ -135,6 +135,17 @@ impl Write for Compressor {
     }
 }
 
+/// Where the level starts on a link measured at `rate` bytes/s: one that even level 6's output
+/// (about 55 MB/s of input at 3.7x) fills starts there rather than climbing to it stretch by
+/// stretch; a pinned level stays.
+pub fn start_level_for(rate: f64, level: Level) -> Level {
+    if level.adapt && rate < 15e6 {
+        Level { start: MAX_LEVEL, adapt: true }
+    } else {
+        level
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 pub struct Level {
     pub start: i32,
@@ -243,6 +254,14 @@ mod tests {
         assert_eq!(next_level(3, st(2, 300)), 3);
         assert_eq!(next_level(MAX_LEVEL, st(2, 1900)), MAX_LEVEL);
         assert_eq!(next_level(MIN_LEVEL, st(2, 0)), MIN_LEVEL);
+    }
+
+    #[test]
+    fn a_slow_link_starts_at_the_top_level_and_a_pinned_level_stays() {
+        let auto = Level { start: START_LEVEL, adapt: true };
+        assert_eq!(start_level_for(2.5e6, auto).start, MAX_LEVEL);
+        assert_eq!(start_level_for(40e6, auto).start, START_LEVEL);
+        assert_eq!(start_level_for(2.5e6, Level { start: 1, adapt: false }).start, 1);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,11 @@
-//! The plain upload over SFTP, for hosts without the helper's needs (zstd, python3): pipelined
-//! writes into `<dest>.part`, resume from the part's size, and a host-side follower that hashes
-//! the part while it grows, so the sha256 check costs no second pass over a multi-GB file.
+//! The plain upload over SFTP, for hosts without the helper's needs (zstd, python3) and for links
+//! faster than compression: pipelined writes into `<dest>.part`, resume from the part's size, and
+//! a host-side follower that hashes the part while it grows, so the sha256 check costs no second
+//! pass over a multi-GB file.
+//!
+//! With a `Probe`, the first fraction of a second also measures the link: a link slower than the
+//! probe's rate stops the plain upload at a clean offset, and the caller goes on compressed from
+//! there (the part so far is a prefix of the file, as after a cut).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -13,7 +18,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use russh_sftp::protocol::{FileAttributes, OpenFlags};
 use sha2::{Digest, Sha256};
 
-use super::transfer::{first_hex64, human_bytes, progress_bar, remote_sha, UploadOptions};
+use super::transfer::{first_hex64, human_bytes, progress_bar, remote_sha, Probe, UploadOptions};
 use super::{quote, RemoteCmd, Session};
 
 pub struct Sent {
@@ -21,6 +26,28 @@ pub struct Sent {
     pub bytes_sent: u64,
     pub resumed_from: u64,
     pub hashed_while_uploading: bool,
+    /// The link's rate the probe measured (bytes/s), when there was a probe.
+    pub link_rate: Option<f64>,
+}
+
+/// Writes in flight when the probe starts; each answer allows one more, as TCP's slow start
+/// does: a fast link soon has the full pipeline (a fixed small one measured the round trip of a
+/// loaded machine, 10 MB/s on loopback), a slow one has little plain data left to drain when
+/// the upload stops.
+const PROBE_IN_FLIGHT: usize = 8;
+
+pub enum Outcome {
+    Done(Sent),
+    /// The link was slower than the probe's rate: `[0, at)` is in the part, unverified.
+    TooSlow { at: u64, rate: f64 },
+}
+
+/// How one pass of writes ended.
+struct Pass {
+    sent: u64,
+    rate: Option<f64>,
+    /// Where the writes stopped because the link was slow.
+    stopped_at: Option<u64>,
 }
 
 /// Sends `local` into `<dest>.part` from `resume` on and checks the host's sha256 of the part
@@ -33,7 +60,8 @@ pub async fn upload(
     resume: u64,
     known: Option<String>,
     opts: &UploadOptions,
-) -> Result<Sent> {
+    probe: Option<Probe>,
+) -> Result<Outcome> {
     let part = format!("{dest}.part");
     // The host hashes the part while it is written (a follower reading the file as it grows),
     // so the verify costs no extra pass over a multi-GB file. The channel's stdin is its
@@ -57,21 +85,25 @@ pub async fn upload(
         out.success().then(|| first_hex64(&out.stdout_str())).flatten()
     };
     let sender = async {
-        let r = send_part(sess, local, dest, size, resume, opts, Some(opened_tx), hash_tx).await;
-        if r.is_err() {
+        let r = send_part(sess, local, dest, size, resume, opts, Some(opened_tx), hash_tx, probe).await;
+        if !matches!(r, Ok(Pass { stopped_at: None, .. })) {
             lifeline.take();
         }
         r
     };
-    let (followed, sent) = tokio::join!(follower, sender);
+    let (followed, pass) = tokio::join!(follower, sender);
     drop(lifeline);
-    let mut sent = sent?;
+    let pass = pass?;
+    if let Some(at) = pass.stopped_at {
+        return Ok(Outcome::TooSlow { at, rate: pass.rate.unwrap_or_default() });
+    }
+    let mut sent = pass.sent;
     let sha = match (known, hash_rx) {
         (Some(h), _) => h,
         (None, Some(rx)) => rx.await.context("hashing the local file")?,
         (None, None) => unreachable!("a local hash is either known or computed"),
     };
-        let mut resumed_from = resume;
+    let mut resumed_from = resume;
     let mut hashed_while_uploading = matches!(&followed, Some(h) if *h == sha);
     let mut remote = match followed {
         Some(h) if h == sha => h,
@@ -84,7 +116,7 @@ pub async fn upload(
     if remote != sha && resume > 0 {
         // The kept part did not match this file (it changed, or a write was torn): start over.
         sess.run(&RemoteCmd::argv(["rm", "-f", "--", &part])).await?;
-        sent += send_part(sess, local, dest, size, 0, opts, None, None).await?;
+        sent += send_part(sess, local, dest, size, 0, opts, None, None, None).await?.sent;
         resumed_from = 0;
         hashed_while_uploading = false;
         remote = remote_sha(sess, &part).await?;
@@ -96,7 +128,7 @@ pub async fn upload(
             sess.host()
         );
     }
-    Ok(Sent { sha256: sha, bytes_sent: sent, resumed_from, hashed_while_uploading })
+    Ok(Outcome::Done(Sent { sha256: sha, bytes_sent: sent, resumed_from, hashed_while_uploading, link_rate: pass.rate }))
 }
 
 /// Hashes `part` from its first byte while it grows, until `size` bytes were read; prints the
@@ -114,7 +146,9 @@ pub fn follow_hash_cmd(part: &str, size: u64) -> RemoteCmd {
     ))
 }
 
-/// Sends `[offset, size)` of `local` into `<dest>.part` with many writes in flight.
+/// Sends `[offset, size)` of `local` into `<dest>.part` with many writes in flight; with a
+/// probe, stops early (every write issued answered, so the part is a clean prefix) on a slow link.
+#[allow(clippy::too_many_arguments)]
 async fn send_part(
     sess: &Session,
     local: &Path,
@@ -124,7 +158,8 @@ async fn send_part(
     opts: &UploadOptions,
     opened: Option<tokio::sync::oneshot::Sender<()>>,
     hash_into: Option<tokio::sync::oneshot::Sender<String>>,
-) -> Result<u64> {
+    mut probe: Option<Probe>,
+) -> Result<Pass> {
     let sftp = Arc::new(sess.sftp().await?);
     let part = format!("{dest}.part");
     let mut flags = OpenFlags::WRITE | OpenFlags::CREATE;
@@ -151,9 +186,24 @@ async fn send_part(
     let mut pos = offset;
     let mut inflight = FuturesUnordered::new();
     let started = Instant::now();
+    let mut rate = None;
+    let mut stopped_at = None;
+    let mut answered = 0usize;
     let result: Result<()> = async {
         loop {
-            while pos < size && inflight.len() < opts.in_flight {
+            if let Some(p) = probe {
+                let secs = started.elapsed().as_secs_f64();
+                if secs >= p.window.as_secs_f64() {
+                    let r = acked.load(Ordering::Relaxed) as f64 / secs;
+                    rate = Some(r);
+                    probe = None;
+                    if r < p.min_rate {
+                        stopped_at = Some(pos);
+                    }
+                }
+            }
+            let cap = if probe.is_some() { (PROBE_IN_FLIGHT + answered).min(opts.in_flight) } else { opts.in_flight };
+            while pos < size && stopped_at.is_none() && inflight.len() < cap {
                 let buf = match chunks.recv().await {
                     Some(Ok(b)) => b,
                     Some(Err(e)) => return Err(e).with_context(|| format!("reading {}", local.display())),
@@ -169,6 +219,7 @@ async fn send_part(
             match inflight.next().await {
                 None => break,
                 Some(Ok(n)) => {
+                    answered += 1;
                     let done = acked.fetch_add(n, Ordering::Relaxed) + n;
                     if let Some(b) = &bar {
                         b.set_position(offset + done);
@@ -189,7 +240,15 @@ async fn send_part(
         b.finish_and_clear();
     }
     result?;
-    let _ = sftp.fsync(handle.clone()).await;
+    if probe.is_some() {
+        // The whole file went within the probe's window.
+        rate = Some(acked.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64().max(1e-6));
+    }
+    // A stopped upload's part is not the file yet: the compressed upload that goes on from
+    // here flushes it at its end.
+    if stopped_at.is_none() {
+        let _ = sftp.fsync(handle.clone()).await;
+    }
     sftp.close(handle)
         .await
         .with_context(|| format!("closing {part} on {}", sess.host()))?;
@@ -208,8 +267,11 @@ async fn send_part(
                 String::new()
             }
         );
+        if let (Some(at), Some(r)) = (stopped_at, rate) {
+            eprintln!("  the link carries {:.1} MB/s: the rest goes compressed from {}", r / 1e6, human_bytes(at));
+        }
     }
-    Ok(sent)
+    Ok(Pass { sent, rate, stopped_at })
 }
 
 /// Reads `[offset, size)` in chunks on a thread. With `hash_into`, it also hashes the whole file

@@ -2,11 +2,13 @@
 //! skipped when the host already holds the same content (its hash is cached next to it in
 //! `<dest>.sha256`, so a 2 GB file is not re-hashed on every deploy).
 //!
-//! How the bytes travel depends on the host and on what it holds:
+//! How the bytes travel depends on the host, on what it holds and on the link:
 //! - delta: the host has an older copy; only the blocks that differ go (see `delta`),
-//! - compressed: a zstd stream decompressed by the host helper into the part; after a cut it
-//!   resumes at the part's size, which counts plain bytes, by compressing from that offset,
-//! - full: plain SFTP (see `sftp_put`), for a host without `zstd` or `python3`.
+//! - full: plain SFTP (see `sftp_put`), for a host without `zstd` or `python3`, and for a link
+//!   faster than compression: a fresh upload of a big file starts plain and measures the link,
+//! - compressed: a zstd stream decompressed by the host helper into the part, from where the
+//!   plain start stopped on a slower link; after a cut it resumes at the part's size, which
+//!   counts plain bytes, by compressing from that offset.
 //!
 //! Whatever the way, the host's sha256 of the whole part must equal ours before the rename; a
 //! delta that does not verify is repaired by a compressed upload of the whole file.
@@ -19,10 +21,10 @@ use serde::Serialize;
 
 use super::hashcache::{cached_local_sha256, local_sha256, store_local_sha256};
 pub use super::transfer::{
-    first_hex64, human_bytes, progress_bar, remote_sha, remote_sha_cmd, ProgressFn, UploadOptions, DEFAULT_CHUNK,
-    DEFAULT_IN_FLIGHT,
+    first_hex64, human_bytes, progress_bar, remote_sha, remote_sha_cmd, Probe, ProgressFn, UploadOptions, DEFAULT_CHUNK,
+    DEFAULT_IN_FLIGHT, DEFAULT_PROBE, PROBE_MIN_SIZE,
 };
-use super::{quote, sftp_put, zsend, RemoteCmd, Session};
+use super::{compress, quote, sftp_put, zsend, RemoteCmd, Session};
 
 /// How the file travelled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -51,6 +53,9 @@ pub struct UploadReport {
     pub bytes_on_wire: u64,
     /// Offset the upload continued from (size of an existing `.part`).
     pub resumed_from: u64,
+    /// The link's rate measured at the start of a fresh upload, MB/s.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link_mb_per_s: Option<f64>,
     /// The remote already held this content; nothing was sent.
     pub skipped: bool,
     /// The host hashed the part as it was written (false: it was hashed again afterwards, or
@@ -165,6 +170,7 @@ pub async fn upload_file(
         bytes_sent: 0,
         bytes_on_wire: 0,
         resumed_from: 0,
+        link_mb_per_s: None,
         skipped: false,
         hashed_while_uploading: false,
         zstd_level: None,
@@ -190,18 +196,12 @@ pub async fn upload_file(
     };
 
     if let Some(why) = missing_tools(&state) {
-        let sent = sftp_put::upload(sess, local, dest, size, resume, known, opts).await?;
-        store_local_sha256(local, cache, &sent.sha256);
-        sess.run(&finish_cmd(dest, &sent.sha256, opts.mode)).await?;
-        report.mode = Mode::Full;
-        report.sha256 = sent.sha256;
-        report.bytes_sent = sent.bytes_sent;
-        report.bytes_on_wire = sent.bytes_sent;
-        report.resumed_from = sent.resumed_from;
-        report.hashed_while_uploading = sent.hashed_while_uploading;
+        let sent = match sftp_put::upload(sess, local, dest, size, resume, known, opts, None).await? {
+            sftp_put::Outcome::Done(sent) => sent,
+            sftp_put::Outcome::TooSlow { .. } => bail!("a plain upload without a probe stopped early"),
+        };
         report.note = Some(why);
-        report.seconds = started.elapsed().as_secs_f64();
-        return Ok(report);
+        return plain_done(sess, local, cache, opts, report, sent, started).await;
     }
 
     if let (Some(old_size), false) = (state.dest_size.filter(|s| *s > 0), opts.force) {
@@ -231,7 +231,28 @@ pub async fn upload_file(
     }
 
     let resume = if report.repaired { 0 } else { resume };
-    let mut c = zsend::compressed(sess, local, dest, size, resume, known.clone(), opts).await?;
+    // A fresh upload of a big file starts plain and looks at the link: a fast one takes it all
+    // plain (compressing would only slow it), a slower one stops and the rest goes compressed.
+    let (mut from, mut level) = (resume, opts.level);
+    if let Some(probe) = opts.probe.filter(|_| resume == 0 && size >= PROBE_MIN_SIZE) {
+        match sftp_put::upload(sess, local, dest, size, 0, known.clone(), opts, Some(probe)).await? {
+            sftp_put::Outcome::Done(sent) => {
+                let rate = sent.link_rate.unwrap_or_default() / 1e6;
+                report.link_mb_per_s = Some((rate * 10.0).round() / 10.0);
+                let why = format!("the link carried {rate:.0} MB/s, faster than compression would: sent plain");
+                report.note = Some(report.note.map_or(why.clone(), |n| format!("{n}; {why}")));
+                return plain_done(sess, local, cache, opts, report, sent, started).await;
+            }
+            sftp_put::Outcome::TooSlow { at, rate } => {
+                report.link_mb_per_s = Some((rate / 1e5).round() / 10.0);
+                report.bytes_on_wire += at;
+                from = at;
+                level = compress::start_level_for(rate, opts.level);
+            }
+        }
+    }
+    let zopts = UploadOptions { level, ..opts.clone() };
+    let mut c = zsend::compressed(sess, local, dest, size, from, known.clone(), &zopts).await?;
     if c.host_sha != c.local_sha && c.resumed_from > 0 {
         // The kept part did not match this file (it changed, or a write was torn): start over.
         sess.run(&discard_cmd(dest)).await?;
@@ -251,11 +272,33 @@ pub async fn upload_file(
     sess.run(&finish_cmd(dest, &c.local_sha, opts.mode)).await?;
     report.mode = Mode::Compressed;
     report.sha256 = c.local_sha;
-    report.bytes_sent = size - c.resumed_from;
+    report.bytes_sent = size - resume.min(c.resumed_from);
     report.bytes_on_wire += c.wire;
-    report.resumed_from = c.resumed_from;
+    report.resumed_from = resume.min(c.resumed_from);
     report.hashed_while_uploading = true;
     report.zstd_level = Some(c.level);
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// The plain upload verified: rename it into place and say how it went.
+async fn plain_done(
+    sess: &Session,
+    local: &Path,
+    cache: Option<&Path>,
+    opts: &UploadOptions,
+    mut report: UploadReport,
+    sent: sftp_put::Sent,
+    started: Instant,
+) -> Result<UploadReport> {
+    store_local_sha256(local, cache, &sent.sha256);
+    sess.run(&finish_cmd(&report.dest, &sent.sha256, opts.mode)).await?;
+    report.mode = Mode::Full;
+    report.sha256 = sent.sha256;
+    report.bytes_sent = sent.bytes_sent;
+    report.bytes_on_wire += sent.bytes_sent;
+    report.resumed_from = sent.resumed_from;
+    report.hashed_while_uploading = sent.hashed_while_uploading;
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }
