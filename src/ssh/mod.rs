@@ -3,8 +3,15 @@
 //! of every remote command captured.
 
 pub mod cmd;
+pub mod compress;
+pub mod delta;
+pub mod hashcache;
+pub mod helper;
 pub mod hostkey;
+pub mod sftp_put;
+pub mod transfer;
 pub mod upload;
+pub mod zsend;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -297,6 +304,35 @@ impl Session {
         stdin: Option<R>,
         echo: Echo,
     ) -> Result<ExecOutput> {
+        self.exec_capped(cmd, stdin, echo, CAPTURE_CAP).await
+    }
+
+    /// Like `run_with`, but keeps up to `cap` bytes of output: for commands whose output is data
+    /// (a file's block hashes), not a log whose tail is what matters.
+    pub async fn run_capped<R: AsyncRead + Unpin + Send>(
+        &self,
+        cmd: &RemoteCmd,
+        stdin: Option<R>,
+        cap: usize,
+    ) -> Result<ExecOutput> {
+        let out = self.exec_capped(cmd, stdin, Echo::Capture, cap).await?;
+        if !out.success() {
+            return Err(anyhow::Error::new(RemoteFailure {
+                host: self.host.clone(),
+                command: cmd.to_command_line(),
+                output: out,
+            }));
+        }
+        Ok(out)
+    }
+
+    async fn exec_capped<R: AsyncRead + Unpin + Send>(
+        &self,
+        cmd: &RemoteCmd,
+        stdin: Option<R>,
+        echo: Echo,
+        cap: usize,
+    ) -> Result<ExecOutput> {
         let line = cmd.to_command_line();
         let channel = self
             .handle
@@ -339,14 +375,14 @@ impl Session {
                                 let _ = stdout.flush();
                             }
                         }
-                        push_capped(&mut out.stdout, &data);
+                        push_capped(&mut out.stdout, &data, cap);
                     }
                     ChannelMsg::ExtendedData { data, ext } => {
                         if ext == 1 && echo != Echo::Capture {
                             let _ = stderr.write_all(&data);
                             let _ = stderr.flush();
                         }
-                        push_capped(&mut out.stderr, &data);
+                        push_capped(&mut out.stderr, &data, CAPTURE_CAP);
                     }
                     ChannelMsg::ExitStatus { exit_status } => out.status = Some(exit_status),
                     ChannelMsg::ExitSignal { signal_name, .. } => {
@@ -402,10 +438,10 @@ impl Session {
 /// Captured output is capped so a chatty command cannot exhaust memory; the tail is what matters.
 const CAPTURE_CAP: usize = 4 * 1024 * 1024;
 
-fn push_capped(buf: &mut Vec<u8>, data: &[u8]) {
+fn push_capped(buf: &mut Vec<u8>, data: &[u8], cap: usize) {
     buf.extend_from_slice(data);
-    if buf.len() > CAPTURE_CAP {
-        let cut = buf.len() - CAPTURE_CAP / 2;
+    if buf.len() > cap {
+        let cut = buf.len() - cap / 2;
         buf.drain(..cut);
     }
 }
