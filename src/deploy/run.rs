@@ -171,7 +171,8 @@ impl Executor<'_> {
                 if r.skipped {
                     self.skipped.push(step.id().to_string());
                 }
-                if self.recorded("data").await?.as_deref() != Some(r.sha256.as_str()) {
+                // What was just sent is new to the record; a skipped upload may predate it.
+                if !r.skipped || self.recorded("data").await?.as_deref() != Some(r.sha256.as_str()) {
                     self.remember("data", &r.sha256).await?;
                 }
                 let mut v = json!(r);

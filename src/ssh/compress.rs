@@ -24,10 +24,17 @@ use tokio::sync::mpsc;
 pub const START_LEVEL: i32 = 3;
 /// Negative levels trade ratio for speed when even level 1 cannot keep up with the link.
 pub const MIN_LEVEL: i32 = -5;
-/// Measured on the generator's SQLite pages with 2 workers: level 6 compresses 3.7x at about
-/// 55 MB/s, 9 only 7% smaller at half that speed, which a 2-core machine cannot spare next to
-/// SSH and hashing even on a 20 Mbit/s link.
+/// How far the level climbs by itself. Measured on the generator's SQLite pages with 2 workers
+/// beside SSH and hashing: level 6 and 7 compress 3.7x and 3.8x at about 50 MB/s of input,
+/// 8 and 9 only 1-4% smaller but CPU-bound below what a 100 Mbit/s link takes; a climb by
+/// the waiting share swings between them. A slower link's measured rate picks a higher level
+/// (`start_level_for`), which is then the ceiling.
 pub const MAX_LEVEL: i32 = 6;
+/// Where a link measured under 15 MB/s (about 120 Mbit/s) starts and stays at most.
+pub const LINK_LEVEL: i32 = 7;
+/// Where a link measured under 5 MB/s (about 40 Mbit/s) starts: level 12 compresses about 8%
+/// smaller than 7 at some 30 MB/s of input, twice what such a link takes.
+pub const SLOW_LINK_LEVEL: i32 = 12;
 /// Input between two looks at the link: about two zstd jobs at the middle levels.
 const ADAPT_EVERY: u64 = 64 << 20;
 
@@ -39,10 +46,10 @@ pub struct Stretch {
 }
 
 /// The level for the next stretch.
-pub fn next_level(level: i32, s: Stretch) -> i32 {
+pub fn next_level(level: i32, s: Stretch, ceiling: i32) -> i32 {
     let share = s.blocked.as_secs_f64() / s.elapsed.as_secs_f64().max(1e-9);
     if share > 0.3 {
-        (level + 1).min(MAX_LEVEL)
+        (level + 1).min(ceiling.max(level))
     } else if share < 0.05 {
         (level - 1).max(MIN_LEVEL)
     } else {
@@ -92,6 +99,7 @@ pub struct Compressor {
     window_blocked: Duration,
     next_look: u64,
     adapt: bool,
+    ceiling: i32,
     on_plain: Option<Box<dyn Fn(u64) + Send>>,
 }
 
@@ -119,7 +127,7 @@ impl Write for Compressor {
         if self.adapt && self.plain >= self.next_look {
             let blocked = self.enc.get_ref().blocked;
             let stretch = Stretch { elapsed: self.window_start.elapsed(), blocked: blocked - self.window_blocked };
-            let level = next_level(self.level, stretch);
+            let level = next_level(self.level, stretch, self.ceiling);
             if level != self.level {
                 tracing::debug!("zstd level {} -> {level} after {stretch:?}", self.level);
                 self.set_level(level)?;
@@ -135,14 +143,15 @@ impl Write for Compressor {
     }
 }
 
-/// Where the level starts on a link measured at `rate` bytes/s: one that even level 6's output
-/// (about 55 MB/s of input at 3.7x) fills starts there rather than climbing to it stretch by
-/// stretch; a pinned level stays.
+/// Where the level starts on a link measured at `rate` bytes/s: a link that level 7's output
+/// fills (about 50 MB/s of input at 3.8x) starts there rather than climbing stretch by stretch,
+/// a much slower one higher still; a pinned level stays.
 pub fn start_level_for(rate: f64, level: Level) -> Level {
-    if level.adapt && rate < 15e6 {
-        Level { start: MAX_LEVEL, adapt: true }
-    } else {
-        level
+    match rate {
+        _ if !level.adapt => level,
+        r if r < 5e6 => Level { start: SLOW_LINK_LEVEL, adapt: true },
+        r if r < 15e6 => Level { start: LINK_LEVEL, adapt: true },
+        _ => level,
     }
 }
 
@@ -192,6 +201,7 @@ where
         window_blocked: Duration::ZERO,
         next_look: ADAPT_EVERY,
         adapt: level.adapt,
+        ceiling: level.start.max(MAX_LEVEL),
         on_plain,
     };
     let handle = std::thread::Builder::new()
@@ -249,17 +259,20 @@ mod tests {
     #[test]
     fn level_rises_while_the_link_waits_and_falls_while_the_cpu_does() {
         let st = |secs: u64, waited_ms: u64| Stretch { elapsed: Duration::from_secs(secs), blocked: Duration::from_millis(waited_ms) };
-        assert_eq!(next_level(3, st(2, 1000)), 4);
-        assert_eq!(next_level(3, st(2, 0)), 2);
-        assert_eq!(next_level(3, st(2, 300)), 3);
-        assert_eq!(next_level(MAX_LEVEL, st(2, 1900)), MAX_LEVEL);
-        assert_eq!(next_level(MIN_LEVEL, st(2, 0)), MIN_LEVEL);
+        assert_eq!(next_level(3, st(2, 1000), MAX_LEVEL), 4);
+        assert_eq!(next_level(3, st(2, 0), MAX_LEVEL), 2);
+        assert_eq!(next_level(3, st(2, 300), MAX_LEVEL), 3);
+        assert_eq!(next_level(MAX_LEVEL, st(2, 1900), MAX_LEVEL), MAX_LEVEL);
+        assert_eq!(next_level(LINK_LEVEL - 1, st(2, 1900), LINK_LEVEL), LINK_LEVEL);
+        assert_eq!(next_level(LINK_LEVEL, st(2, 1900), LINK_LEVEL), LINK_LEVEL);
+        assert_eq!(next_level(MIN_LEVEL, st(2, 0), MAX_LEVEL), MIN_LEVEL);
     }
 
     #[test]
-    fn a_slow_link_starts_at_the_top_level_and_a_pinned_level_stays() {
+    fn a_slower_link_starts_at_a_higher_level_and_a_pinned_level_stays() {
         let auto = Level { start: START_LEVEL, adapt: true };
-        assert_eq!(start_level_for(2.5e6, auto).start, MAX_LEVEL);
+        assert_eq!(start_level_for(2.5e6, auto).start, SLOW_LINK_LEVEL);
+        assert_eq!(start_level_for(11.8e6, auto).start, LINK_LEVEL);
         assert_eq!(start_level_for(40e6, auto).start, START_LEVEL);
         assert_eq!(start_level_for(2.5e6, Level { start: 1, adapt: false }).start, 1);
     }

@@ -7,13 +7,15 @@
 //!
 //! The stream (zstd-compressed on the wire) is a list of records, ascending:
 //! `start: u64 LE, count: u32 LE, data` where data is blocks `start..start+count` of the new
-//! file (the last one short at its end), closed by a record whose start is `u64::MAX`.
+//! file (the last one short at its end), closed by a record whose start is `u64::MAX` and the
+//! 32 bytes of the sha256 the rebuilt file must have: the host renames it into place itself
+//! when it does, so a redeploy of changed pages takes one exec.
 
 use std::io::{Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 
 use super::{helper, RemoteCmd};
@@ -65,6 +67,7 @@ pub fn block_hash(b: &[u8]) -> [u8; HASH_LEN] {
 }
 
 /// Hashes of every block of a local file, computed on two threads (one per half).
+#[cfg(test)]
 pub fn local_sums(path: &Path, block: u32) -> Result<Vec<u8>> {
     let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let size = f.metadata()?.len();
@@ -97,47 +100,59 @@ pub fn local_sums(path: &Path, block: u32) -> Result<Vec<u8>> {
     Ok(all)
 }
 
-/// Runs `(start, count)` of the new file's blocks that the host's copy does not have.
-pub fn changed_runs(old: &[u8], new: &[u8]) -> Vec<(u64, u32)> {
-    let old_n = old.len() / HASH_LEN;
-    let mut runs: Vec<(u64, u32)> = Vec::new();
-    for (i, h) in new.chunks(HASH_LEN).enumerate() {
-        let same = i < old_n && old[i * HASH_LEN..(i + 1) * HASH_LEN] == *h;
-        if same {
-            continue;
+/// Reads `file` (of `size` bytes) once, from the start, and writes a record for every run of
+/// blocks whose hash differs from `old` (the host's copy's), as it finds them, so the host
+/// rebuilds while this side reads. Returns the new file's block hashes and the bytes the
+/// records carry; the caller ends the stream (`write_end`).
+pub fn write_changes(w: &mut impl Write, file: &std::fs::File, size: u64, block: u32, old: &[u8]) -> Result<(Vec<u8>, u64)> {
+    let b = block as usize;
+    let per_read = MAX_RUN as usize;
+    let mut buf = vec![0u8; per_read * b];
+    let mut sums = Vec::with_capacity(nblocks(size, block) as usize * HASH_LEN);
+    let (mut at, mut plain) = (0u64, 0u64);
+    while at < size {
+        let len = (buf.len() as u64).min(size - at) as usize;
+        file.read_exact_at(&mut buf[..len], at)?;
+        let first = at / block as u64;
+        let mut run: Option<(usize, usize)> = None;
+        let blocks: Vec<&[u8]> = buf[..len].chunks(b).collect();
+        for (k, data) in blocks.iter().enumerate() {
+            let h = block_hash(data);
+            sums.extend_from_slice(&h);
+            let i = first as usize + k;
+            let same = old.get(i * HASH_LEN..(i + 1) * HASH_LEN) == Some(&h[..]);
+            match (same, run) {
+                (false, None) => run = Some((k, k + 1)),
+                (false, Some((s, _))) => run = Some((s, k + 1)),
+                (true, Some(r)) => {
+                    plain += write_record(w, first, &buf[..len], b, r)?;
+                    run = None;
+                }
+                (true, None) => {}
+            }
         }
-        match runs.last_mut() {
-            Some((s, c)) if *s + *c as u64 == i as u64 && *c < MAX_RUN => *c += 1,
-            _ => runs.push((i as u64, 1)),
+        if let Some(r) = run {
+            plain += write_record(w, first, &buf[..len], b, r)?;
         }
+        at += len as u64;
     }
-    runs
+    Ok((sums, plain))
 }
 
-/// Bytes of the new file the runs carry.
-pub fn run_bytes(runs: &[(u64, u32)], size: u64, block: u32) -> u64 {
-    let b = block as u64;
-    runs.iter().map(|(s, c)| ((s + *c as u64) * b).min(size) - s * b).sum()
+/// Blocks `r.0..r.1` of `buf` (whose first block is `first`) as one record.
+fn write_record(w: &mut impl Write, first: u64, buf: &[u8], b: usize, r: (usize, usize)) -> Result<u64> {
+    let data = &buf[r.0 * b..(r.1 * b).min(buf.len())];
+    w.write_all(&(first + r.0 as u64).to_le_bytes())?;
+    w.write_all(&((r.1 - r.0) as u32).to_le_bytes())?;
+    w.write_all(data)?;
+    Ok(data.len() as u64)
 }
 
-/// Writes the records for `runs`, reading their blocks from `file` of `size` bytes.
-pub fn write_delta(w: &mut impl Write, file: &std::fs::File, size: u64, block: u32, runs: &[(u64, u32)]) -> Result<()> {
-    let b = block as u64;
-    let mut buf = Vec::new();
-    for &(start, count) in runs {
-        let from = start * b;
-        let to = ((start + count as u64) * b).min(size);
-        if from >= to {
-            bail!("block {start} is past the end of the file");
-        }
-        buf.resize((to - from) as usize, 0);
-        file.read_exact_at(&mut buf, from)?;
-        w.write_all(&start.to_le_bytes())?;
-        w.write_all(&count.to_le_bytes())?;
-        w.write_all(&buf)?;
-    }
+/// The end of a delta: the closing record and the sha256 (hex) the rebuilt file must have.
+pub fn write_end(w: &mut impl Write, sha256: &str) -> Result<()> {
     w.write_all(&END.to_le_bytes())?;
     w.write_all(&0u32.to_le_bytes())?;
+    w.write_all(&hex::decode(sha256).context("the file's sha256 is not hex")?)?;
     Ok(())
 }
 
@@ -146,9 +161,81 @@ pub fn sums_cmd(dest: &str, block: u32) -> RemoteCmd {
     helper::cmd("sums", [dest.to_string(), block.to_string()])
 }
 
-/// `dest` + the delta on stdin -> `dest.part`; prints its sha256.
-pub fn rebuild_cmd(dest: &str, size: u64, block: u32) -> RemoteCmd {
-    helper::cmd("rebuild", [dest.to_string(), format!("{dest}.part"), size.to_string(), block.to_string()])
+/// `dest` + the delta on stdin -> `dest.part`, renamed over `dest` with `mode` when its sha256
+/// is the one the delta ends with; prints that sha256.
+pub fn rebuild_cmd(dest: &str, size: u64, block: u32, mode: u32) -> RemoteCmd {
+    helper::cmd(
+        "rebuild",
+        [dest.to_string(), format!("{dest}.part"), size.to_string(), block.to_string(), format!("{mode:o}")],
+    )
+}
+
+/// The sha256 of a whole file (unless already known) and its block hashes, fed in order.
+pub struct FileDigests {
+    pub sha: Option<Sha256>,
+    pub sums: BlockSums,
+}
+
+impl FileDigests {
+    pub fn new(hash_whole: bool, block: u32) -> FileDigests {
+        FileDigests { sha: hash_whole.then(Sha256::new), sums: BlockSums::new(block) }
+    }
+
+    /// (hex sha256 if it was computed, block hashes).
+    pub fn finish(self) -> (Option<String>, Vec<u8>) {
+        (self.sha.map(|h| hex::encode(h.finalize())), self.sums.finish())
+    }
+}
+
+impl Write for FileDigests {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        if let Some(h) = self.sha.as_mut() {
+            h.update(b);
+        }
+        self.sums.update(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Hashes of the blocks of a stream, fed in pieces of any size.
+pub struct BlockSums {
+    block: usize,
+    carry: Vec<u8>,
+    out: Vec<u8>,
+}
+
+impl BlockSums {
+    pub fn new(block: u32) -> BlockSums {
+        BlockSums { block: block as usize, carry: Vec::new(), out: Vec::new() }
+    }
+
+    pub fn update(&mut self, mut b: &[u8]) {
+        if !self.carry.is_empty() {
+            let take = (self.block - self.carry.len()).min(b.len());
+            self.carry.extend_from_slice(&b[..take]);
+            b = &b[take..];
+            if self.carry.len() < self.block {
+                return;
+            }
+            self.out.extend_from_slice(&block_hash(&self.carry));
+            self.carry.clear();
+        }
+        let whole = b.len() / self.block * self.block;
+        for c in b[..whole].chunks(self.block) {
+            self.out.extend_from_slice(&block_hash(c));
+        }
+        self.carry.extend_from_slice(&b[whole..]);
+    }
+
+    pub fn finish(mut self) -> Vec<u8> {
+        if !self.carry.is_empty() {
+            self.out.extend_from_slice(&block_hash(&self.carry));
+        }
+        self.out
+    }
 }
 
 #[cfg(test)]
@@ -171,12 +258,16 @@ mod tests {
     }
 
     #[test]
-    fn runs_cover_changed_and_appended_blocks() {
-        let h = |v: &[u8]| v.iter().flat_map(|b| [*b; HASH_LEN]).collect::<Vec<u8>>();
-        assert_eq!(changed_runs(&h(&[1, 2, 3, 4]), &h(&[1, 9, 9, 4, 5])), vec![(1, 2), (4, 1)]);
-        assert_eq!(changed_runs(&h(&[1, 2]), &h(&[1, 2])), vec![]);
-        assert_eq!(changed_runs(&h(&[1, 2, 3]), &h(&[1])), vec![]);
-        assert_eq!(run_bytes(&[(1, 2), (4, 1)], 4 * 10 + 3, 10), 20 + 3);
+    fn block_sums_of_a_stream_in_odd_pieces_are_those_of_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 253) as u8).collect();
+        std::fs::write(&p, &data).unwrap();
+        let mut s = BlockSums::new(4096);
+        for piece in data.chunks(3001) {
+            s.update(piece);
+        }
+        assert_eq!(s.finish(), local_sums(&p, 4096).unwrap());
     }
 
     fn helper(args: &[&str], stdin: &[u8]) -> (bool, String) {
@@ -233,24 +324,43 @@ mod tests {
         assert!(ok, "{host_sums}");
         let host_sums: Vec<u8> = host_sums.chars().map(|c| c as u8).collect();
         assert_eq!(host_sums, local_sums(&old_p, block).unwrap());
-        let runs = changed_runs(&host_sums, &local_sums(&new_p, block).unwrap());
-        assert!(run_bytes(&runs, new.len() as u64, block) < 60_000, "{runs:?}");
-        let mut plain = Vec::new();
-        write_delta(&mut plain, &std::fs::File::open(&new_p).unwrap(), new.len() as u64, block, &runs).unwrap();
-        let wire = zstd::encode_all(&plain[..], 3).unwrap();
+        let new_sha = crate::ssh::hashcache::sha256_bytes(&new);
+        let delta_to = |sha: &str| {
+            let mut plain = Vec::new();
+            let f = std::fs::File::open(&new_p).unwrap();
+            let (sums, carried) = write_changes(&mut plain, &f, new.len() as u64, block, &host_sums).unwrap();
+            write_end(&mut plain, sha).unwrap();
+            assert_eq!(sums, local_sums(&new_p, block).unwrap());
+            // The three changed blocks, then the one cut short and those appended.
+            assert_eq!(carried, 3 * 4096 + (new.len() as u64 - 241 * 4096), "{carried}");
+            zstd::encode_all(&plain[..], 3).unwrap()
+        };
+        let wire = delta_to(&new_sha);
+        let rebuild = |wire: &[u8]| helper(&["rebuild", dest, &format!("{dest}.part"), &new.len().to_string(), "4096", "640"], wire);
 
-        let (ok, out) = helper(&["rebuild", dest, &format!("{dest}.part"), &new.len().to_string(), "4096"], &wire);
+        // A delta cut short is refused and says why; the host's copy stays.
+        let (ok, out) = rebuild(&wire[..wire.len() / 2]);
+        assert!(!ok && out.contains("ended early"), "{out}");
+        assert!(std::fs::read(&old_p).unwrap() == old);
+
+        let (ok, out) = rebuild(&wire);
         assert!(ok, "{out}");
-        let rebuilt = std::fs::read(format!("{dest}.part")).unwrap();
-        assert!(rebuilt == new, "the rebuilt file differs");
-        assert_eq!(out.trim(), crate::ssh::hashcache::sha256_bytes(&new));
+        assert_eq!(out.trim(), new_sha);
+        assert!(std::fs::read(&old_p).unwrap() == new, "the rebuilt file differs");
+        assert!(!Path::new(&format!("{dest}.part")).exists());
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&old_p).unwrap().permissions().mode() & 0o777, 0o640);
+        assert_eq!(std::fs::read_to_string(format!("{dest}.sha256")).unwrap().trim(), new_sha);
         // The sums of the rebuilt file come along, for the next delta.
-        let cached = std::fs::read(format!("{dest}.part.blocks")).unwrap();
+        let cached = std::fs::read(format!("{dest}.blocks")).unwrap();
         let body = &cached[cached.iter().position(|b| *b == b'\n').unwrap() + 1..];
         assert_eq!(body, &local_sums(&new_p, block).unwrap()[..]);
 
-        // A delta cut short is refused and says why.
-        let (ok, out) = helper(&["rebuild", dest, &format!("{dest}.part"), &new.len().to_string(), "4096"], &wire[..wire.len() / 2]);
-        assert!(!ok && out.contains("ended early"), "{out}");
+        // A delta that ends with another hash than the rebuilt file's leaves the copy as it
+        // was and drops the block hashes that misled it.
+        let (ok, out) = rebuild(&delta_to(&"ab".repeat(32)));
+        assert!(ok, "{out}");
+        assert!(std::fs::read(&old_p).unwrap() == new && !Path::new(&format!("{dest}.part")).exists());
+        assert!(!Path::new(&format!("{dest}.blocks")).exists());
     }
 }

@@ -114,6 +114,44 @@ fn local_sha256_blocking(path: &Path, cache: Option<&Path>) -> Result<String> {
     Ok(sha)
 }
 
+/// Files of block hashes kept: one per dataset version a host may still hold.
+const KEEP_SUMS: usize = 8;
+
+/// Where the block hashes of the file with this sha256 are kept, beside the hash cache.
+fn sums_path(cache: &Path, sha: &str, block: u32) -> Option<std::path::PathBuf> {
+    let hex64 = sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit());
+    hex64.then(|| cache.with_file_name("upload-blocks").join(format!("{sha}.{block}")))
+}
+
+/// The block hashes of the file with this sha256, as an upload from here sent it, so the next
+/// delta to a host that holds it needs not have the host read it all again. `len` is the size
+/// they must have (8 bytes per block of the host's copy).
+pub fn cached_block_sums(cache: Option<&Path>, sha: &str, block: u32, len: usize) -> Option<Vec<u8>> {
+    let sums = std::fs::read(sums_path(cache?, sha, block)?).ok()?;
+    (sums.len() == len).then_some(sums)
+}
+
+/// Keeps the block hashes of what was just uploaded (private: they describe client data), and
+/// the newest few others.
+pub fn store_block_sums(cache: Option<&Path>, sha: &str, block: u32, sums: &[u8]) {
+    let Some(p) = cache.and_then(|c| sums_path(c, sha, block)) else { return };
+    let dir = p.parent().expect("a file in a directory").to_path_buf();
+    if let Err(e) = std::fs::create_dir_all(&dir).map_err(anyhow::Error::from).and_then(|_| crate::store::atomic_write(&p, sums, 0o600)) {
+        tracing::debug!("not keeping block hashes in {}: {e:#}", p.display());
+        return;
+    }
+    let mut kept: Vec<(std::time::SystemTime, std::path::PathBuf)> = std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .collect();
+    kept.sort_by(|a, b| b.0.cmp(&a.0));
+    for (_, old) in kept.into_iter().skip(KEEP_SUMS) {
+        let _ = std::fs::remove_file(old);
+    }
+}
+
 /// sha256 of a whole file, uncached.
 pub fn sha256_file(path: &Path) -> Result<String> {
     let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
@@ -141,6 +179,28 @@ mod tests {
         assert_eq!(a, "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824");
         let text = std::fs::read_to_string(&cache).unwrap();
         assert!(text.contains(&a));
+    }
+
+    #[test]
+    fn block_sums_are_kept_by_content_hash_privately_and_only_the_newest() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("upload-hashes.json");
+        let sha = |i: usize| format!("{i:064x}");
+        store_block_sums(Some(&cache), &sha(1), 4096, &[7u8; 16]);
+        assert_eq!(cached_block_sums(Some(&cache), &sha(1), 4096, 16), Some(vec![7u8; 16]));
+        assert_eq!(cached_block_sums(Some(&cache), &sha(1), 4096, 24), None, "another size of host copy");
+        assert_eq!(cached_block_sums(Some(&cache), &sha(1), 8192, 16), None, "another block size");
+        assert_eq!(cached_block_sums(Some(&cache), "../../etc/passwd", 4096, 16), None);
+        let f = dir.path().join("upload-blocks").join(format!("{}.4096", sha(1)));
+        assert_eq!(std::fs::metadata(&f).unwrap().permissions().mode() & 0o777, 0o600);
+        for i in 2..=KEEP_SUMS + 3 {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            store_block_sums(Some(&cache), &sha(i), 4096, &[1u8; 8]);
+        }
+        assert_eq!(std::fs::read_dir(dir.path().join("upload-blocks")).unwrap().count(), KEEP_SUMS);
+        assert_eq!(cached_block_sums(Some(&cache), &sha(1), 4096, 16), None, "the oldest went");
+        assert!(cached_block_sums(Some(&cache), &sha(KEEP_SUMS + 3), 4096, 8).is_some());
     }
 
     #[test]

@@ -197,6 +197,7 @@ pub struct Session {
 
 impl Session {
     pub async fn connect(target: &Target, opts: &ConnectOptions) -> Result<Session> {
+        let started = std::time::Instant::now();
         let presented = Arc::new(Mutex::new(None));
         let fut = Self::connect_inner(target, opts, presented.clone());
         let res = tokio::time::timeout(opts.connect_timeout, fut).await;
@@ -206,7 +207,10 @@ impl Session {
                 target.display(),
                 opts.connect_timeout.as_secs()
             ),
-            Ok(Ok(s)) => Ok(s),
+            Ok(Ok(s)) => {
+                tracing::debug!("{:.0} ms: connected to {}", started.elapsed().as_secs_f64() * 1e3, target.display());
+                Ok(s)
+            }
             Ok(Err(e)) => {
                 let seen = presented.lock().unwrap().clone();
                 if let Some(seen) = seen {
@@ -334,6 +338,7 @@ impl Session {
         cap: usize,
     ) -> Result<ExecOutput> {
         let line = cmd.to_command_line();
+        let started = std::time::Instant::now();
         let channel = self
             .handle
             .channel_open_session()
@@ -408,6 +413,7 @@ impl Session {
                 fed?;
             }
         }
+        tracing::debug!("{:.0} ms: `{}`", started.elapsed().as_secs_f64() * 1e3, line.chars().take(80).collect::<String>());
         Ok(out)
     }
 
@@ -428,10 +434,12 @@ impl Session {
     }
 
     pub async fn close(self) {
+        let started = std::time::Instant::now();
         let _ = self
             .handle
             .disconnect(russh::Disconnect::ByApplication, "", "en")
             .await;
+        tracing::debug!("{:.0} ms: disconnect", started.elapsed().as_secs_f64() * 1e3);
     }
 }
 

@@ -7,7 +7,7 @@
 //! probe's rate stops the plain upload at a clean offset, and the caller goes on compressed from
 //! there (the part so far is a prefix of the file, as after a cut).
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -16,10 +16,10 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use futures::stream::{FuturesUnordered, StreamExt};
 use russh_sftp::protocol::{FileAttributes, OpenFlags};
-use sha2::{Digest, Sha256};
+
 
 use super::transfer::{first_hex64, human_bytes, progress_bar, remote_sha, Probe, UploadOptions};
-use super::{quote, RemoteCmd, Session};
+use super::{delta, hashcache, quote, RemoteCmd, Session};
 
 pub struct Sent {
     pub sha256: String,
@@ -41,6 +41,10 @@ pub enum Outcome {
     /// The link was slower than the probe's rate: `[0, at)` is in the part, unverified.
     TooSlow { at: u64, rate: f64 },
 }
+
+/// Where the reading thread sends the file's hashes when it is done, and whether to hash the
+/// whole file (false: it is known; only its block hashes are wanted).
+type HashInto = (tokio::sync::oneshot::Sender<(Option<String>, Vec<u8>)>, bool);
 
 /// How one pass of writes ended.
 struct Pass {
@@ -69,13 +73,8 @@ pub async fn upload(
     let (lifeline, follower_input) = tokio::io::duplex(64);
     let mut lifeline = Some(lifeline);
     let (opened_tx, opened_rx) = tokio::sync::oneshot::channel::<()>();
-    let (hash_tx, hash_rx) = match known {
-        Some(_) => (None, None),
-        None => {
-            let (t, r) = tokio::sync::oneshot::channel::<String>();
-            (Some(t), Some(r))
-        }
-    };
+    let (hash_tx, hash_rx) = tokio::sync::oneshot::channel::<(Option<String>, Vec<u8>)>();
+    let hash_whole = known.is_none();
     let follower = async {
         opened_rx.await.ok()?;
         let out = sess
@@ -85,7 +84,7 @@ pub async fn upload(
         out.success().then(|| first_hex64(&out.stdout_str())).flatten()
     };
     let sender = async {
-        let r = send_part(sess, local, dest, size, resume, opts, Some(opened_tx), hash_tx, probe).await;
+        let r = send_part(sess, local, dest, size, resume, opts, Some(opened_tx), Some((hash_tx, hash_whole)), probe).await;
         if !matches!(r, Ok(Pass { stopped_at: None, .. })) {
             lifeline.take();
         }
@@ -98,11 +97,8 @@ pub async fn upload(
         return Ok(Outcome::TooSlow { at, rate: pass.rate.unwrap_or_default() });
     }
     let mut sent = pass.sent;
-    let sha = match (known, hash_rx) {
-        (Some(h), _) => h,
-        (None, Some(rx)) => rx.await.context("hashing the local file")?,
-        (None, None) => unreachable!("a local hash is either known or computed"),
-    };
+    let (computed, sums) = hash_rx.await.context("hashing the local file")?;
+    let sha = known.or(computed).context("the local hash was neither known nor computed")?;
     let mut resumed_from = resume;
     let mut hashed_while_uploading = matches!(&followed, Some(h) if *h == sha);
     let mut remote = match followed {
@@ -128,6 +124,7 @@ pub async fn upload(
             sess.host()
         );
     }
+    hashcache::store_block_sums(opts.hash_cache.as_deref(), &sha, delta::file_block_size(local, size)?, &sums);
     Ok(Outcome::Done(Sent { sha256: sha, bytes_sent: sent, resumed_from, hashed_while_uploading, link_rate: pass.rate }))
 }
 
@@ -157,7 +154,7 @@ async fn send_part(
     offset: u64,
     opts: &UploadOptions,
     opened: Option<tokio::sync::oneshot::Sender<()>>,
-    hash_into: Option<tokio::sync::oneshot::Sender<String>>,
+    hash_into: Option<HashInto>,
     mut probe: Option<Probe>,
 ) -> Result<Pass> {
     let sftp = Arc::new(sess.sftp().await?);
@@ -193,8 +190,11 @@ async fn send_part(
         loop {
             if let Some(p) = probe {
                 let secs = started.elapsed().as_secs_f64();
-                if secs >= p.window.as_secs_f64() {
-                    let r = acked.load(Ordering::Relaxed) as f64 / secs;
+                let r = acked.load(Ordering::Relaxed) as f64 / secs.max(1e-6);
+                // A link at a third of the threshold shows it well before the window ends:
+                // every plain byte sent after that costs about four times a compressed one.
+                let clearly_slow = secs >= p.window.as_secs_f64() * 0.4 && r < p.min_rate / 3.0;
+                if secs >= p.window.as_secs_f64() || clearly_slow {
                     rate = Some(r);
                     probe = None;
                     if r < p.min_rate {
@@ -274,22 +274,23 @@ async fn send_part(
     Ok(Pass { sent, rate, stopped_at })
 }
 
-/// Reads `[offset, size)` in chunks on a thread. With `hash_into`, it also hashes the whole file
-/// (the kept prefix first, then every chunk as it goes out) and sends the digest at the end, so
-/// a first upload costs no separate pass over the file.
+/// Reads `[offset, size)` in chunks on a thread. With `hash_into`, it also hashes the file (the
+/// kept prefix first, then every chunk as it goes out): its block hashes, and the whole when not
+/// known, sent at the end, so a first upload costs no separate pass over the file.
 fn read_ahead(
     path: PathBuf,
     offset: u64,
     size: u64,
     chunk: usize,
-    hash_into: Option<tokio::sync::oneshot::Sender<String>>,
+    hash_into: Option<HashInto>,
 ) -> Result<tokio::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>> {
     use std::io::{Seek, SeekFrom};
     let mut f = std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
     f.seek(SeekFrom::Start(offset))?;
+    let block = delta::file_block_size(&path, size)?;
     let (tx, rx) = tokio::sync::mpsc::channel(16);
     std::thread::spawn(move || {
-        let mut hasher = hash_into.as_ref().map(|_| Sha256::new());
+        let mut hasher = hash_into.as_ref().map(|(_, whole)| delta::FileDigests::new(*whole, block));
         if let Some(h) = hasher.as_mut() {
             if offset > 0 {
                 let prefix = std::fs::File::open(&path).map(|p| p.take(offset));
@@ -307,7 +308,7 @@ fn read_ahead(
             let r = f.read_exact(&mut buf).map(|_| buf);
             let failed = r.is_err();
             if let (Some(h), Ok(b)) = (hasher.as_mut(), r.as_ref()) {
-                h.update(b);
+                h.write_all(b).expect("hashing in memory");
             }
             if tx.blocking_send(r).is_err() || failed {
                 return;
@@ -315,7 +316,7 @@ fn read_ahead(
             pos += n as u64;
         }
         if let (Some(h), Some(out)) = (hasher, hash_into) {
-            let _ = out.send(hex::encode(h.finalize()));
+            let _ = out.0.send(h.finish());
         }
     });
     Ok(rx)

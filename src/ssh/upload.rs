@@ -82,16 +82,20 @@ pub struct RemoteState {
     pub has_python3: bool,
 }
 
+/// One exec with few processes (each one a fork on the host, and more of them than the data
+/// took on a small redeploy): the shell reads the recorded hash and tests for `zstd` itself.
 pub fn probe_cmd(dest: &str) -> RemoteCmd {
     let d = quote(dest);
+    let dir = quote(dest.rsplit_once('/').map_or(".", |(dir, _)| if dir.is_empty() { "/" } else { dir }));
     RemoteCmd::shell(format!(
-        "mkdir -p -- \"$(dirname -- {d})\" && \
-         s=$(stat -c %s -- {d} 2>/dev/null || echo -); \
-         h=$(head -c 64 -- {d}.sha256 2>/dev/null); \
-         p=$(stat -c %s -- {d}.part 2>/dev/null || echo -); \
-         z=$(command -v zstd >/dev/null 2>&1 && echo zstd || echo -); \
-         y=$(python3 -c 'import hashlib, subprocess' >/dev/null 2>&1 && echo python3 || echo -); \
-         echo \"$s ${{h:--}} $p $z $y\""
+        "mkdir -p -- {dir} && \
+         {{ s=$(stat -c %s -- {d} 2>/dev/null) || s=-; }}; \
+         {{ p=$(stat -c %s -- {d}.part 2>/dev/null) || p=-; }}; \
+         h=-; [ -f {d}.sha256 ] && read -r h < {d}.sha256; \
+         if command -v zstd >/dev/null 2>&1; then z=zstd; else z=-; fi; \
+         {python} if [ -n \"$py\" ] && \"$py\" -c 'import hashlib, subprocess' >/dev/null 2>&1; then y=python3; else y=-; fi; \
+         echo \"$s ${{h:--}} $p $z $y\"",
+        python = super::helper::PYTHON
     ))
 }
 
@@ -205,12 +209,13 @@ pub async fn upload_file(
     }
 
     if let (Some(old_size), false) = (state.dest_size.filter(|s| *s > 0), opts.force) {
-        let d = zsend::delta(sess, local, dest, size, old_size, known.clone(), opts).await?;
+        let host_sha = state.cached_sha256.as_deref();
+        let d = zsend::delta(sess, local, dest, size, old_size, host_sha, known.clone(), opts).await?;
         store_local_sha256(local, cache, &d.local_sha);
         known = Some(d.local_sha.clone());
         report.bytes_on_wire += d.wire;
         if d.host_sha == d.local_sha {
-            sess.run(&finish_cmd(dest, &d.local_sha, opts.mode)).await?;
+            // The host renamed the verified part into place itself.
             report.mode = Mode::Delta;
             report.sha256 = d.local_sha;
             report.bytes_sent = d.plain;

@@ -5,8 +5,11 @@
 #   receive PART OFFSET          zstd stream on stdin -> PART from OFFSET on; prints the sha256 of
 #                                all of PART (the kept prefix included)
 #   sums DEST BLOCK              8-byte block hashes of DEST on stdout, cached in DEST.blocks
-#   rebuild DEST PART SIZE BLOCK zstd delta stream on stdin + DEST's own blocks -> PART; prints the
-#                                sha256 of PART and leaves its block hashes in PART.blocks
+#   rebuild DEST PART SIZE BLOCK MODE
+#                                zstd delta stream on stdin + DEST's own blocks -> PART; prints the
+#                                sha256 of PART; when it is the one the stream ends with, PART
+#                                replaces DEST (mode MODE, its hash in DEST.sha256, its block
+#                                hashes in DEST.blocks), else PART is removed
 #
 # Exit 3: the stream ended early or was damaged; 4: the delta does not fit the copy it refers to.
 # The part is on disk (fdatasync) before it is reported: the rename that follows must not put a
@@ -177,17 +180,74 @@ def sums(dest, block):
     sys.stdout.buffer.write(out)
 
 
-def rebuild(dest, part, size, block):
-    size, block = int(size), int(block)
+class Hasher:
+    """sha256 of the part in order, on a thread: hashlib and pread let go of the GIL, so the
+    hashing runs beside the copy. Items are bytes, or (start, end) of the old file to read."""
+
+    def __init__(self, old_fd):
+        import queue
+        import threading
+        self.old_fd, self.h, self.q, self.error = old_fd, hashlib.sha256(), queue.Queue(16), None
+        self.t = threading.Thread(target=self.guarded, daemon=True)
+        self.t.start()
+
+    def guarded(self):
+        try:
+            self.run()
+        except OSError as e:
+            self.error = e
+            while self.q.get() is not None:
+                pass
+
+    def run(self):
+        while True:
+            item = self.q.get()
+            if item is None:
+                return
+            if isinstance(item, tuple):
+                at, end = item
+                while at < end:
+                    b = os.pread(self.old_fd, min(4 * CHUNK, end - at), at)
+                    self.h.update(b)
+                    at += len(b)
+            else:
+                self.h.update(item)
+
+    def hexdigest(self):
+        self.q.put(None)
+        self.t.join()
+        if self.error:
+            die("reading the host's copy to hash it: %s" % self.error)
+        return self.h.hexdigest()
+
+
+def copy_range(src, dst, start, end):
+    """Bytes start..end of src to the same offsets of dst, in the kernel where it can."""
+    while start < end:
+        try:
+            n = os.copy_file_range(src, dst, end - start, start, start)
+        except (AttributeError, OSError):
+            b = os.pread(src, min(CHUNK, end - start), start)
+            n = os.pwrite(dst, b, start) if b else 0
+        if n <= 0:
+            die("copying bytes %d-%d of the host's copy failed" % (start, end), 4)
+        start += n
+
+
+def rebuild(dest, part, size, block, mode="600"):
+    """The delta stream ends with the sha256 the file must have: when the rebuilt part has it,
+    the helper renames it into place and records it (one exec for the whole redeploy); when not,
+    it removes the part and the block hashes that misled it. Either way it prints the hash."""
+    size, block, mode = int(size), int(block), int(mode, 8)
     n = nblocks(size, block)
     old_sums = cached_sums(dest, block)
     new_sums = bytearray(HLEN * n) if old_sums is not None else None
-    old = open(dest, "rb")
-    old_size = os.fstat(old.fileno()).st_size
-    out = open(part, "wb")
-    os.chmod(part, 0o600)
-    wb = Writeback(out.fileno(), 0)
-    h = hashlib.sha256()
+    old = os.open(dest, os.O_RDONLY)
+    old_size = os.fstat(old).st_size
+    out = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(out, 0o600)
+    wb = Writeback(out, 0)
+    h = Hasher(old)
     z = unzstd()
     stream = z.stdout
     at = 0
@@ -198,16 +258,12 @@ def rebuild(dest, part, size, block):
             return
         if end > old_size:
             die("the delta reuses bytes %d-%d but %s holds %d" % (start, end, dest, old_size), 4)
-        old.seek(start)
-        left = end - start
-        while left:
-            b = old.read(min(CHUNK, left))
-            h.update(b)
-            out.write(b)
-            left -= len(b)
-            if end - left - wb.done >= FLUSH_EVERY:
-                out.flush()
-                wb.wrote(end - left)
+        h.q.put((start, end))
+        while start < end:
+            step = min(FLUSH_EVERY, end - start)
+            copy_range(old, out, start, start + step)
+            start += step
+            wb.wrote(start)
         if new_sums is not None:
             new_sums[at * HLEN:upto * HLEN] = old_sums[at * HLEN:upto * HLEN]
 
@@ -219,26 +275,48 @@ def rebuild(dest, part, size, block):
             die("a delta record (%d, %d) is out of order or range" % (start, count), 4)
         copy_old(start)
         data = read_exact(stream, min((start + count) * block, size) - start * block)
-        h.update(data)
-        out.write(data)
+        h.q.put(data)
+        view = memoryview(data)
+        off = start * block
+        while view:
+            k = os.pwrite(out, view, off)
+            view, off = view[k:], off + k
+        wb.wrote(off)
         if new_sums is not None:
             view = memoryview(data)
             for i in range(count):
                 new_sums[(start + i) * HLEN:(start + i + 1) * HLEN] = block_hash(view[i * block:(i + 1) * block])
         at = start + count
     copy_old(n)
+    want = read_exact(stream, 32).hex()
     if stream.read(1):
         die("data after the end of the delta", 4)
     rc = z.wait()
-    out.flush()
     if rc == 0:
         wb.sync()
-    out.close()
+    os.close(out)
     if rc != 0:
         die("the compressed delta ended early or was damaged (zstd exit %d)" % rc, 3)
     sha = h.hexdigest()
+    os.close(old)
+    if sha != want:
+        for f in (part, part + ".blocks", dest + ".blocks"):
+            try:
+                os.unlink(f)
+            except OSError:
+                pass
+        print(sha)
+        return
+    os.chmod(part, mode)
+    os.replace(part, dest)
     if new_sums is not None:
-        write_sums(part + ".blocks", cache_header(part, block, sha), new_sums)
+        write_sums(dest + ".blocks", cache_header(dest, block, sha), new_sums)
+    else:
+        try:
+            os.unlink(dest + ".blocks")
+        except OSError:
+            pass
+    write_sums(dest + ".sha256", b"", (sha + "\n").encode())
     print(sha)
 
 

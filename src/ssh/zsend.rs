@@ -5,10 +5,9 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use sha2::{Digest, Sha256};
 
 use super::transfer::{first_hex64, human_bytes, progress_bar, UploadOptions};
-use super::{compress, delta, helper, Echo, Session};
+use super::{compress, delta, hashcache, helper, Echo, Session};
 
 /// What the host and this side made of one stream.
 pub struct Streamed {
@@ -46,26 +45,25 @@ pub async fn compressed(
     };
     let path = local.to_path_buf();
     let started = std::time::Instant::now();
+    let block = delta::file_block_size(local, size)?;
     let (stdin, thread) = compress::spawn(helper::prefix(), opts.level, on_plain, move |c| {
         let mut f = std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
-        let mut hasher = known.is_none().then(Sha256::new);
+        // The block hashes go with the whole file's hash, for the next upload's delta.
+        let mut digests = delta::FileDigests::new(known.is_none(), block);
         let mut buf = vec![0u8; 4 << 20];
-        if let Some(h) = hasher.as_mut() {
-            let mut prefix = (&f).take(resume);
-            std::io::copy(&mut prefix, h).with_context(|| format!("reading {}", path.display()))?;
-        }
+        let mut prefix = (&f).take(resume);
+        std::io::copy(&mut prefix, &mut digests).with_context(|| format!("reading {}", path.display()))?;
         f.seek(SeekFrom::Start(resume))?;
         let mut left = size - resume;
         while left > 0 {
             let n = (buf.len() as u64).min(left) as usize;
             f.read_exact(&mut buf[..n]).with_context(|| format!("reading {} (did it shrink?)", path.display()))?;
-            if let Some(h) = hasher.as_mut() {
-                h.update(&buf[..n]);
-            }
+            digests.write_all(&buf[..n])?;
             c.write_all(&buf[..n])?;
             left -= n as u64;
         }
-        Ok(hasher.map(|h| hex::encode(h.finalize())).or(known))
+        let (sha, sums) = digests.finish();
+        Ok((sha.or(known), sums))
     })?;
     let part = format!("{dest}.part");
     let out = sess.exec_with(&helper::cmd("receive", [part.clone(), resume.to_string()]), Some(stdin), Echo::Capture).await;
@@ -74,8 +72,11 @@ pub async fn compressed(
         b.finish_and_clear();
     }
     let host_sha = helper_answer(sess, &part, out)?;
-    let (local_sha, stats) = sent?;
+    let ((local_sha, sums), stats) = sent?;
     let local_sha = local_sha.context("the local hash was neither known nor computed")?;
+    if host_sha == local_sha {
+        hashcache::store_block_sums(opts.hash_cache.as_deref(), &local_sha, block, &sums);
+    }
     if opts.progress_bar {
         let secs = started.elapsed().as_secs_f64().max(1e-6);
         eprintln!(
@@ -98,73 +99,79 @@ pub async fn compressed(
     })
 }
 
-/// Only the blocks of `local` that the host's `dest` (of `old_size` bytes) lacks go, into
-/// `<dest>.part`, rebuilt on the host.
+/// Only the blocks of `local` that the host's `dest` (of `old_size` bytes, recorded with
+/// `host_sha`) lacks go, into `<dest>.part`, rebuilt on the host, which renames it into place
+/// itself when it verifies (`Streamed::host_sha == local_sha`). The host's block hashes come
+/// from the last upload from here of that content, else from the host (which reads its copy).
+#[allow(clippy::too_many_arguments)]
 pub async fn delta(
     sess: &Session,
     local: &Path,
     dest: &str,
     size: u64,
     old_size: u64,
+    host_sha: Option<&str>,
     known: Option<String>,
     opts: &UploadOptions,
 ) -> Result<Streamed> {
     let block = delta::file_block_size(local, size)?;
-    let old_n = delta::nblocks(old_size, block);
-    // The host hashes its copy while this side hashes the file (and its whole, if not known).
-    let sums_cmd = delta::sums_cmd(dest, block);
-    let host = sess.run_capped(
-        &sums_cmd,
-        Some(std::io::Cursor::new(helper::prefix())),
-        (old_n as usize) * delta::HASH_LEN + 1024,
-    );
-    let here = {
-        let path = local.to_path_buf();
-        let known = known.clone();
-        tokio::task::spawn_blocking(move || -> Result<(Vec<u8>, String)> {
-            std::thread::scope(|s| {
-                let whole = s.spawn(|| match known {
-                    Some(k) => Ok(k),
-                    None => crate::ssh::hashcache::sha256_file(&path),
-                });
-                let sums = delta::local_sums(&path, block);
-                Ok((sums?, whole.join().expect("hashing thread")?))
-            })
-        })
+    let old_len = delta::nblocks(old_size, block) as usize * delta::HASH_LEN;
+    let cache = opts.hash_cache.as_deref();
+    let remembered = host_sha.and_then(|sha| hashcache::cached_block_sums(cache, sha, block, old_len));
+    let (old, from_host) = match remembered {
+        Some(old) => (old, 0),
+        None => {
+            let sums_cmd = delta::sums_cmd(dest, block);
+            let host = sess
+                .run_capped(&sums_cmd, Some(std::io::Cursor::new(helper::prefix())), old_len + 1024)
+                .await
+                .with_context(|| format!("reading the block hashes of {dest} on {}", sess.host()))?;
+            if host.stdout.len() != old_len {
+                bail!("the host sent {} bytes of block hashes for {dest}, expected {old_len}", host.stdout.len());
+            }
+            let n = host.stdout.len() as u64;
+            (host.stdout, n)
+        }
     };
-    let (host, here) = tokio::join!(host, here);
-    let host = host.with_context(|| format!("reading the block hashes of {dest} on {}", sess.host()))?;
-    let (sums, local_sha) = here??;
-    if host.stdout.len() as u64 != old_n * delta::HASH_LEN as u64 {
-        bail!("the host sent {} bytes of block hashes for {dest}, expected {}", host.stdout.len(), old_n * 8);
-    }
-    let runs = delta::changed_runs(&host.stdout, &sums);
-    let plain = delta::run_bytes(&runs, size, block);
-    tracing::debug!("delta: {} runs, {plain} of {size} bytes, block {block}", runs.len());
 
+    // This side reads its file once, sending changed blocks as it finds them while the host
+    // copies the others, and hashes the whole beside it for the end of the stream.
     let path = local.to_path_buf();
     let (stdin, thread) = compress::spawn(helper::prefix(), opts.level, None, move |c| {
         let f = std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
-        delta::write_delta(c, &f, size, block, &runs).with_context(|| format!("reading {}", path.display()))
+        std::thread::scope(|s| {
+            let whole = s.spawn(|| match known {
+                Some(k) => Ok(k),
+                None => hashcache::sha256_file(&path),
+            });
+            let (sums, plain) =
+                delta::write_changes(c, &f, size, block, &old).with_context(|| format!("reading {}", path.display()))?;
+            let local_sha = whole.join().expect("hashing thread")?;
+            delta::write_end(c, &local_sha)?;
+            Ok((sums, local_sha, plain))
+        })
     })?;
-    let out = sess.exec_with(&delta::rebuild_cmd(dest, size, block), Some(stdin), Echo::Capture).await;
+    let out = sess.exec_with(&delta::rebuild_cmd(dest, size, block, opts.mode), Some(stdin), Echo::Capture).await;
     let sent = compress::join(thread).await;
     let host_sha = helper_answer(sess, &format!("{dest}.part"), out)?;
-    let ((), stats) = sent?;
+    let ((sums, local_sha, plain), stats) = sent?;
     if opts.progress_bar {
         eprintln!(
-            "  delta: {} of {} in blocks of {block} B differ, sent as {} (+ {} of block hashes from the host)",
+            "  delta: {} of {} in blocks of {block} B differ, sent as {}{}",
             human_bytes(plain),
             human_bytes(size),
             human_bytes(stats.wire),
-            human_bytes(host.stdout.len() as u64)
+            if from_host > 0 { format!(" (+ {} of block hashes from the host)", human_bytes(from_host)) } else { String::new() }
         );
+    }
+    if host_sha == local_sha {
+        hashcache::store_block_sums(cache, &local_sha, block, &sums);
     }
     Ok(Streamed {
         host_sha,
         local_sha,
         plain,
-        wire: stats.wire + host.stdout.len() as u64 + 2 * helper::CODE.len() as u64,
+        wire: stats.wire + from_host + if from_host > 0 { 2 } else { 1 } * helper::CODE.len() as u64,
         level: stats.level,
         resumed_from: 0,
     })
