@@ -113,7 +113,10 @@ shape() {
 ssh-keygen -q -t ed25519 -N '' -C bench-host -f "$work/host_key"
 ssh-keygen -q -t ed25519 -N '' -C bench-client -f "$work/client_key"
 cp "$work/client_key.pub" "$work/authorized_keys"
-user=$(id -un)
+# The host side logs in as a plain user with /bin/sh, as on a trial host: root's shell here may
+# start a version manager's shims for every command, which no trial host has.
+user=munero-bench
+id "$user" >/dev/null 2>&1 || useradd -M -d /tmp -s /bin/sh -p "*" "$user"  # "*": no password, not locked
 cat >"$work/sshd_config" <<EOF
 ListenAddress $host
 HostKey $work/host_key
@@ -134,6 +137,8 @@ echo "$host $(cut -d' ' -f1,2 "$work/host_key.pub")" >"$work/known_hosts"
 ssh_cmd="ssh -o UserKnownHostsFile=$work/known_hosts -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes -i $work/client_key -o LogLevel=ERROR"
 remote="$work/remote"
 mkdir -p "$remote"
+chmod 755 "$work"
+chown "$user" "$remote"
 state="$work/state"
 "$MUNERO_BIN" --state-dir "$state" create bench --provider ssh --host "$host" --port 22 --user "$user" \
   --identity "$work/client_key" --host-key "$work/host_key.pub" --remote-dir "$remote/munero" >/dev/null

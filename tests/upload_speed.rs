@@ -173,7 +173,8 @@ fn a_host_copy_that_rotted_under_its_block_hashes_is_caught_and_sent_whole() {
     touch_orders(&db, 3001, 1.0);
     let (up, _) = h.upload(&db);
     assert_eq!(up["mode"], "delta");
-    assert!(h.remote.join("data/client.sqlite.blocks").exists(), "the rebuilt copy's block hashes are kept");
+    let kept = h.cli.state_dir().join("upload-blocks").join(format!("{}.4096", sha256_file(&db)));
+    assert!(kept.exists(), "the block hashes of what was sent are kept here for the next delta");
 
     // One block of the host's copy changes on disk; its size and mtime stay, so the cached
     // block hashes still claim the old content.
@@ -191,6 +192,16 @@ fn a_host_copy_that_rotted_under_its_block_hashes_is_caught_and_sent_whole() {
     assert!(up["note"].as_str().unwrap().contains("sent the whole file instead"), "{up}");
     assert!(run.stderr.contains("differs from its recorded block hashes"), "{}", run.stderr);
     assert_eq!(sha256_file(&on_host), sha256_file(&db));
+
+    // Without the hashes here (another operator's machine), the host hashes its copy and the
+    // delta still goes; the host keeps those hashes beside the rebuilt copy.
+    std::fs::remove_dir_all(h.cli.state_dir().join("upload-blocks")).unwrap();
+    touch_orders(&db, 1501, 1.0);
+    let (up, run) = h.upload(&db);
+    assert_eq!(up["mode"], "delta", "{up}");
+    assert!(run.stderr.contains("of block hashes from the host"), "{}", run.stderr);
+    assert_eq!(sha256_file(&on_host), sha256_file(&db));
+    assert!(h.remote.join("data/client.sqlite.blocks").exists());
 }
 
 #[test]

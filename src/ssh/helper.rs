@@ -10,20 +10,15 @@ pub const CODE: &str = include_str!("upload_helper.py");
 /// `zstd`), then runs it with the remaining arguments.
 const BOOT: &str = "import os,sys\nn=int(sys.argv.pop(1));b=b\"\"\nwhile len(b)<n:\n c=os.read(0,n-len(b))\n if not c:sys.exit(\"upload helper: its code arrived cut\")\n b+=c\nexec(compile(b,\"munero-upload-helper\",\"exec\"))";
 
-/// `$py`: python3 when PATH has one, run as the system's (what cloud-init runs on) when there is
-/// one: a version manager's shim first on PATH costs a shell script's start on every exec.
-pub const PYTHON: &str =
-    "py=; command -v python3 >/dev/null 2>&1 && { py=python3; [ -x /usr/bin/python3 ] && py=/usr/bin/python3; };";
-
 /// `python3 -c BOOT <len> <mode> <args...>`; stdin must start with `CODE`.
 pub fn cmd<I, S>(mode: &str, args: I) -> RemoteCmd
 where
     I: IntoIterator<Item = S>,
     S: Into<String>,
 {
-    let mut words = vec!["-c".to_string(), BOOT.into(), CODE.len().to_string(), mode.into()];
+    let mut words = vec!["python3".to_string(), "-c".into(), BOOT.into(), CODE.len().to_string(), mode.into()];
     words.extend(args.into_iter().map(Into::into));
-    RemoteCmd::shell(format!("{PYTHON} exec \"${{py:-python3}}\" {}", RemoteCmd::Argv(words).to_command_line()))
+    RemoteCmd::Argv(words)
 }
 
 /// What goes first on the channel's stdin.

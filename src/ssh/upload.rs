@@ -93,9 +93,8 @@ pub fn probe_cmd(dest: &str) -> RemoteCmd {
          {{ p=$(stat -c %s -- {d}.part 2>/dev/null) || p=-; }}; \
          h=-; [ -f {d}.sha256 ] && read -r h < {d}.sha256; \
          if command -v zstd >/dev/null 2>&1; then z=zstd; else z=-; fi; \
-         {python} if [ -n \"$py\" ] && \"$py\" -c 'import hashlib, subprocess' >/dev/null 2>&1; then y=python3; else y=-; fi; \
-         echo \"$s ${{h:--}} $p $z $y\"",
-        python = super::helper::PYTHON
+         if python3 -c 'import hashlib, subprocess' >/dev/null 2>&1; then y=python3; else y=-; fi; \
+         echo \"$s ${{h:--}} $p $z $y\""
     ))
 }
 
