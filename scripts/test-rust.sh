@@ -14,7 +14,8 @@ command -v python3 >/dev/null || { log "python3 not found"; exit 1; }
 log "installing Prism"
 bash scripts/setup/prism.sh
 
-# OpenSSH server binaries for the ssh/deploy tests (they start their own sshd on 127.0.0.1).
+# OpenSSH server binaries for the ssh/deploy tests (they start their own sshd on 127.0.0.1), and
+# zstd, which the upload tests' host helper runs on this machine.
 if [[ -f scripts/setup/sshd.sh ]]; then
   log "installing openssh-server for the ssh tests"
   bash scripts/setup/sshd.sh

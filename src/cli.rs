@@ -235,6 +235,10 @@ pub struct DeployArgs {
     /// ACME CA's in a rehearsal. Without it an ACME site must chain to this machine's roots.
     #[arg(long, value_name = "PEM")]
     pub trust_ca: Option<PathBuf>,
+    /// Redeploy everything: send the whole dataset, env, stack and images and bring the stack up,
+    /// even when the host's deploy record says they did not change.
+    #[arg(long)]
+    pub force: bool,
     /// Print the plan, change nothing.
     #[arg(long)]
     pub dry_run: bool,

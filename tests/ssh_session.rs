@@ -6,7 +6,7 @@ mod sshd_fixture;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use munero_infra::ssh::upload::{upload_file, UploadOptions};
+use munero_infra::ssh::upload::{upload_file, Mode, Probe, UploadOptions, PROBE_MIN_SIZE};
 use munero_infra::ssh::{hostkey, ConnectOptions, HostKeyMismatch, RemoteCmd, RemoteFailure, Session};
 use sshd_fixture::{keygen, random_file, sha256_file, Sshd};
 
@@ -104,7 +104,7 @@ async fn upload_of_1gib_resumes_after_a_cut_sends_only_the_rest_and_verifies_sha
     assert!(cut.load(Ordering::SeqCst));
     assert!(!dest.exists(), "no final file before verification");
     let part = std::path::PathBuf::from(format!("{dest_s}.part"));
-    let kept = std::fs::metadata(&part).expect("the .part survives the cut").len();
+    let kept = sshd_fixture::settled_size(&part);
     assert!(kept > 0 && kept < SIZE, "part has {kept} bytes");
 
     // Second attempt on a new connection: continues at the part's size.
@@ -130,6 +130,34 @@ async fn upload_of_1gib_resumes_after_a_cut_sends_only_the_rest_and_verifies_sha
     let third = upload_file(&s, &local, &dest_s, &opts).await.unwrap();
     assert!(third.skipped);
     assert_eq!(third.bytes_sent, 0);
+}
+
+/// The probe goes by the rate it is given, not by this machine's speed: below the bar the plain
+/// start stops and the rest goes compressed into the same part; above it everything goes plain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_upload_starts_plain_and_goes_on_compressed_below_the_probes_rate() {
+    let sshd = Sshd::start();
+    let local = sshd.dir.path().join("big.sqlite");
+    random_file(&local, PROBE_MIN_SIZE + (5 << 20) + 3);
+    let dest = sshd.remote_dir("probe").join("client.sqlite");
+    let dest_s = dest.to_string_lossy().to_string();
+    let s = Session::connect(&sshd.target(), &ConnectOptions::default()).await.unwrap();
+    let window = std::time::Duration::from_millis(200);
+
+    let slow = UploadOptions { probe: Some(Probe { window, min_rate: f64::INFINITY }), ..Default::default() };
+    let a = upload_file(&s, &local, &dest_s, &slow).await.unwrap();
+    assert_eq!(a.mode, Mode::Compressed, "{a:?}");
+    assert_eq!((a.resumed_from, a.bytes_sent), (0, a.size), "{a:?}");
+    assert!(a.link_mb_per_s.is_some(), "{a:?}");
+    assert_eq!(sha256_file(&dest), sha256_file(&local));
+
+    let fast = UploadOptions { force: true, probe: Some(Probe { window, min_rate: 0.0 }), ..Default::default() };
+    let b = upload_file(&s, &local, &dest_s, &fast).await.unwrap();
+    assert_eq!(b.mode, Mode::Full, "{b:?}");
+    assert!(b.note.as_deref().unwrap_or_default().ends_with("sent plain"), "{b:?}");
+    assert_eq!((b.bytes_sent, b.bytes_on_wire), (b.size, b.size), "{b:?}");
+    assert_eq!(sha256_file(&dest), b.sha256);
+    assert!(!std::path::Path::new(&format!("{dest_s}.part")).exists());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -163,7 +191,7 @@ async fn unchanged_file_is_skipped_and_changed_file_is_sent_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn host_side_follower_hashes_a_growing_file_and_stops_when_its_lifeline_drops() {
-    use munero_infra::ssh::upload::follow_hash_cmd;
+    use munero_infra::ssh::sftp_put::follow_hash_cmd;
     use munero_infra::ssh::Echo;
     use std::io::Write;
     let sshd = Sshd::start();

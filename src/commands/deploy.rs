@@ -114,6 +114,7 @@ fn prepare(ctx: &Ctx, args: &DeployArgs, write_state: bool) -> Result<Prepared> 
         cloud_init_timeout_s: std::env::var("MUNERO_CLOUD_INIT_TIMEOUT").ok().and_then(|v| v.parse().ok()).unwrap_or(1800),
         auth_users,
         min_tps: ctx.config.min_tps()?,
+        force: args.force,
     };
     Ok(Prepared { trial, inputs, env: merged, creds_user: user, creds_password: password, users_file })
 }

@@ -9,7 +9,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::error::usage;
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DataCheck {
     pub tables: usize,
     pub bytes: u64,
@@ -85,6 +85,37 @@ pub fn check_sqlite(path: &Path) -> Result<DataCheck> {
     Ok(DataCheck { tables: tables as usize, bytes: meta.len() })
 }
 
+/// `check_sqlite`, remembered by canonical path + size + mtime in `cache` (a private JSON file):
+/// the integrity check reads the whole database, seconds for a large one, and an unchanged file
+/// need not be read again on every deploy. Only a passed check is remembered.
+pub fn check_sqlite_cached(path: &Path, cache: &Path) -> Result<(DataCheck, bool)> {
+    use std::collections::BTreeMap;
+    use std::time::UNIX_EPOCH;
+    check_data_file(path)?;
+    let key = (|| {
+        let meta = std::fs::metadata(path).ok()?;
+        let mtime = meta.modified().ok()?.duration_since(UNIX_EPOCH).ok()?.as_nanos();
+        Some(format!("{} {} {mtime}", std::fs::canonicalize(path).ok()?.display(), meta.len()))
+    })();
+    let mut known: BTreeMap<String, DataCheck> =
+        std::fs::read(cache).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+    if let Some(c) = key.as_ref().and_then(|k| known.get(k)) {
+        return Ok((c.clone(), true));
+    }
+    let c = check_sqlite(path)?;
+    if let Some(k) = key {
+        let prefix = k.rsplitn(3, ' ').last().unwrap_or_default().to_string();
+        known.retain(|old, _| !old.starts_with(&format!("{prefix} ")));
+        known.insert(k, c.clone());
+        if let Ok(b) = serde_json::to_vec_pretty(&known) {
+            if let Err(e) = crate::store::atomic_write(cache, &b, 0o600) {
+                tracing::debug!("not caching the data check in {}: {e:#}", cache.display());
+            }
+        }
+    }
+    Ok((c, false))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,6 +129,22 @@ mod tests {
         c.execute_batch("CREATE TABLE a(x); CREATE TABLE b(y); INSERT INTO a VALUES (1);").unwrap();
         drop(c);
         assert_eq!(check_sqlite(&p).unwrap().tables, 2);
+    }
+
+    #[test]
+    fn a_passed_check_is_remembered_until_the_file_changes() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("ok.sqlite");
+        let cache = d.path().join("data-checks.json");
+        Connection::open(&p).unwrap().execute_batch("CREATE TABLE a(x);").unwrap();
+        assert!(!check_sqlite_cached(&p, &cache).unwrap().1);
+        assert!(check_sqlite_cached(&p, &cache).unwrap().1);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        Connection::open(&p).unwrap().execute_batch("CREATE TABLE b(y);").unwrap();
+        let (c, cached) = check_sqlite_cached(&p, &cache).unwrap();
+        assert!(!cached);
+        assert_eq!(c.tables, 2);
+        assert_eq!(std::fs::read_to_string(&cache).unwrap().matches("ok.sqlite").count(), 1);
     }
 
     #[test]

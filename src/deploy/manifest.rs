@@ -14,7 +14,10 @@ pub const ENTRIES: &[&str] = &[
     "data/client.sqlite",
     "data/client.sqlite.part",
     "data/client.sqlite.sha256",
+    "data/client.sqlite.blocks",
+    "data/client.sqlite.part.blocks",
     "data/",
+    ".munero-deployed",
 ];
 
 /// Write (or refresh) the manifest before anything else lands in the directory. Whether the

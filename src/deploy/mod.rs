@@ -7,6 +7,7 @@ pub mod checks;
 pub mod env;
 pub mod manifest;
 pub mod model;
+pub mod record;
 pub mod run;
 pub mod sample;
 pub mod snapshot;
@@ -38,16 +39,17 @@ pub enum Step {
     WaitCloudInit { gpu: bool, timeout_s: u64, cmd: RemoteCmd },
     /// Record on the host what deploy puts there, so destroy removes exactly that.
     WriteManifest { cmd: RemoteCmd },
-    /// Upload with resume + sha256 verify + atomic rename; skipped when the host has the same hash.
-    UploadData { local: PathBuf, remote: String },
+    /// Upload (delta or zstd on the wire) + resume + sha256 verify + atomic rename; skipped when
+    /// the host has the same hash unless `--force`.
+    UploadData { local: PathBuf, remote: String, skip_unchanged: bool },
     /// The stack files carried by this binary, plus the app build contexts unless images are shipped.
-    UploadBundle { remote_dir: String, files: Vec<String>, app_dir: Option<PathBuf> },
+    UploadBundle { remote_dir: String, files: Vec<String>, app_dir: Option<PathBuf>, skip_unchanged: bool },
     /// The merged `.env`, written with mode 0600 (values never shown).
-    UploadEnv { remote: String, keys: Vec<String> },
+    UploadEnv { remote: String, keys: Vec<String>, skip_unchanged: bool },
     /// The Basic Auth users Caddy imports (names and bcrypt hashes, mode 0600; never passwords).
-    UploadUsers { remote: String, users: Vec<String> },
+    UploadUsers { remote: String, users: Vec<String>, skip_unchanged: bool },
     /// Build the images here and stream them with `docker save | docker load`.
-    ShipImages { builds: Vec<Vec<String>>, images: Vec<String>, cmd: RemoteCmd },
+    ShipImages { builds: Vec<Vec<String>>, images: Vec<String>, cmd: RemoteCmd, skip_unchanged: bool },
     /// `docker compose up -d` (detecting `docker compose` vs `docker-compose`).
     ComposeUp { cmd: RemoteCmd },
     /// Copy the uploaded dataset into the client_data volume (deploy/load_client_data.sh).
@@ -57,8 +59,9 @@ pub enum Step {
     /// is reported and the deploy goes on (the dashboard works, the assistant says so).
     PullModel { model: String, cmd: RemoteCmd, required: bool },
     /// The model's files from a local Ollama store, uploaded (resume, sha256 verified) to the
-    /// host's staging directory, then copied into the Ollama volume by `cmd`.
-    ShipModel { model: String, store: PathBuf, files: Vec<String>, staging: String, cmd: RemoteCmd },
+    /// host's staging directory, then copied into the Ollama volume by `cmd`; skipped when the
+    /// host's deploy record holds the same model (name and manifest) unless `--force`.
+    ShipModel { model: String, store: PathBuf, files: Vec<String>, staging: String, cmd: RemoteCmd, skip_unchanged: bool },
     /// The name the operator owns resolves, from here, to the server's address: a CA asked for
     /// a certificate would otherwise check another machine (or none) and fail.
     CheckDns { name: String, address: String },
@@ -155,33 +158,40 @@ impl fmt::Display for Step {
                 if *gpu { ", the NVIDIA driver included" } else { "" }
             ),
             Step::WriteManifest { cmd } => write!(f, "record what deploy puts on the host: {cmd}"),
-            Step::UploadData { local, remote } => write!(
+            Step::UploadData { local, remote, skip_unchanged } => write!(
                 f,
-                "upload {} -> {remote} (via {remote}.part, resume, sha256 verified on the host, atomic rename; skipped when unchanged; \
+                "upload {} -> {remote} (only the changed blocks when the host holds an older copy, else zstd on the wire; \
+                 via {remote}.part, resume, sha256 verified on the host, atomic rename; {}; \
                  a database in WAL mode or with a -wal/-journal beside it goes as a checked snapshot)",
-                local.display()
+                local.display(),
+                if *skip_unchanged { "skipped when the host holds the same sha256" } else { "sent whole (--force)" }
             ),
-            Step::UploadBundle { remote_dir, files, app_dir } => {
+            Step::UploadBundle { remote_dir, files, app_dir, skip_unchanged } => {
                 write!(f, "upload the stack to {remote_dir}/deploy: {}", files.join(" "))?;
                 match app_dir {
-                    Some(d) => write!(f, "; build contexts backend/ frontend/ from {}", d.display()),
-                    None => write!(f, "; no build contexts (images are shipped)"),
+                    Some(d) => write!(f, "; build contexts backend/ frontend/ from {}", d.display())?,
+                    None => write!(f, "; no build contexts (images are shipped)")?,
                 }
+                write!(f, "{}", unless_recorded(*skip_unchanged, "bundle"))
             }
-            Step::UploadEnv { remote, keys } => {
-                write!(f, "write {remote} with mode 0600 (keys: {}; values not shown)", keys.join(", "))
-            }
-            Step::UploadUsers { remote, users } => write!(
+            Step::UploadEnv { remote, keys, skip_unchanged } => write!(
                 f,
-                "write {remote} with mode 0600: Basic Auth users {} (bcrypt hashes only)",
-                if users.is_empty() { "none: the trial is locked".to_string() } else { users.join(", ") }
+                "write {remote} with mode 0600 (keys: {}; values not shown){}",
+                keys.join(", "),
+                unless_recorded(*skip_unchanged, "env")
             ),
-            Step::ShipImages { builds, images, cmd } => {
+            Step::UploadUsers { remote, users, skip_unchanged } => write!(
+                f,
+                "write {remote} with mode 0600: Basic Auth users {} (bcrypt hashes only){}",
+                if users.is_empty() { "none: the trial is locked".to_string() } else { users.join(", ") },
+                unless_recorded(*skip_unchanged, "users")
+            ),
+            Step::ShipImages { builds, images, cmd, skip_unchanged } => {
                 write!(f, "build here:")?;
                 for b in builds {
                     write!(f, " {};", crate::plan::create::argv_line(b))?;
                 }
-                write!(f, " then docker save {} | {cmd}", images.join(" "))
+                write!(f, " then docker save {} | {cmd}{}", images.join(" "), unless_recorded(*skip_unchanged, "images"))
             }
             Step::ComposeUp { cmd } => write!(f, "bring the stack up: {cmd}"),
             Step::LoadData { cmd } => write!(f, "load the dataset into the client_data volume (atomic): {cmd}"),
@@ -190,12 +200,13 @@ impl fmt::Display for Step {
                 "make sure model {model} is present{}: {cmd}",
                 if *required { "" } else { " (if it cannot be had: reported, and the dashboard still works)" }
             ),
-            Step::ShipModel { model, store, files, staging, cmd } => write!(
+            Step::ShipModel { model, store, files, staging, cmd, skip_unchanged } => write!(
                 f,
-                "copy model {model} from {} ({} files: {}) to {staging} (resume, sha256 verified), then: {cmd}",
+                "copy model {model} from {} ({} files: {}) to {staging} (resume, sha256 verified), then: {cmd}{}",
                 store.display(),
                 files.len(),
-                files.join(" ")
+                files.join(" "),
+                unless_recorded(*skip_unchanged, "model")
             ),
             Step::CheckDns { name, address } => {
                 write!(f, "check that {name} resolves to {address} (a CA checks the name there before it issues)")
@@ -233,6 +244,15 @@ impl fmt::Display for Step {
                 join_ports(closed)
             ),
         }
+    }
+}
+
+/// How an upload step says it may be skipped.
+fn unless_recorded(skip: bool, what: &str) -> String {
+    if skip {
+        format!("; skipped when the host's deploy record ({}) has the same {what} sha256", record::RECORD_FILE)
+    } else {
+        String::new()
     }
 }
 
@@ -274,6 +294,8 @@ pub struct DeployInputs {
     pub auth_users: Vec<String>,
     /// Generation slower than this (tokens/s) is a warning in the model-speed check.
     pub min_tps: f64,
+    /// Redeploy everything, whatever the host's deploy record says (`--force`).
+    pub force: bool,
 }
 
 pub fn remote_data_path(remote_dir: &str) -> String {
@@ -335,6 +357,7 @@ pub fn images_to_ship(env: &env::EnvFile, have_here: impl Fn(&str) -> bool) -> V
 
 /// deploy steps 1-8.
 pub fn deploy_plan(i: &DeployInputs) -> Vec<Step> {
+    let skip = !i.force;
     let mut s = vec![
         Step::CheckData { path: i.data.clone(), sample: i.data_is_sample },
         Step::CheckEnv { path: i.env_file.clone(), required: env::REQUIRED_KEYS.iter().map(|k| k.to_string()).collect() },
@@ -344,24 +367,30 @@ pub fn deploy_plan(i: &DeployInputs) -> Vec<Step> {
             cmd: cloud_init_check_cmd(i.gpu, i.ready_marker),
         },
         Step::WriteManifest { cmd: manifest::write_cmd(&i.remote_dir) },
-        Step::UploadData { local: i.data.clone(), remote: remote_data_path(&i.remote_dir) },
+        Step::UploadData { local: i.data.clone(), remote: remote_data_path(&i.remote_dir), skip_unchanged: skip },
         Step::UploadBundle {
             remote_dir: i.remote_dir.clone(),
             files: bundle::files().iter().map(|f| f.path.to_string()).collect(),
             app_dir: (!i.ship_images).then(|| i.app_dir.clone()),
+            skip_unchanged: skip,
         },
-        Step::UploadEnv { remote: remote_env_path(&i.remote_dir), keys: i.env_keys.clone() },
-        Step::UploadUsers { remote: format!("{}/deploy/auth/users.caddy", i.remote_dir), users: i.auth_users.clone() },
+        Step::UploadEnv { remote: remote_env_path(&i.remote_dir), keys: i.env_keys.clone(), skip_unchanged: skip },
+        Step::UploadUsers {
+            remote: format!("{}/deploy/auth/users.caddy", i.remote_dir),
+            users: i.auth_users.clone(),
+            skip_unchanged: skip,
+        },
     ];
     if i.ship_images {
         s.push(Step::ShipImages {
             builds: i.image_builds.clone(),
             images: i.shipped_images.clone(),
             cmd: RemoteCmd::argv(["docker", "load"]),
+            skip_unchanged: skip,
         });
     }
-    s.push(Step::ComposeUp { cmd: compose_up_cmd(&i.remote_dir, i.gpu, !i.ship_images) });
-    s.push(Step::LoadData { cmd: load_data_cmd(&i.remote_dir) });
+    s.push(Step::ComposeUp { cmd: compose_up_cmd(&i.remote_dir, i.gpu, !i.ship_images, skip) });
+    s.push(Step::LoadData { cmd: load_data_cmd(&i.remote_dir, skip) });
     s.push(match &i.ship_model {
         Some((store, files)) => Step::ShipModel {
             model: i.model.clone(),
@@ -369,10 +398,11 @@ pub fn deploy_plan(i: &DeployInputs) -> Vec<Step> {
             files: files.clone(),
             staging: model::staging_dir(&i.remote_dir),
             cmd: model::install_cmd(&i.remote_dir, i.gpu),
+            skip_unchanged: skip,
         },
         None => Step::PullModel {
             model: i.model.clone(),
-            cmd: pull_model_cmd(&i.remote_dir, i.gpu, &i.model),
+            cmd: pull_model_cmd(&i.remote_dir, i.gpu, &i.model, skip),
             required: i.require_model,
         },
     });
@@ -514,30 +544,46 @@ pub fn compose_cmd(remote_dir: &str, gpu: bool, args: &[&str]) -> RemoteCmd {
     RemoteCmd::shell(format!("{} && dc {}", compose_prelude(remote_dir, gpu), args.join(" ")))
 }
 
-pub fn compose_up_cmd(remote_dir: &str, gpu: bool, build: bool) -> RemoteCmd {
+/// `compose up`; with `skip_unchanged`, only when the deploy record says the running stack was
+/// brought up from other inputs.
+pub fn compose_up_cmd(remote_dir: &str, gpu: bool, build: bool, skip_unchanged: bool) -> RemoteCmd {
     let b = if build { "--build" } else { "--no-build" };
-    compose_cmd(remote_dir, gpu, &["up", "-d", b, "--remove-orphans"])
+    let up = ["up", "-d", b, "--remove-orphans"];
+    if !skip_unchanged {
+        return compose_cmd(remote_dir, gpu, &up);
+    }
+    RemoteCmd::shell(record::compose_up_guarded(&compose_prelude(remote_dir, gpu), &format!("dc {}", up.join(" "))))
 }
 
 /// Waits (up to 2 minutes) for the Ollama server in its container, then `ollama pull` (the
 /// /api/pull endpoint, from inside the stack's network; progress goes to stderr).
-pub fn pull_model_cmd(remote_dir: &str, gpu: bool, model: &str) -> RemoteCmd {
-    RemoteCmd::shell(format!(
+pub fn pull_model_cmd(remote_dir: &str, gpu: bool, model: &str, skip_unchanged: bool) -> RemoteCmd {
+    let pull = pull_model_line(remote_dir, gpu, model);
+    if skip_unchanged {
+        RemoteCmd::shell(record::pull_model_guarded(remote_dir, model, &pull))
+    } else {
+        RemoteCmd::shell(pull)
+    }
+}
+
+fn pull_model_line(remote_dir: &str, gpu: bool, model: &str) -> String {
+    format!(
         "{} && i=0; until dc exec -T ollama ollama list >/dev/null 2>&1; do i=$((i+2)); \
          if [ $i -ge 120 ]; then echo 'the ollama service does not answer' >&2; dc ps >&2; exit 1; fi; sleep 2; done; \
          dc exec -T ollama ollama pull {}",
         compose_prelude(remote_dir, gpu),
         quote(model)
-    ))
+    )
 }
 
 /// The dataset is uploaded to `<dir>/data/client.sqlite`, i.e. `../data/client.sqlite` from the
 /// stack directory.
-pub fn load_data_cmd(remote_dir: &str) -> RemoteCmd {
-    RemoteCmd::shell(format!(
-        "cd {}/deploy && bash ./load_client_data.sh ../data/client.sqlite",
-        quote(remote_dir)
-    ))
+pub fn load_data_cmd(remote_dir: &str, skip_unchanged: bool) -> RemoteCmd {
+    let load = "bash ./load_client_data.sh ../data/client.sqlite";
+    if skip_unchanged {
+        return RemoteCmd::shell(record::load_data_guarded(remote_dir, load));
+    }
+    RemoteCmd::shell(format!("cd {}/deploy && {load}", quote(remote_dir)))
 }
 
 /// The stack's wipe, then the uploaded copy of the dataset outside the volume (with its partial
@@ -546,10 +592,11 @@ pub fn wipe_cmd(remote_dir: &str, gpu: bool) -> RemoteCmd {
     let files = if gpu { "-f docker-compose.yml -f docker-compose.gpu.yml" } else { "-f docker-compose.yml" };
     RemoteCmd::shell(format!(
         "(cd {}/deploy && MUNERO_COMPOSE_ARGS={} bash ./wipe_client_data.sh --yes); rc=$?; \
-         rm -f -- {d} {d}.part {d}.sha256 && printf 'uploaded copy removed: %s\\n' {d}; exit $rc",
+         rm -f -- {d} {d}.part {d}.sha256 {d}.blocks {d}.part.blocks {rec} && printf 'uploaded copy removed: %s\\n' {d}; exit $rc",
         quote(remote_dir),
         quote(files),
         d = quote(&remote_data_path(remote_dir)),
+        rec = quote(&record::path(remote_dir)),
     ))
 }
 
@@ -669,6 +716,7 @@ mod tests {
             cloud_init_timeout_s: 1800,
             auth_users: vec!["acme".into()],
             min_tps: 8.0,
+            force: false,
         }
     }
 
@@ -695,10 +743,30 @@ mod tests {
         assert!(text.contains(" 5. [upload-data] upload /tmp/c.sqlite -> munero/data/client.sqlite"));
         assert!(text.contains("write munero/deploy/.env with mode 0600 (keys: MUNERO_DOMAIN, BASIC_AUTH_HASH; values not shown)"));
         // Remote steps print the very command line the host receives.
-        let up = compose_up_cmd("munero", true, true).to_command_line();
+        let up = compose_up_cmd("munero", true, true, true).to_command_line();
         assert!(text.contains(&format!("[compose-up] bring the stack up: {up}")), "{text}");
-        assert!(up.contains("-f docker-compose.gpu.yml") && up.ends_with("dc up -d --build --remove-orphans"));
+        assert!(up.contains("-f docker-compose.gpu.yml") && up.contains("dc up -d --build --remove-orphans && "));
         assert!(text.contains(&cloud_init_check_cmd(true, true).to_command_line()));
+    }
+
+    #[test]
+    fn plan_says_which_steps_an_unchanged_deploy_skips_and_force_skips_none() {
+        let text = render(&deploy_plan(&inputs(true, false)));
+        for (id, key) in [("upload-bundle", "bundle"), ("upload-env", "env"), ("upload-users", "users"), ("ship-images", "images")] {
+            let line = text.lines().find(|l| l.contains(&format!("[{id}]"))).unwrap();
+            assert!(line.ends_with(&format!("skipped when the host's deploy record (.munero-deployed) has the same {key} sha256")), "{line}");
+        }
+        assert!(text.contains("skipped when the host holds the same sha256"));
+        for id in ["compose-up", "load-data", "pull-model"] {
+            let line = text.lines().find(|l| l.contains(&format!("[{id}]"))).unwrap();
+            assert!(line.contains(".munero-deployed") && line.contains("echo") && line.contains("skipped: "), "{line}");
+        }
+        let forced = render(&deploy_plan(&DeployInputs { force: true, ..inputs(true, false) }));
+        for line in forced.lines().filter(|l| !l.contains("[write-manifest]")) {
+            assert!(!line.contains(".munero-deployed") && !line.contains("skipped"), "{line}");
+        }
+        assert!(forced.contains("sent whole (--force)"));
+        assert!(forced.contains(&compose_up_cmd("munero", false, false, false).to_command_line()));
     }
 
     #[test]
@@ -751,18 +819,18 @@ mod tests {
 
     #[test]
     fn compose_commands_detect_the_compose_flavour() {
-        let c = compose_up_cmd("munero", true, true).to_command_line();
+        let c = compose_up_cmd("munero", true, true, false).to_command_line();
         assert!(c.starts_with("cd munero/deploy && if docker compose version"));
         assert!(c.contains("dc() { docker-compose -f docker-compose.yml -f docker-compose.gpu.yml \"$@\"; }"));
         assert!(c.ends_with("&& dc up -d --build --remove-orphans"));
-        let p = pull_model_cmd("munero", false, "qwen2.5-coder:3b").to_command_line();
+        let p = pull_model_cmd("munero", false, "qwen2.5-coder:3b", false).to_command_line();
         assert!(p.ends_with("dc exec -T ollama ollama pull qwen2.5-coder:3b"));
         assert!(p.contains("until dc exec -T ollama ollama list"));
         let l = logs_cmd("munero", false, Some("backend"), true, Some("10m")).to_command_line();
         assert!(l.ends_with("dc logs --no-color --follow --since 10m backend"));
         let w = wipe_cmd("/opt/munero", false).to_command_line();
         assert!(w.starts_with("(cd /opt/munero/deploy && MUNERO_COMPOSE_ARGS='-f docker-compose.yml' bash ./wipe_client_data.sh --yes); rc=$?;"), "{w}");
-        assert!(w.contains("rm -f -- /opt/munero/data/client.sqlite /opt/munero/data/client.sqlite.part /opt/munero/data/client.sqlite.sha256"), "{w}");
+        assert!(w.contains("rm -f -- /opt/munero/data/client.sqlite /opt/munero/data/client.sqlite.part /opt/munero/data/client.sqlite.sha256 /opt/munero/data/client.sqlite.blocks"), "{w}");
         assert!(w.ends_with("exit $rc"), "{w}");
     }
 

@@ -1,6 +1,7 @@
 //! Walks a deploy plan over one SSH connection with the pinned host key: each remote step runs
 //! the command it carries, so what `--dry-run` printed is what runs.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -9,7 +10,7 @@ use serde_json::{json, Value};
 
 use crate::ctx::Ctx;
 use crate::deploy::env::EnvFile;
-use crate::deploy::{bundle, checks, snapshot, verify, Step};
+use crate::deploy::{bundle, checks, record, snapshot, verify, Step};
 use crate::error::usage;
 use crate::remote;
 use crate::ssh::upload::{self, UploadOptions};
@@ -31,7 +32,7 @@ pub struct Deploy<'a> {
 
 /// Walk the steps; returns each step's result by id.
 pub async fn run(d: &Deploy<'_>, steps: &[Step]) -> Result<serde_json::Map<String, Value>> {
-    let mut ex = Executor { d, sess: None, results: serde_json::Map::new() };
+    let mut ex = Executor { d, sess: None, results: serde_json::Map::new(), record: None, skipped: Vec::new() };
     let total = steps.len();
     let mut seconds = serde_json::Map::new();
     for (i, step) in steps.iter().enumerate() {
@@ -44,6 +45,13 @@ pub async fn run(d: &Deploy<'_>, steps: &[Step]) -> Result<serde_json::Map<Strin
     if let Some(s) = ex.sess.take() {
         s.close().await;
     }
+    if !ex.skipped.is_empty() {
+        d.ctx.out.progress(format!(
+            "Skipped, unchanged since the last deploy: {} (--force redeploys them)",
+            ex.skipped.join(", ")
+        ));
+    }
+    ex.results.insert("skipped".into(), json!(ex.skipped));
     Ok(ex.results)
 }
 
@@ -51,6 +59,10 @@ struct Executor<'a> {
     d: &'a Deploy<'a>,
     sess: Option<Session>,
     results: serde_json::Map<String, Value>,
+    /// The host's deploy record, read once when a step first needs it.
+    record: Option<BTreeMap<String, String>>,
+    /// Ids of the steps that found their inputs unchanged.
+    skipped: Vec<String>,
 }
 
 impl Executor<'_> {
@@ -61,9 +73,41 @@ impl Executor<'_> {
         Ok(self.sess.as_ref().expect("connected above"))
     }
 
-    async fn remote(&mut self, cmd: &RemoteCmd) -> Result<()> {
+    /// Runs a step's command; a command that found nothing to do says so on a `skipped:` line.
+    async fn remote(&mut self, id: &str, cmd: &RemoteCmd) -> Result<()> {
         let s = self.session().await?;
-        s.run_with(cmd, None::<tokio::io::Empty>, Echo::Progress).await?;
+        let out = s.run_with(cmd, None::<tokio::io::Empty>, Echo::Progress).await?;
+        if record::skipped_line(&out.stdout_str()).is_some() {
+            self.skipped.push(id.to_string());
+        }
+        Ok(())
+    }
+
+    async fn recorded(&mut self, key: &str) -> Result<Option<String>> {
+        if self.record.is_none() {
+            let dir = crate::remote::remote_dir(self.d.trial);
+            let out = self.session().await?.run(&record::read_cmd(&dir)).await?;
+            self.record = Some(record::parse(&out.stdout_str()));
+        }
+        Ok(self.record.as_ref().and_then(|r| r.get(key).cloned()))
+    }
+
+    /// True (and said) when the host's record holds `hash` for `key`.
+    async fn unchanged(&mut self, id: &str, key: &str, hash: &str, skip: bool) -> Result<bool> {
+        if !skip || self.recorded(key).await?.as_deref() != Some(hash) {
+            return Ok(false);
+        }
+        self.d.ctx.out.progress(format!("      skipped: the host's deploy record has this {key} (sha256 {})", &hash[..12]));
+        self.skipped.push(id.to_string());
+        Ok(true)
+    }
+
+    async fn remember(&mut self, key: &str, hash: &str) -> Result<()> {
+        let dir = crate::remote::remote_dir(self.d.trial);
+        self.session().await?.run(&record::set_cmd(&dir, &[(key, hash)])).await?;
+        if let Some(r) = self.record.as_mut() {
+            r.insert(key.to_string(), hash.to_string());
+        }
         Ok(())
     }
 
@@ -71,8 +115,13 @@ impl Executor<'_> {
         let ctx = self.d.ctx;
         match step {
             Step::CheckData { path, .. } => {
-                let c = checks::check_sqlite(path)?;
-                ctx.out.progress(format!("      ok: {} tables, {}", c.tables, upload::human_bytes(c.bytes)));
+                let (c, cached) = checks::check_sqlite_cached(path, &ctx.store.root().join("data-checks.json"))?;
+                ctx.out.progress(format!(
+                    "      ok: {} tables, {}{}",
+                    c.tables,
+                    upload::human_bytes(c.bytes),
+                    if cached { " (checked before, unchanged since)" } else { "" }
+                ));
                 self.results.insert("data".into(), json!(c));
             }
             Step::CheckEnv { .. } => {
@@ -86,8 +135,8 @@ impl Executor<'_> {
                 ctx.out.progress(format!("      ok: {} keys", self.d.env.keys().len()));
             }
             Step::WaitCloudInit { timeout_s, cmd, .. } => self.wait_ready(cmd, Duration::from_secs(*timeout_s)).await?,
-            Step::WriteManifest { cmd } | Step::ComposeUp { cmd } | Step::LoadData { cmd } => self.remote(cmd).await?,
-            Step::PullModel { model, cmd, required } => match self.remote(cmd).await {
+            Step::WriteManifest { cmd } | Step::ComposeUp { cmd } | Step::LoadData { cmd } => self.remote(step.id(), cmd).await?,
+            Step::PullModel { model, cmd, required } => match self.remote(step.id(), cmd).await {
                 Ok(()) => {
                     self.results.insert("model".into(), json!({"model": model, "available": true}));
                 }
@@ -101,7 +150,7 @@ impl Executor<'_> {
                 }
                 Err(e) => return Err(e),
             },
-            Step::UploadData { local, remote } => {
+            Step::UploadData { local, remote, skip_unchanged } => {
                 let src = snapshot::UploadSource::prepare(local, &ctx.store.root().join("snapshots"))?;
                 if let Some(line) = src.progress_line() {
                     ctx.out.progress(line);
@@ -109,58 +158,86 @@ impl Executor<'_> {
                 let opts = UploadOptions {
                     hash_cache: Some(ctx.store.root().join("upload-hashes.json")),
                     progress_bar: true,
+                    force: !skip_unchanged,
                     ..Default::default()
                 };
                 let s = self.session().await?;
                 let r = upload::upload_file(s, &src.path, remote, &opts).await?;
                 src.verify_unchanged()?;
+                if let Some(note) = &r.note {
+                    ctx.out.progress(format!("      note: {note}"));
+                }
+                ctx.out.progress(format!("      {}", upload_summary(&r)));
                 if r.skipped {
-                    ctx.out.progress(format!("      skipped: the host already holds sha256 {}", r.sha256));
-                } else {
-                    ctx.out.progress(format!(
-                        "      uploaded {} (sent {}{}), sha256 {} verified on the host",
-                        upload::human_bytes(r.size),
-                        upload::human_bytes(r.bytes_sent),
-                        if r.resumed_from > 0 { format!(", resumed at {}", upload::human_bytes(r.resumed_from)) } else { String::new() },
-                        r.sha256
-                    ));
+                    self.skipped.push(step.id().to_string());
+                }
+                // What was just sent is new to the record; a skipped upload may predate it.
+                if !r.skipped || self.recorded("data").await?.as_deref() != Some(r.sha256.as_str()) {
+                    self.remember("data", &r.sha256).await?;
                 }
                 let mut v = json!(r);
                 src.annotate(&mut v);
                 self.results.insert("upload".into(), v);
             }
-            Step::UploadBundle { remote_dir, app_dir, .. } => {
+            Step::UploadBundle { remote_dir, app_dir, skip_unchanged, .. } => {
+                let contexts = match app_dir {
+                    Some(dir) => Some(build_contexts(dir).await?),
+                    None => None,
+                };
+                let hash = bundle_hash(contexts.as_deref());
+                if self.unchanged(step.id(), "bundle", &hash, *skip_unchanged).await? {
+                    return Ok(());
+                }
                 let s = self.session().await?;
                 for f in bundle::files() {
                     upload::put_bytes(s, &format!("{remote_dir}/deploy/{}", f.path), f.contents, f.mode).await?;
                 }
-                if let Some(dir) = app_dir {
-                    send_build_contexts(s, dir, remote_dir).await?;
+                if let Some(tar) = contexts {
+                    s.run_with(&crate::deploy::unpack_contexts_cmd(remote_dir), Some(std::io::Cursor::new(tar)), Echo::Capture).await?;
                 }
+                self.remember("bundle", &hash).await?;
                 ctx.out.progress(format!(
                     "      ok: {} stack files{}",
                     bundle::files().len(),
                     if app_dir.is_some() { " + backend/ frontend/" } else { "" }
                 ));
             }
-            Step::UploadEnv { remote, .. } => {
+            Step::UploadEnv { remote, skip_unchanged, .. } => {
                 let text = self.d.env.render();
+                let hash = crate::ssh::hashcache::sha256_bytes(text.as_bytes());
+                if self.unchanged(step.id(), "env", &hash, *skip_unchanged).await? {
+                    return Ok(());
+                }
                 let s = self.session().await?;
                 upload::put_bytes(s, remote, text.as_bytes(), 0o600).await?;
                 let mode = s.run(&RemoteCmd::argv(["stat", "-c", "%a", remote])).await?.stdout_str();
                 if mode.trim() != "600" {
                     bail!("{remote} has mode {} on the host, expected 600", mode.trim());
                 }
+                self.remember("env", &hash).await?;
                 ctx.out.progress("      ok: mode 0600");
             }
-            Step::UploadUsers { remote, users } => {
+            Step::UploadUsers { remote, users, skip_unchanged } => {
                 let file = self.d.users_file.clone();
+                let hash = crate::ssh::hashcache::sha256_bytes(file.as_bytes());
+                if self.unchanged(step.id(), "users", &hash, *skip_unchanged).await? {
+                    return Ok(());
+                }
                 let s = self.session().await?;
                 upload::put_bytes(s, remote, file.as_bytes(), 0o600).await?;
+                self.remember("users", &hash).await?;
                 ctx.out.progress(format!("      ok: {} user(s), mode 0600", users.len()));
             }
-            Step::ShipImages { builds, images, cmd } => self.ship_images(builds, images, cmd).await?,
-            Step::ShipModel { store, files, staging, cmd, .. } => {
+            Step::ShipImages { builds, images, cmd, skip_unchanged } => {
+                self.ship_images(step.id(), builds, images, cmd, *skip_unchanged).await?
+            }
+            Step::ShipModel { model, store, files, staging, cmd, skip_unchanged } => {
+                // The manifest names every blob by its digest, so with the name it is the model.
+                let manifest = std::fs::read(store.join(&files[0])).with_context(|| format!("reading {}", files[0]))?;
+                let hash = crate::ssh::hashcache::sha256_bytes(&[model.as_bytes(), b"\n", &manifest].concat());
+                if self.unchanged(step.id(), "model", &hash, *skip_unchanged).await? {
+                    return Ok(());
+                }
                 let s = self.session().await?;
                 let mut sent = 0;
                 for f in files {
@@ -168,7 +245,8 @@ impl Executor<'_> {
                     sent += r.bytes_sent;
                 }
                 ctx.out.progress(format!("      uploaded {} files ({})", files.len(), upload::human_bytes(sent)));
-                self.remote(cmd).await?;
+                self.remote(step.id(), cmd).await?;
+                self.remember("model", &hash).await?;
             }
             Step::CheckDns { name, address } => {
                 let got: Vec<std::net::IpAddr> = match tokio::net::lookup_host((name.as_str(), 443)).await {
@@ -266,12 +344,26 @@ impl Executor<'_> {
         }
     }
 
-    async fn ship_images(&mut self, builds: &[Vec<String>], images: &[String], load: &RemoteCmd) -> Result<()> {
+    async fn ship_images(&mut self, id: &str, builds: &[Vec<String>], images: &[String], load: &RemoteCmd, skip: bool) -> Result<()> {
         for b in builds {
             let st = tokio::process::Command::new(&b[0]).args(&b[1..]).stdout(std::process::Stdio::null()).status().await;
             if !st.with_context(|| format!("running {}", b[0]))?.success() {
                 bail!("building an image here failed: {} (see the output above)", crate::plan::create::argv_line(b));
             }
+        }
+        // The build is cached and quick when nothing changed; the image ids then say so.
+        let ids = tokio::process::Command::new("docker")
+            .args(["image", "inspect", "--format", "{{.Id}}"])
+            .args(images)
+            .output()
+            .await
+            .context("running docker image inspect")?;
+        if !ids.status.success() {
+            bail!("docker image inspect {}: {}", images.join(" "), String::from_utf8_lossy(&ids.stderr).trim());
+        }
+        let hash = crate::ssh::hashcache::sha256_bytes(&ids.stdout);
+        if self.unchanged(id, "images", &hash, skip).await? {
+            return Ok(());
         }
         let mut save = tokio::process::Command::new("docker")
             .arg("save")
@@ -285,13 +377,14 @@ impl Executor<'_> {
         if !save.wait().await?.success() {
             bail!("docker save failed");
         }
-        Ok(())
+        self.remember("images", &hash).await
+
     }
 }
 
-/// `tar` of backend/ and frontend/ (without dependencies, caches and local data) streamed into
-/// the stack directory on the host.
-async fn send_build_contexts(s: &Session, app_dir: &Path, remote_dir: &str) -> Result<()> {
+/// `tar` of backend/ and frontend/ (without dependencies, caches and local data), kept in memory:
+/// its hash decides whether it goes at all.
+async fn build_contexts(app_dir: &Path) -> Result<Vec<u8>> {
     if !app_dir.join("backend").is_dir() || !app_dir.join("frontend").is_dir() {
         return Err(usage(format!(
             "{}: no backend/ and frontend/ to build from; pass --app-dir CHECKOUT or --ship-images",
@@ -303,18 +396,50 @@ async fn send_build_contexts(s: &Session, app_dir: &Path, remote_dir: &str) -> R
     for e in bundle::CONTEXT_EXCLUDES {
         cmd.arg(format!("--exclude={e}"));
     }
-    cmd.args(["-cf", "-", "backend", "frontend"]).stdout(std::process::Stdio::piped());
-    let mut child = cmd.spawn().context("running tar for the build contexts")?;
-    let stdout = child.stdout.take().context("tar stdout")?;
-    s.run_with(&crate::deploy::unpack_contexts_cmd(remote_dir), Some(stdout), Echo::Capture).await?;
-    if !child.wait().await?.success() {
-        bail!("tar of {} failed", app_dir.display());
+    cmd.args(["-cf", "-", "backend", "frontend"]);
+    let out = cmd.output().await.context("running tar for the build contexts")?;
+    if !out.status.success() {
+        bail!("tar of {} failed: {}", app_dir.display(), String::from_utf8_lossy(&out.stderr).trim());
     }
-    Ok(())
+    Ok(out.stdout)
+}
+
+/// What the bundle step puts on the host, as one hash: the stack files and the build contexts.
+fn bundle_hash(contexts: Option<&[u8]>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for f in bundle::files() {
+        h.update(format!("{} {:o} {}\n", f.path, f.mode, f.contents.len()));
+        h.update(f.contents);
+    }
+    h.update(contexts.unwrap_or_default());
+    hex::encode(h.finalize())
 }
 
 /// The connection was refused (nothing listens on the port), as opposed to unanswered.
 fn refused(e: &anyhow::Error) -> bool {
     e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused))
         || format!("{e:#}").contains("Connection refused")
+}
+
+/// One line on what the upload did: the mode, the bytes that crossed the link, the time.
+pub fn upload_summary(r: &upload::UploadReport) -> String {
+    use upload::{human_bytes, Mode};
+    let wire = format!("{} on the wire in {:.1}s", human_bytes(r.bytes_on_wire), r.seconds);
+    match r.mode {
+        Mode::Skipped => format!("skipped: the host already holds sha256 {}", r.sha256),
+        Mode::Delta => format!(
+            "delta: {} of {} changed, {wire}; sha256 {} verified on the host",
+            human_bytes(r.bytes_sent),
+            human_bytes(r.size),
+            r.sha256
+        ),
+        Mode::Compressed | Mode::Full => format!(
+            "uploaded {} ({}{}; {wire}), sha256 {} verified on the host",
+            human_bytes(r.size),
+            if r.mode == Mode::Compressed { "zstd" } else { "plain" },
+            if r.resumed_from > 0 { format!(", resumed at {}", human_bytes(r.resumed_from)) } else { String::new() },
+            r.sha256
+        ),
+    }
 }

@@ -3,8 +3,15 @@
 //! of every remote command captured.
 
 pub mod cmd;
+pub mod compress;
+pub mod delta;
+pub mod hashcache;
+pub mod helper;
 pub mod hostkey;
+pub mod sftp_put;
+pub mod transfer;
 pub mod upload;
+pub mod zsend;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -190,6 +197,7 @@ pub struct Session {
 
 impl Session {
     pub async fn connect(target: &Target, opts: &ConnectOptions) -> Result<Session> {
+        let started = std::time::Instant::now();
         let presented = Arc::new(Mutex::new(None));
         let fut = Self::connect_inner(target, opts, presented.clone());
         let res = tokio::time::timeout(opts.connect_timeout, fut).await;
@@ -199,7 +207,10 @@ impl Session {
                 target.display(),
                 opts.connect_timeout.as_secs()
             ),
-            Ok(Ok(s)) => Ok(s),
+            Ok(Ok(s)) => {
+                tracing::debug!("{:.0} ms: connected to {}", started.elapsed().as_secs_f64() * 1e3, target.display());
+                Ok(s)
+            }
             Ok(Err(e)) => {
                 let seen = presented.lock().unwrap().clone();
                 if let Some(seen) = seen {
@@ -297,7 +308,37 @@ impl Session {
         stdin: Option<R>,
         echo: Echo,
     ) -> Result<ExecOutput> {
+        self.exec_capped(cmd, stdin, echo, CAPTURE_CAP).await
+    }
+
+    /// Like `run_with`, but keeps up to `cap` bytes of output: for commands whose output is data
+    /// (a file's block hashes), not a log whose tail is what matters.
+    pub async fn run_capped<R: AsyncRead + Unpin + Send>(
+        &self,
+        cmd: &RemoteCmd,
+        stdin: Option<R>,
+        cap: usize,
+    ) -> Result<ExecOutput> {
+        let out = self.exec_capped(cmd, stdin, Echo::Capture, cap).await?;
+        if !out.success() {
+            return Err(anyhow::Error::new(RemoteFailure {
+                host: self.host.clone(),
+                command: cmd.to_command_line(),
+                output: out,
+            }));
+        }
+        Ok(out)
+    }
+
+    async fn exec_capped<R: AsyncRead + Unpin + Send>(
+        &self,
+        cmd: &RemoteCmd,
+        stdin: Option<R>,
+        echo: Echo,
+        cap: usize,
+    ) -> Result<ExecOutput> {
         let line = cmd.to_command_line();
+        let started = std::time::Instant::now();
         let channel = self
             .handle
             .channel_open_session()
@@ -339,14 +380,14 @@ impl Session {
                                 let _ = stdout.flush();
                             }
                         }
-                        push_capped(&mut out.stdout, &data);
+                        push_capped(&mut out.stdout, &data, cap);
                     }
                     ChannelMsg::ExtendedData { data, ext } => {
                         if ext == 1 && echo != Echo::Capture {
                             let _ = stderr.write_all(&data);
                             let _ = stderr.flush();
                         }
-                        push_capped(&mut out.stderr, &data);
+                        push_capped(&mut out.stderr, &data, CAPTURE_CAP);
                     }
                     ChannelMsg::ExitStatus { exit_status } => out.status = Some(exit_status),
                     ChannelMsg::ExitSignal { signal_name, .. } => {
@@ -372,6 +413,7 @@ impl Session {
                 fed?;
             }
         }
+        tracing::debug!("{:.0} ms: `{}`", started.elapsed().as_secs_f64() * 1e3, line.chars().take(80).collect::<String>());
         Ok(out)
     }
 
@@ -392,20 +434,22 @@ impl Session {
     }
 
     pub async fn close(self) {
+        let started = std::time::Instant::now();
         let _ = self
             .handle
             .disconnect(russh::Disconnect::ByApplication, "", "en")
             .await;
+        tracing::debug!("{:.0} ms: disconnect", started.elapsed().as_secs_f64() * 1e3);
     }
 }
 
 /// Captured output is capped so a chatty command cannot exhaust memory; the tail is what matters.
 const CAPTURE_CAP: usize = 4 * 1024 * 1024;
 
-fn push_capped(buf: &mut Vec<u8>, data: &[u8]) {
+fn push_capped(buf: &mut Vec<u8>, data: &[u8], cap: usize) {
     buf.extend_from_slice(data);
-    if buf.len() > CAPTURE_CAP {
-        let cut = buf.len() - CAPTURE_CAP / 2;
+    if buf.len() > cap {
+        let cut = buf.len() - cap / 2;
         buf.drain(..cut);
     }
 }

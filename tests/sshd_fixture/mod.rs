@@ -19,6 +19,7 @@ pub struct Sshd {
     pub client_key: PathBuf,
     pub client_pub: PathBuf,
     child: Child,
+    path_dir: Option<tempfile::TempDir>,
 }
 
 pub fn keygen(path: &Path, comment: &str) {
@@ -46,6 +47,27 @@ impl Sshd {
 
     /// With a given host private key (a trial's injected key, as cloud-init would install it).
     pub fn start_with_host_key(given: Option<&Path>) -> Sshd {
+        Sshd::start_with(given, None)
+    }
+
+    /// Commands on this "host" see a PATH that lacks `hidden` (a host without zstd, say).
+    pub fn start_without(hidden: &[&str]) -> Sshd {
+        let bin = tempfile::tempdir().unwrap();
+        for dir in ["/usr/local/bin", "/usr/bin", "/bin"] {
+            for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let hide = hidden.iter().any(|h| name == *h || name.starts_with(&format!("{h}.")) || name.starts_with(&format!("{h}mt")));
+                if !hide && !bin.path().join(&name).exists() {
+                    std::os::unix::fs::symlink(e.path(), bin.path().join(&name)).unwrap();
+                }
+            }
+        }
+        let mut s = Sshd::start_with(None, Some(bin.path()));
+        s.path_dir = Some(bin);
+        s
+    }
+
+    fn start_with(given: Option<&Path>, path: Option<&Path>) -> Sshd {
         assert!(
             Path::new("/usr/sbin/sshd").exists(),
             "/usr/sbin/sshd missing: run scripts/setup/sshd.sh"
@@ -86,7 +108,10 @@ impl Sshd {
                  MaxStartups 64\n\
                  MaxSessions 64\n\
                  LogLevel FATAL\n\
-                 Subsystem sftp {sftp}\n",
+                 Subsystem sftp {sftp}\n{setenv}",
+                // A login shell may put a version manager's shims ahead of PATH (pyenv here):
+                // pinned to the system's interpreter, a shim finds none outside PATH either.
+                setenv = path.map(|p| format!("SetEnv PATH={} PYENV_VERSION=system\n", p.display())).unwrap_or_default(),
                 hk = host_key.display(),
                 ak = d.join("authorized_keys").display(),
                 pid = d.join("sshd.pid").display(),
@@ -111,6 +136,7 @@ impl Sshd {
             client_pub,
             child,
             dir,
+            path_dir: None,
         };
         s.wait_banner();
         s
@@ -219,5 +245,20 @@ impl Sshd {
         text.push_str(public_key_line.trim());
         text.push('\n');
         std::fs::write(ak, text).unwrap();
+    }
+}
+
+/// The size of a file once it stops growing: after a cut the host side still writes what it
+/// had received when its connection went.
+pub fn settled_size(path: &Path) -> u64 {
+    let mut last = u64::MAX;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = std::fs::metadata(path).map(|m| m.len()).expect("the .part survives the cut");
+        if now == last || Instant::now() > deadline {
+            return now;
+        }
+        last = now;
+        std::thread::sleep(Duration::from_millis(300));
     }
 }

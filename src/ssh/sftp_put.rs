@@ -1,0 +1,324 @@
+//! The plain upload over SFTP, for hosts without the helper's needs (zstd, python3) and for links
+//! faster than compression: pipelined writes into `<dest>.part`, resume from the part's size, and
+//! a host-side follower that hashes the part while it grows, so the sha256 check costs no second
+//! pass over a multi-GB file.
+//!
+//! With a `Probe`, the first fraction of a second also measures the link: a link slower than the
+//! probe's rate stops the plain upload at a clean offset, and the caller goes on compressed from
+//! there (the part so far is a prefix of the file, as after a cut).
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use futures::stream::{FuturesUnordered, StreamExt};
+use russh_sftp::protocol::{FileAttributes, OpenFlags};
+
+
+use super::transfer::{first_hex64, human_bytes, progress_bar, remote_sha, Probe, UploadOptions};
+use super::{delta, hashcache, quote, RemoteCmd, Session};
+
+pub struct Sent {
+    pub sha256: String,
+    pub bytes_sent: u64,
+    pub resumed_from: u64,
+    pub hashed_while_uploading: bool,
+    /// The link's rate the probe measured (bytes/s), when there was a probe.
+    pub link_rate: Option<f64>,
+}
+
+/// Writes in flight when the probe starts; each answer allows one more, as TCP's slow start
+/// does: a fast link soon has the full pipeline (a fixed small one measured the round trip of a
+/// loaded machine, 10 MB/s on loopback), a slow one has little plain data left to drain when
+/// the upload stops.
+const PROBE_IN_FLIGHT: usize = 8;
+
+pub enum Outcome {
+    Done(Sent),
+    /// The link was slower than the probe's rate: `[0, at)` is in the part, unverified.
+    TooSlow { at: u64, rate: f64 },
+}
+
+/// Where the reading thread sends the file's hashes when it is done, and whether to hash the
+/// whole file (false: it is known; only its block hashes are wanted).
+type HashInto = (tokio::sync::oneshot::Sender<(Option<String>, Vec<u8>)>, bool);
+
+/// How one pass of writes ended.
+struct Pass {
+    sent: u64,
+    rate: Option<f64>,
+    /// Where the writes stopped because the link was slow.
+    stopped_at: Option<u64>,
+}
+
+/// Sends `local` into `<dest>.part` from `resume` on and checks the host's sha256 of the part
+/// (starting over once when a kept part does not match); the caller renames it.
+pub async fn upload(
+    sess: &Session,
+    local: &Path,
+    dest: &str,
+    size: u64,
+    resume: u64,
+    known: Option<String>,
+    opts: &UploadOptions,
+    probe: Option<Probe>,
+) -> Result<Outcome> {
+    let part = format!("{dest}.part");
+    // The host hashes the part while it is written (a follower reading the file as it grows),
+    // so the verify costs no extra pass over a multi-GB file. The channel's stdin is its
+    // lifeline: dropping it stops the follower when the upload fails.
+    let (lifeline, follower_input) = tokio::io::duplex(64);
+    let mut lifeline = Some(lifeline);
+    let (opened_tx, opened_rx) = tokio::sync::oneshot::channel::<()>();
+    let (hash_tx, hash_rx) = tokio::sync::oneshot::channel::<(Option<String>, Vec<u8>)>();
+    let hash_whole = known.is_none();
+    let follower = async {
+        opened_rx.await.ok()?;
+        let out = sess
+            .exec_with(&follow_hash_cmd(&part, size), Some(follower_input), super::Echo::Capture)
+            .await
+            .ok()?;
+        out.success().then(|| first_hex64(&out.stdout_str())).flatten()
+    };
+    let sender = async {
+        let r = send_part(sess, local, dest, size, resume, opts, Some(opened_tx), Some((hash_tx, hash_whole)), probe).await;
+        if !matches!(r, Ok(Pass { stopped_at: None, .. })) {
+            lifeline.take();
+        }
+        r
+    };
+    let (followed, pass) = tokio::join!(follower, sender);
+    drop(lifeline);
+    let pass = pass?;
+    if let Some(at) = pass.stopped_at {
+        return Ok(Outcome::TooSlow { at, rate: pass.rate.unwrap_or_default() });
+    }
+    let mut sent = pass.sent;
+    let (computed, sums) = hash_rx.await.context("hashing the local file")?;
+    let sha = known.or(computed).context("the local hash was neither known nor computed")?;
+    let mut resumed_from = resume;
+    let mut hashed_while_uploading = matches!(&followed, Some(h) if *h == sha);
+    let mut remote = match followed {
+        Some(h) if h == sha => h,
+        // No follower (no mkfifo/tail on the host) or a different answer: hash the file again.
+        _ => {
+            tracing::debug!("hashing {part} again on the host (follower answered {followed:?})");
+            remote_sha(sess, &part).await?
+        }
+    };
+    if remote != sha && resume > 0 {
+        // The kept part did not match this file (it changed, or a write was torn): start over.
+        sess.run(&RemoteCmd::argv(["rm", "-f", "--", &part])).await?;
+        sent += send_part(sess, local, dest, size, 0, opts, None, None, None).await?.sent;
+        resumed_from = 0;
+        hashed_while_uploading = false;
+        remote = remote_sha(sess, &part).await?;
+    }
+    if remote != sha {
+        bail!(
+            "sha256 of {part} on {} is {remote}, expected {sha}; the partial file was kept for \
+             inspection",
+            sess.host()
+        );
+    }
+    hashcache::store_block_sums(opts.hash_cache.as_deref(), &sha, delta::file_block_size(local, size)?, &sums);
+    Ok(Outcome::Done(Sent { sha256: sha, bytes_sent: sent, resumed_from, hashed_while_uploading, link_rate: pass.rate }))
+}
+
+/// Hashes `part` from its first byte while it grows, until `size` bytes were read; prints the
+/// digest. Stops (non-zero) when its stdin closes first (kept on fd 3: a background job gets
+/// /dev/null as its stdin). Needs only coreutils + mkfifo.
+pub fn follow_hash_cmd(part: &str, size: u64) -> RemoteCmd {
+    RemoteCmd::shell(format!(
+        "exec 3<&0; p={p}; n={size}; d=$(mktemp -d) || exit 1; trap 'rm -rf \"$d\"' EXIT; mkfifo \"$d/f\" || exit 1; \
+         if command -v openssl >/dev/null 2>&1; then H='openssl dgst -sha256 -r'; else H=sha256sum; fi; \
+         tail -c +1 -f -- \"$p\" > \"$d/f\" 2>/dev/null & t=$!; \
+         head -c \"$n\" < \"$d/f\" | $H > \"$d/h\" & h=$!; \
+         ( cat <&3 > /dev/null; kill $h $t ) > /dev/null 2>&1 & w=$!; \
+         wait $h; r=$?; kill $t $w 2>/dev/null; [ $r -eq 0 ] && cat \"$d/h\"; exit $r",
+        p = quote(part)
+    ))
+}
+
+/// Sends `[offset, size)` of `local` into `<dest>.part` with many writes in flight; with a
+/// probe, stops early (every write issued answered, so the part is a clean prefix) on a slow link.
+#[allow(clippy::too_many_arguments)]
+async fn send_part(
+    sess: &Session,
+    local: &Path,
+    dest: &str,
+    size: u64,
+    offset: u64,
+    opts: &UploadOptions,
+    opened: Option<tokio::sync::oneshot::Sender<()>>,
+    hash_into: Option<HashInto>,
+    mut probe: Option<Probe>,
+) -> Result<Pass> {
+    let sftp = Arc::new(sess.sftp().await?);
+    let part = format!("{dest}.part");
+    let mut flags = OpenFlags::WRITE | OpenFlags::CREATE;
+    if offset == 0 {
+        flags |= OpenFlags::TRUNCATE;
+    }
+    let attrs = FileAttributes {
+        permissions: Some(opts.mode),
+        ..Default::default()
+    };
+    let handle = sftp
+        .open(part.clone(), flags, attrs)
+        .await
+        .with_context(|| format!("opening {part} on {} for writing", sess.host()))?
+        .handle;
+    if let Some(tx) = opened {
+        let _ = tx.send(());
+    }
+
+    let bar = opts.progress_bar.then(|| progress_bar(size, offset));
+    let acked = Arc::new(AtomicU64::new(0));
+    // A reader thread keeps a few chunks ready so disk reads overlap the network.
+    let mut chunks = read_ahead(local.to_path_buf(), offset, size, opts.chunk, hash_into)?;
+    let mut pos = offset;
+    let mut inflight = FuturesUnordered::new();
+    let started = Instant::now();
+    let mut rate = None;
+    let mut stopped_at = None;
+    let mut answered = 0usize;
+    let result: Result<()> = async {
+        loop {
+            if let Some(p) = probe {
+                let secs = started.elapsed().as_secs_f64();
+                let r = acked.load(Ordering::Relaxed) as f64 / secs.max(1e-6);
+                // A link at a third of the threshold shows it well before the window ends:
+                // every plain byte sent after that costs about four times a compressed one.
+                let clearly_slow = secs >= p.window.as_secs_f64() * 0.4 && r < p.min_rate / 3.0;
+                if secs >= p.window.as_secs_f64() || clearly_slow {
+                    rate = Some(r);
+                    probe = None;
+                    if r < p.min_rate {
+                        stopped_at = Some(pos);
+                    }
+                }
+            }
+            let cap = if probe.is_some() { (PROBE_IN_FLIGHT + answered).min(opts.in_flight) } else { opts.in_flight };
+            while pos < size && stopped_at.is_none() && inflight.len() < cap {
+                let buf = match chunks.recv().await {
+                    Some(Ok(b)) => b,
+                    Some(Err(e)) => return Err(e).with_context(|| format!("reading {}", local.display())),
+                    None => bail!("reading {}: the file ended early", local.display()),
+                };
+                let n = buf.len();
+                let s = sftp.clone();
+                let h = handle.clone();
+                let at = pos;
+                inflight.push(async move { s.write(h, at, buf).await.map(|_| n as u64) });
+                pos += n as u64;
+            }
+            match inflight.next().await {
+                None => break,
+                Some(Ok(n)) => {
+                    answered += 1;
+                    let done = acked.fetch_add(n, Ordering::Relaxed) + n;
+                    if let Some(b) = &bar {
+                        b.set_position(offset + done);
+                    }
+                    if let Some(f) = &opts.on_progress {
+                        f(offset + done, size);
+                    }
+                }
+                Some(Err(e)) => {
+                    bail!("writing {part} on {}: {e}", sess.host())
+                }
+            }
+        }
+        Ok(())
+    }
+    .await;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    result?;
+    if probe.is_some() {
+        // The whole file went within the probe's window.
+        rate = Some(acked.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64().max(1e-6));
+    }
+    // A stopped upload's part is not the file yet: the compressed upload that goes on from
+    // here flushes it at its end.
+    if stopped_at.is_none() {
+        let _ = sftp.fsync(handle.clone()).await;
+    }
+    sftp.close(handle)
+        .await
+        .with_context(|| format!("closing {part} on {}", sess.host()))?;
+    let _ = sftp.close_session();
+    let sent = acked.load(Ordering::Relaxed);
+    if opts.progress_bar {
+        let secs = started.elapsed().as_secs_f64().max(1e-6);
+        eprintln!(
+            "  sent {} in {:.1}s ({:.1} MB/s){}",
+            human_bytes(sent),
+            secs,
+            sent as f64 / secs / 1e6,
+            if offset > 0 {
+                format!(", resumed at {}", human_bytes(offset))
+            } else {
+                String::new()
+            }
+        );
+        if let (Some(at), Some(r)) = (stopped_at, rate) {
+            eprintln!("  the link carries {:.1} MB/s: the rest goes compressed from {}", r / 1e6, human_bytes(at));
+        }
+    }
+    Ok(Pass { sent, rate, stopped_at })
+}
+
+/// Reads `[offset, size)` in chunks on a thread. With `hash_into`, it also hashes the file (the
+/// kept prefix first, then every chunk as it goes out): its block hashes, and the whole when not
+/// known, sent at the end, so a first upload costs no separate pass over the file.
+fn read_ahead(
+    path: PathBuf,
+    offset: u64,
+    size: u64,
+    chunk: usize,
+    hash_into: Option<HashInto>,
+) -> Result<tokio::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>> {
+    use std::io::{Seek, SeekFrom};
+    let mut f = std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+    f.seek(SeekFrom::Start(offset))?;
+    let block = delta::file_block_size(&path, size)?;
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    std::thread::spawn(move || {
+        let mut hasher = hash_into.as_ref().map(|(_, whole)| delta::FileDigests::new(*whole, block));
+        if let Some(h) = hasher.as_mut() {
+            if offset > 0 {
+                let prefix = std::fs::File::open(&path).map(|p| p.take(offset));
+                let r = prefix.and_then(|mut p| std::io::copy(&mut p, h));
+                if let Err(e) = r {
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+            }
+        }
+        let mut pos = offset;
+        while pos < size {
+            let n = (chunk as u64).min(size - pos) as usize;
+            let mut buf = vec![0u8; n];
+            let r = f.read_exact(&mut buf).map(|_| buf);
+            let failed = r.is_err();
+            if let (Some(h), Ok(b)) = (hasher.as_mut(), r.as_ref()) {
+                h.write_all(b).expect("hashing in memory");
+            }
+            if tx.blocking_send(r).is_err() || failed {
+                return;
+            }
+            pos += n as u64;
+        }
+        if let (Some(h), Some(out)) = (hasher, hash_into) {
+            let _ = out.0.send(h.finish());
+        }
+    });
+    Ok(rx)
+}
+
