@@ -427,6 +427,21 @@ check_reuploaded() {
 }
 check "the second deploy uploaded the dataset again (the wipe removed the host's copy)" check_reuploaded
 
+t0=$(date +%s.%N)
+check "deploy $T with nothing changed exits 0" \
+    cli deploy3 deploy "$T" --env "$WORK/test.env" --data "$WORK/client.sqlite" --app-dir "$ROOT"
+figure "redeploy with nothing changed (debug build, smoke included): $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s"
+check_all_skipped() {
+    local line step
+    line=$(grep "Skipped, unchanged since the last deploy:" "$OUT/deploy3.log") || { echo "no skipped steps named"; tail -n 20 "$OUT/deploy3.log"; return 1; }
+    for step in upload-data upload-env upload-bundle compose-up load-data; do
+        [[ $line == *"$step"* ]] || { echo "$step was not skipped: $line"; return 1; }
+    done
+    grep -q "skipped: the host already holds sha256" "$OUT/deploy3.log" || { echo "the data was not recognised as held"; return 1; }
+    grep -q "Trial $T deployed" "$OUT/deploy3.log" || { echo "the run did not end deployed (smoke)"; tail -n 5 "$OUT/deploy3.log"; return 1; }
+}
+check "the unchanged redeploy skipped data, env, bundle, stack and load, and still smoked" check_all_skipped
+
 check_ssh_cmd() {
     cli sshcmd ssh "$T" -- docker ps --filter "label=com.docker.compose.project=$PROJECT" --format '{{.Names}}' || return 1
     grep -q caddy "$OUT/sshcmd.log" || { echo "no caddy container listed: $(cat "$OUT/sshcmd.log")"; return 1; }
