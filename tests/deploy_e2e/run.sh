@@ -427,10 +427,16 @@ check_reuploaded() {
 }
 check "the second deploy uploaded the dataset again (the wipe removed the host's copy)" check_reuploaded
 
+redeploy_unchanged() {
+    "$BIN" --output json deploy "$T" --env "$WORK/test.env" --data "$WORK/client.sqlite" --app-dir "$ROOT" \
+        </dev/null >"$OUT/deploy3.json" 2>"$OUT/deploy3.log" || { tail -n 20 "$OUT/deploy3.log"; return 1; }
+}
 t0=$(date +%s.%N)
-check "deploy $T with nothing changed exits 0" \
-    cli deploy3 deploy "$T" --env "$WORK/test.env" --data "$WORK/client.sqlite" --app-dir "$ROOT"
-figure "redeploy with nothing changed (debug build, smoke included): $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s"
+check "deploy $T with nothing changed exits 0" redeploy_unchanged
+figure "redeploy with nothing changed ($(basename "$(dirname "$BIN")") build, smoke included): $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s; steps: $(python3 -c '
+import json, sys
+s = json.load(open(sys.argv[1]))["results"]["seconds"]
+print(", ".join(f"{k} {v}" for k, v in s.items() if v >= 0.1))' "$OUT/deploy3.json" 2>&1)"
 check_all_skipped() {
     local line step
     line=$(grep "Skipped, unchanged since the last deploy:" "$OUT/deploy3.log") || { echo "no skipped steps named"; tail -n 20 "$OUT/deploy3.log"; return 1; }
@@ -438,7 +444,12 @@ check_all_skipped() {
         [[ $line == *"$step"* ]] || { echo "$step was not skipped: $line"; return 1; }
     done
     grep -q "skipped: the host already holds sha256" "$OUT/deploy3.log" || { echo "the data was not recognised as held"; return 1; }
-    grep -q "Trial $T deployed" "$OUT/deploy3.log" || { echo "the run did not end deployed (smoke)"; tail -n 5 "$OUT/deploy3.log"; return 1; }
+    python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+ran = r["results"]["seconds"]
+sys.exit(0 if r["ok"] and r["deployed"] and "smoke" in ran and "exposure-probe" in ran else 1)' "$OUT/deploy3.json" \
+        || { echo "the run did not end deployed with its smoke: $(head -c 300 "$OUT/deploy3.json")"; return 1; }
 }
 check "the unchanged redeploy skipped data, env, bundle, stack and load, and still smoked" check_all_skipped
 
