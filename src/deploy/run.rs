@@ -378,7 +378,6 @@ impl Executor<'_> {
             bail!("docker save failed");
         }
         self.remember("images", &hash).await
-
     }
 }
 

@@ -291,14 +291,7 @@ impl Session {
         echo: Echo,
     ) -> Result<ExecOutput> {
         let out = self.exec_with(cmd, stdin, echo).await?;
-        if !out.success() {
-            return Err(anyhow::Error::new(RemoteFailure {
-                host: self.host.clone(),
-                command: cmd.to_command_line(),
-                output: out,
-            }));
-        }
-        Ok(out)
+        self.judged(cmd, out)
     }
 
     /// Runs a command on its own channel, optionally feeding `stdin` to it.
@@ -320,6 +313,11 @@ impl Session {
         cap: usize,
     ) -> Result<ExecOutput> {
         let out = self.exec_capped(cmd, stdin, Echo::Capture, cap).await?;
+        self.judged(cmd, out)
+    }
+
+    /// The output of a command that exited 0, else the failure with its status and stderr.
+    fn judged(&self, cmd: &RemoteCmd, out: ExecOutput) -> Result<ExecOutput> {
         if !out.success() {
             return Err(anyhow::Error::new(RemoteFailure {
                 host: self.host.clone(),

@@ -131,13 +131,13 @@ pub fn missing_tools(state: &RemoteState) -> Option<String> {
     })
 }
 
-/// chmod + atomic rename of the verified part (with the block hashes a delta left for it) +
-/// record of its hash for later skips.
+/// chmod + atomic rename of the verified part, dropping the host's block hashes of the copy it
+/// replaces, + record of its hash for later skips.
 pub fn finish_cmd(dest: &str, sha: &str, mode: u32) -> RemoteCmd {
     let d = quote(dest);
     RemoteCmd::shell(format!(
         "chmod {mode:o} -- {d}.part && mv -f -- {d}.part {d} && \
-         {{ if [ -f {d}.part.blocks ]; then mv -f -- {d}.part.blocks {d}.blocks; else rm -f -- {d}.blocks; fi; }} && \
+         rm -f -- {d}.blocks {d}.part.blocks && \
          printf '%s\\n' {sha} > {d}.sha256.tmp && mv -f -- {d}.sha256.tmp {d}.sha256"
     ))
 }
@@ -224,8 +224,8 @@ pub async fn upload_file(
             return Ok(report);
         }
         // The host's copy is not what its block hashes said (it changed after they were taken):
-        // its blocks cannot be trusted, so the whole file goes.
-        sess.run(&discard_cmd(dest)).await?;
+        // its blocks cannot be trusted, so the whole file goes. (The helper already removed the
+        // part and the block hashes that misled it.)
         report.repaired = true;
         report.note = Some(format!(
             "the file rebuilt from the host's copy had sha256 {}, not {}: the host's copy differs from \

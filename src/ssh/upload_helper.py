@@ -67,6 +67,16 @@ def unzstd():
     return z
 
 
+def end_stream(z, fd, wb, what):
+    """Waits for zstd; a whole stream's part goes to disk before it is reported."""
+    rc = z.wait()
+    if rc == 0:
+        wb.sync()
+    os.close(fd)
+    if rc != 0:
+        die("the compressed %s ended early or was damaged (zstd exit %d)" % (what, rc), 3)
+
+
 def read_exact(f, n):
     parts, left = [], n
     while left:
@@ -148,12 +158,7 @@ def receive(part, offset):
             view = view[os.write(fd, view):]
         at += len(b)
         wb.wrote(at)
-    rc = z.wait()
-    if rc == 0:
-        wb.sync()
-    os.close(fd)
-    if rc != 0:
-        die("the compressed stream ended early or was damaged (zstd exit %d)" % rc, 3)
+    end_stream(z, fd, wb, "stream")
     print(h.hexdigest())
 
 
@@ -291,12 +296,7 @@ def rebuild(dest, part, size, block, mode="600"):
     want = read_exact(stream, 32).hex()
     if stream.read(1):
         die("data after the end of the delta", 4)
-    rc = z.wait()
-    if rc == 0:
-        wb.sync()
-    os.close(out)
-    if rc != 0:
-        die("the compressed delta ended early or was damaged (zstd exit %d)" % rc, 3)
+    end_stream(z, out, wb, "delta")
     sha = h.hexdigest()
     os.close(old)
     if sha != want:
