@@ -192,42 +192,50 @@ async fn unchanged_file_is_skipped_and_changed_file_is_sent_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn host_side_follower_hashes_a_growing_file_and_stops_when_its_lifeline_drops() {
     use munero_infra::ssh::sftp_put::follow_hash_cmd;
-    use munero_infra::ssh::Echo;
+    use munero_infra::ssh::{Echo, RemoteCmd};
     use std::io::Write;
     let sshd = Sshd::start();
     let s = Session::connect(&sshd.target(), &ConnectOptions::default()).await.unwrap();
-    let path = sshd.remote_dir("follow").join("growing.part");
-    std::fs::write(&path, b"").unwrap();
+    // A PATH holding only what the shell follower needs: a host without python3.
+    let bare = sshd.remote_dir("bare-bin");
+    for tool in ["mktemp", "mkfifo", "tail", "head", "cat", "rm", "sha256sum"] {
+        let found = ["/usr/bin", "/bin"].iter().map(|d| std::path::Path::new(d).join(tool)).find(|p| p.exists()).unwrap();
+        std::os::unix::fs::symlink(found, bare.join(tool)).unwrap();
+    }
     let full: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    for (kind, prefix) in [("python3", String::new()), ("shell", format!("PATH={}; ", bare.display()))] {
+        let path = sshd.remote_dir("follow").join(format!("{kind}.part"));
+        std::fs::write(&path, b"").unwrap();
+        let cmd = |n: u64| RemoteCmd::shell(format!("{prefix}{}", follow_hash_cmd(path.to_str().unwrap(), n)));
 
-    // The file grows in three steps while the follower runs; it answers the hash of all of it.
-    let (lifeline, input) = tokio::io::duplex(64);
-    let writer = {
-        let path = path.clone();
-        let full = full.clone();
-        std::thread::spawn(move || {
-            for chunk in full.chunks(1_000_000) {
-                std::thread::sleep(std::time::Duration::from_millis(300));
-                let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
-                f.write_all(chunk).unwrap();
-            }
-        })
-    };
-    let cmd = follow_hash_cmd(path.to_str().unwrap(), full.len() as u64);
-    let out = s.exec_with(&cmd, Some(input), Echo::Capture).await.unwrap();
-    drop(lifeline);
-    writer.join().unwrap();
-    assert_eq!(out.status, Some(0), "{}", out.stderr_str());
-    let want = sha256_file(&path);
-    assert_eq!(out.stdout_str().split_whitespace().next().unwrap(), want);
-
-    // The file never reaches the size and the caller goes away: the follower ends instead of waiting.
-    let (lifeline, input) = tokio::io::duplex(64);
-    let cmd = follow_hash_cmd(path.to_str().unwrap(), full.len() as u64 + 1);
-    let dropper = async move {
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        // The file grows in three steps while the follower runs; it answers the hash of all of it.
+        let (lifeline, input) = tokio::io::duplex(64);
+        let writer = {
+            let path = path.clone();
+            let full = full.clone();
+            std::thread::spawn(move || {
+                for chunk in full.chunks(1_000_000) {
+                    std::thread::sleep(std::time::Duration::from_millis(300));
+                    let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+                    f.write_all(chunk).unwrap();
+                }
+            })
+        };
+        let out = s.exec_with(&cmd(full.len() as u64), Some(input), Echo::Capture).await.unwrap();
         drop(lifeline);
-    };
-    let (out, ()) = tokio::join!(s.exec_with(&cmd, Some(input), Echo::Capture), dropper);
-    assert_ne!(out.unwrap().status, Some(0));
+        writer.join().unwrap();
+        assert_eq!(out.status, Some(0), "{kind}: {}", out.stderr_str());
+        let want = sha256_file(&path);
+        assert_eq!(out.stdout_str().split_whitespace().next().unwrap(), want, "{kind}");
+
+        // The file never reaches the size and the caller goes away: the follower ends instead of waiting.
+        let (lifeline, input) = tokio::io::duplex(64);
+        let dropper = async move {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            drop(lifeline);
+        };
+        let never = cmd(full.len() as u64 + 1);
+        let (out, ()) = tokio::join!(s.exec_with(&never, Some(input), Echo::Capture), dropper);
+        assert_ne!(out.unwrap().status, Some(0), "{kind}");
+    }
 }

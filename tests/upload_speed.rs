@@ -173,7 +173,7 @@ fn a_host_copy_that_rotted_under_its_block_hashes_is_caught_and_sent_whole() {
     touch_orders(&db, 3001, 1.0);
     let (up, _) = h.upload(&db);
     assert_eq!(up["mode"], "delta");
-    let kept = h.cli.state_dir().join("upload-blocks").join(format!("{}.4096", sha256_file(&db)));
+    let kept = h.cli.state_dir().join("upload-blocks").join(format!("{}.4096.crc-adler", sha256_file(&db)));
     assert!(kept.exists(), "the block hashes of what was sent are kept here for the next delta");
 
     // One block of the host's copy changes on disk; its size and mtime stay, so the cached

@@ -117,10 +117,13 @@ fn local_sha256_blocking(path: &Path, cache: Option<&Path>) -> Result<String> {
 /// Files of block hashes kept: one per dataset version a host may still hold.
 const KEEP_SUMS: usize = 8;
 
+/// Names the block hash in the kept files' names: hashes of another kind are never compared.
+const SUMS_KIND: &str = "crc-adler";
+
 /// Where the block hashes of the file with this sha256 are kept, beside the hash cache.
 fn sums_path(cache: &Path, sha: &str, block: u32) -> Option<std::path::PathBuf> {
     let hex64 = sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit());
-    hex64.then(|| cache.with_file_name("upload-blocks").join(format!("{sha}.{block}")))
+    hex64.then(|| cache.with_file_name("upload-blocks").join(format!("{sha}.{block}.{SUMS_KIND}")))
 }
 
 /// The block hashes of the file with this sha256, as an upload from here sent it, so the next
@@ -192,7 +195,7 @@ mod tests {
         assert_eq!(cached_block_sums(Some(&cache), &sha(1), 4096, 24), None, "another size of host copy");
         assert_eq!(cached_block_sums(Some(&cache), &sha(1), 8192, 16), None, "another block size");
         assert_eq!(cached_block_sums(Some(&cache), "../../etc/passwd", 4096, 16), None);
-        let f = dir.path().join("upload-blocks").join(format!("{}.4096", sha(1)));
+        let f = dir.path().join("upload-blocks").join(format!("{}.4096.crc-adler", sha(1)));
         assert_eq!(std::fs::metadata(&f).unwrap().permissions().mode() & 0o777, 0o600);
         for i in 2..=KEEP_SUMS + 3 {
             std::thread::sleep(std::time::Duration::from_millis(5));

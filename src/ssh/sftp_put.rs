@@ -75,6 +75,13 @@ pub async fn upload(
     let (opened_tx, opened_rx) = tokio::sync::oneshot::channel::<()>();
     let (hash_tx, hash_rx) = tokio::sync::oneshot::channel::<(Option<String>, Vec<u8>)>();
     let hash_whole = known.is_none();
+    // A file sent before (same sha256) has its block hashes kept already: reading it is enough.
+    let block = delta::file_block_size(local, size)?;
+    let sums_kept = known.as_deref().is_some_and(|sha| {
+        let len = delta::nblocks(size, block) as usize * delta::HASH_LEN;
+        hashcache::cached_block_sums(opts.hash_cache.as_deref(), sha, block, len).is_some()
+    });
+    let hash_into = (!sums_kept).then_some((hash_tx, hash_whole));
     let follower = async {
         opened_rx.await.ok()?;
         let out = sess
@@ -84,7 +91,7 @@ pub async fn upload(
         out.success().then(|| first_hex64(&out.stdout_str())).flatten()
     };
     let sender = async {
-        let r = send_part(sess, local, dest, size, resume, opts, Some(opened_tx), Some((hash_tx, hash_whole)), probe).await;
+        let r = send_part(sess, local, dest, size, resume, opts, Some(opened_tx), hash_into, probe).await;
         if !matches!(r, Ok(Pass { stopped_at: None, .. })) {
             lifeline.take();
         }
@@ -97,7 +104,10 @@ pub async fn upload(
         return Ok(Outcome::TooSlow { at, rate: pass.rate.unwrap_or_default() });
     }
     let mut sent = pass.sent;
-    let (computed, sums) = hash_rx.await.context("hashing the local file")?;
+    let (computed, sums) = match sums_kept {
+        true => (None, Vec::new()),
+        false => hash_rx.await.context("hashing the local file")?,
+    };
     let sha = known.or(computed).context("the local hash was neither known nor computed")?;
     let mut resumed_from = resume;
     let mut hashed_while_uploading = matches!(&followed, Some(h) if *h == sha);
@@ -124,22 +134,51 @@ pub async fn upload(
             sess.host()
         );
     }
-    hashcache::store_block_sums(opts.hash_cache.as_deref(), &sha, delta::file_block_size(local, size)?, &sums);
+    if !sums_kept {
+        hashcache::store_block_sums(opts.hash_cache.as_deref(), &sha, block, &sums);
+    }
     Ok(Outcome::Done(Sent { sha256: sha, bytes_sent: sent, resumed_from, hashed_while_uploading, link_rate: pass.rate }))
 }
 
+/// The follower in python3 (every trial host has it): one process reading the part from the
+/// page cache into one buffer, where the shell's tail | head | openssl copies every byte through
+/// two pipes, and it starts the part's writeback behind itself so the fsync at the end waits
+/// for the last stretch only. Its stdin is the lifeline, polled while it waits for more bytes.
+const FOLLOW_PY: &str = "import hashlib,os,select,sys,time
+p,n=sys.argv[1],int(sys.argv[2])
+def gone(t):
+ r=select.select([0],[],[],t)[0]
+ return r and not os.read(0,1)
+while True:
+ try:
+  fd=os.open(p,os.O_RDONLY);break
+ except FileNotFoundError:
+  if gone(.01):sys.exit(1)
+h=hashlib.sha256();b=bytearray(1<<20);m=memoryview(b);at=w=0
+while at<n:
+ k=os.readv(fd,[m[:min(len(b),n-at)]])
+ if k:
+  h.update(m[:k]);at+=k
+  if at-w>=32<<20:
+   os.posix_fadvise(fd,w,at-w,os.POSIX_FADV_DONTNEED);w=at
+ elif gone(.003):sys.exit(1)
+print(h.hexdigest())
+";
+
 /// Hashes `part` from its first byte while it grows, until `size` bytes were read; prints the
-/// digest. Stops (non-zero) when its stdin closes first (kept on fd 3: a background job gets
-/// /dev/null as its stdin). Needs only coreutils + mkfifo.
+/// digest. Stops (non-zero) when its stdin closes first. Without python3: coreutils + mkfifo
+/// (stdin kept on fd 3: a background job gets /dev/null as its stdin).
 pub fn follow_hash_cmd(part: &str, size: u64) -> RemoteCmd {
     RemoteCmd::shell(format!(
-        "exec 3<&0; p={p}; n={size}; d=$(mktemp -d) || exit 1; trap 'rm -rf \"$d\"' EXIT; mkfifo \"$d/f\" || exit 1; \
+        "p={p}; n={size}; if command -v python3 >/dev/null 2>&1; then exec python3 -c {py} \"$p\" \"$n\"; fi; \
+         exec 3<&0; d=$(mktemp -d) || exit 1; trap 'rm -rf \"$d\"' EXIT; mkfifo \"$d/f\" || exit 1; \
          if command -v openssl >/dev/null 2>&1; then H='openssl dgst -sha256 -r'; else H=sha256sum; fi; \
          tail -c +1 -f -- \"$p\" > \"$d/f\" 2>/dev/null & t=$!; \
          head -c \"$n\" < \"$d/f\" | $H > \"$d/h\" & h=$!; \
          ( cat <&3 > /dev/null; kill $h $t ) > /dev/null 2>&1 & w=$!; \
          wait $h; r=$?; kill $t $w 2>/dev/null; [ $r -eq 0 ] && cat \"$d/h\"; exit $r",
-        p = quote(part)
+        p = quote(part),
+        py = quote(FOLLOW_PY)
     ))
 }
 
