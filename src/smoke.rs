@@ -296,7 +296,7 @@ pub async fn exposure_probe(host: &str, open: &[u16], closed: &[u16]) -> Result<
     let probes = open.iter().map(|p| (*p, true)).chain(closed.iter().map(|p| (*p, false)));
     let futs = probes.map(|(port, expected_open)| async move {
         let answered = match tokio::time::timeout(Duration::from_secs(4), tokio::net::TcpStream::connect(SocketAddr::new(addr, port))).await {
-            Ok(Ok(conn)) => stays_open(conn).await,
+            Ok(Ok(conn)) => stays_open(conn, expected_open).await,
             _ => false,
         };
         PortResult { port, answered, expected_open }
@@ -306,11 +306,26 @@ pub async fn exposure_probe(host: &str, open: &[u16], closed: &[u16]) -> Result<
 
 /// A connection that is closed at once without a byte is no service: a port forward (QEMU's
 /// user-mode network, a proxy) accepts on behalf of a port that refuses behind it. A service
-/// either greets (SSH) or waits for the client (HTTP).
-async fn stays_open(mut conn: tokio::net::TcpStream) -> bool {
-    use tokio::io::AsyncReadExt;
+/// either greets (SSH) or waits for the client (HTTP). A port that must answer is asked, when it
+/// does not greet within a moment, for an HTTP `HEAD`: a web server answers at once (over TLS with
+/// a 400), where waiting for its silence took the whole timeout. A port that must not answer is
+/// never written to: whatever accepted there is judged by its silence alone.
+async fn stays_open(mut conn: tokio::net::TcpStream, ask: bool) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut b = [0u8; 1];
-    match tokio::time::timeout(Duration::from_millis(1500), conn.read(&mut b)).await {
+    let mut wait = Duration::from_millis(1500);
+    if ask {
+        match tokio::time::timeout(Duration::from_millis(200), conn.read(&mut b)).await {
+            Err(_) => {}
+            Ok(Ok(n)) => return n > 0,
+            Ok(Err(_)) => return false,
+        }
+        if conn.write_all(b"HEAD / HTTP/1.0\r\n\r\n").await.is_err() {
+            return false;
+        }
+        wait -= Duration::from_millis(200);
+    }
+    match tokio::time::timeout(wait, conn.read(&mut b)).await {
         Err(_) => true,
         Ok(Ok(n)) => n > 0,
         Ok(Err(_)) => false,
@@ -353,6 +368,52 @@ mod tests {
         let r = exposure_probe("127.0.0.1", &[open], &[closed]).await.unwrap();
         assert!(r[0].answered && r[0].expected_open);
         assert!(!r[1].answered && !r[1].expected_open);
+    }
+
+    #[tokio::test]
+    async fn a_port_that_must_answer_is_asked_and_a_forward_that_drops_it_is_not_a_service() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        // A web server: silent until it has a request, then answers it.
+        let web = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let web_port = web.local_addr().unwrap().port();
+        let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = asked.clone();
+        tokio::spawn(async move {
+            while let Ok((mut c, _)) = web.accept().await {
+                let mut req = vec![0u8; 64];
+                let n = c.read(&mut req).await.unwrap_or(0);
+                seen.lock().unwrap().extend_from_slice(&req[..n]);
+                let _ = c.write_all(b"HTTP/1.0 400 Bad Request\r\n\r\n").await;
+            }
+        });
+        // A forward with nothing behind it.
+        let fwd = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let fwd_port = fwd.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((c, _)) = fwd.accept().await {
+                drop(c);
+            }
+        });
+        let r = exposure_probe("127.0.0.1", &[web_port, fwd_port], &[]).await.unwrap();
+        assert!(r[0].answered, "{r:?}");
+        assert!(asked.lock().unwrap().starts_with(b"HEAD / HTTP/1.0"), "the web port was asked for a page");
+        assert!(!r[1].answered, "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn a_port_that_must_not_answer_is_never_written_to() {
+        use tokio::io::AsyncReadExt;
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let got = tokio::spawn(async move {
+            let (mut c, _) = l.accept().await.unwrap();
+            let mut all = Vec::new();
+            c.read_to_end(&mut all).await.unwrap();
+            all
+        });
+        let r = exposure_probe("127.0.0.1", &[], &[port]).await.unwrap();
+        assert!(r[0].answered, "a silent service that keeps the connection open is exposed: {r:?}");
+        assert_eq!(got.await.unwrap(), b"", "nothing was sent to it");
     }
 
     #[tokio::test]

@@ -40,10 +40,11 @@ pub async fn run(ctx: &Ctx, args: &SmokeArgs) -> Result<Report> {
         .ok_or_else(|| anyhow!("trial {} has no Basic Auth credentials yet: run deploy first", trial.name))?;
     let s = remote::connect(ctx, &trial).await?;
     let mut results = serde_json::Map::new();
+    let mut trust = verify::Trust::new(trust_ca);
     let total = steps.len();
     for (i, step) in steps.iter().enumerate() {
         ctx.out.progress(format!("[{}/{total}] [{}] {step}", i + 1, step.id()));
-        let v = verify::run_step(ctx, &trial, &s, step, &creds.user, &creds.password, trust_ca.as_deref()).await?;
+        let v = verify::run_step(ctx, &trial, &s, step, &creds.user, &creds.password, &mut trust).await?;
         results.insert(step.id().into(), v);
     }
     s.close().await;

@@ -233,7 +233,8 @@ impl fmt::Display for Step {
             Step::ModelSpeed { gpu, min_tps, require_model, cmd } => write!(
                 f,
                 "model speed: one short generation inside the stack, Ollama's load time and tokens/s \
-                 (under {min_tps} tokens/s is a warning{}{}): {cmd} < the model-speed script",
+                 (under {min_tps} tokens/s is a warning{}{}; skipped when this deploy found the stack and the model \
+                 unchanged and a figure of that model is kept): {cmd} < the model-speed script",
                 if *gpu { "; the whole model must sit in GPU memory and nvidia-smi must work" } else { "" },
                 if *require_model { "; no model is a failure" } else { "" }
             ),

@@ -32,7 +32,8 @@ pub struct Deploy<'a> {
 
 /// Walk the steps; returns each step's result by id.
 pub async fn run(d: &Deploy<'_>, steps: &[Step]) -> Result<serde_json::Map<String, Value>> {
-    let mut ex = Executor { d, sess: None, results: serde_json::Map::new(), record: None, skipped: Vec::new() };
+    let trust = verify::Trust::new(d.trust_ca.clone());
+    let mut ex = Executor { d, sess: None, results: serde_json::Map::new(), record: None, skipped: Vec::new(), trust, model: None };
     let total = steps.len();
     let mut seconds = serde_json::Map::new();
     for (i, step) in steps.iter().enumerate() {
@@ -63,6 +64,9 @@ struct Executor<'a> {
     record: Option<BTreeMap<String, String>>,
     /// Ids of the steps that found their inputs unchanged.
     skipped: Vec<String>,
+    trust: verify::Trust,
+    /// The model this run made sure of.
+    model: Option<String>,
 }
 
 impl Executor<'_> {
@@ -136,7 +140,7 @@ impl Executor<'_> {
             }
             Step::WaitCloudInit { timeout_s, cmd, .. } => self.wait_ready(cmd, Duration::from_secs(*timeout_s)).await?,
             Step::WriteManifest { cmd } | Step::ComposeUp { cmd } | Step::LoadData { cmd } => self.remote(step.id(), cmd).await?,
-            Step::PullModel { model, cmd, required } => match self.remote(step.id(), cmd).await {
+            Step::PullModel { model, cmd, required } => match self.remote(step.id(), cmd).await.inspect(|_| self.model = Some(model.clone())) {
                 Ok(()) => {
                     self.results.insert("model".into(), json!({"model": model, "available": true}));
                 }
@@ -161,8 +165,19 @@ impl Executor<'_> {
                     force: !skip_unchanged,
                     ..Default::default()
                 };
+                // The deploy record, which the steps after this one need, is read beside the upload.
+                let read_record = self.record.is_none().then(|| record::read_cmd(&crate::remote::remote_dir(self.d.trial)));
                 let s = self.session().await?;
-                let r = upload::upload_file(s, &src.path, remote, &opts).await?;
+                let (r, rec) = tokio::join!(upload::upload_file(s, &src.path, remote, &opts), async {
+                    match &read_record {
+                        Some(cmd) => Some(s.run(cmd).await),
+                        None => None,
+                    }
+                });
+                if let Some(rec) = rec {
+                    self.record = Some(record::parse(&rec?.stdout_str()));
+                }
+                let r = r?;
                 src.verify_unchanged()?;
                 if let Some(note) = &r.note {
                     ctx.out.progress(format!("      note: {note}"));
@@ -256,16 +271,31 @@ impl Executor<'_> {
                 crate::site::dns_verdict(name, address, &got).map_err(|e| anyhow!(e))?;
                 ctx.out.progress(format!("      ok: {name} resolves to {address}"));
             }
+            Step::ModelSpeed { .. } if self.speed_unchanged() => {}
             Step::Certificate { .. } | Step::WaitHealthy { .. } | Step::Smoke { .. } | Step::ModelSpeed { .. } | Step::ExposureProbe { .. } => {
                 let password = self.d.password.clone().ok_or_else(|| anyhow!("no Basic Auth credentials"))?;
                 let (trial, user) = (self.d.trial, self.d.user.clone());
-                let trust_ca = self.d.trust_ca.clone();
-                let s = self.session().await?;
-                let v = verify::run_step(ctx, trial, s, step, &user, &password, trust_ca.as_deref()).await?;
+                self.session().await?;
+                let s = self.sess.as_ref().expect("connected above");
+                let v = verify::run_step(ctx, trial, s, step, &user, &password, &mut self.trust).await?;
                 self.results.insert(step.id().into(), v);
             }
         }
         Ok(())
+    }
+
+    /// True (and said, with the kept figure) when this run found the stack and the model as they
+    /// were, and the figure kept is of that model: measuring again would only repeat it.
+    fn speed_unchanged(&mut self) -> bool {
+        let same = ["compose-up", "pull-model"].iter().all(|id| self.skipped.iter().any(|s| s == id));
+        let kept = crate::model_speed::load(&self.d.ctx.store.trial_dir(&self.d.trial.name));
+        let Some(sp) = kept.filter(|sp| same && self.model.as_deref() == Some(sp.model.as_str())) else {
+            return false;
+        };
+        self.d.ctx.out.progress(format!("      skipped: the stack and the model are unchanged; measured {}: {}", sp.measured, sp.summary()));
+        self.results.insert("model-speed".into(), json!({"speed": sp, "skipped": true}));
+        self.skipped.push("model-speed".into());
+        true
     }
 
     /// Repeat the readiness check (exit 0 ready, 3 not yet, else failed) until the deadline,

@@ -79,6 +79,43 @@ async fn caddy_log(trial: &Trial, s: &Session) -> Option<String> {
     s.run(&cmd).await.ok().map(|o| format!("{}{}", o.stdout_str(), String::from_utf8_lossy(&o.stderr)))
 }
 
+/// The root the site's certificate is checked against: the operator's (`--trust-ca`), else for a
+/// site without a domain the stack's own CA, read from the host once per run (each read is a
+/// `docker compose exec`, a third of a second).
+pub struct Trust {
+    given: Option<Vec<u8>>,
+    read: Option<Option<Vec<u8>>>,
+}
+
+impl Trust {
+    pub fn new(given: Option<Vec<u8>>) -> Trust {
+        Trust { given, read: None }
+    }
+
+    async fn root(&mut self, ctx: &Ctx, trial: &Trial, s: &Session) -> Result<Option<Vec<u8>>> {
+        if let Some(pem) = &self.given {
+            return Ok(Some(pem.clone()));
+        }
+        if self.read.is_none() {
+            self.read = Some(caddy_root(ctx, trial, s).await?);
+        }
+        Ok(self.read.clone().flatten())
+    }
+}
+
+async fn site(ctx: &Ctx, trial: &Trial, s: &Session, user: &str, password: &str, trust: &mut Trust) -> Result<Site> {
+    let host = remote::ssh_host(trial)?;
+    Ok(Site {
+        name: remote::site_name(trial)?,
+        connect: host.parse().ok(),
+        port: remote::host_port(trial, 443),
+        user: user.to_string(),
+        password: password.to_string(),
+        extra_root_pem: trust.root(ctx, trial, s).await?,
+        accept_untrusted: remote::tls_mode(trial) == Tls::AcmeStaging && trust.given.is_none(),
+    })
+}
+
 pub async fn run_step(
     ctx: &Ctx,
     trial: &Trial,
@@ -86,28 +123,14 @@ pub async fn run_step(
     step: &Step,
     user: &str,
     password: &str,
-    trust_ca: Option<&[u8]>,
+    trust: &mut Trust,
 ) -> Result<Value> {
     let tls = remote::tls_mode(trial);
-    let site = || async {
-        let host = remote::ssh_host(trial)?;
-        let extra_root_pem = match trust_ca {
-            Some(pem) => Some(pem.to_vec()),
-            None => caddy_root(ctx, trial, s).await?,
-        };
-        Ok::<Site, anyhow::Error>(Site {
-            name: remote::site_name(trial)?,
-            connect: host.parse().ok(),
-            port: remote::host_port(trial, 443),
-            user: user.to_string(),
-            password: password.to_string(),
-            extra_root_pem,
-            accept_untrusted: tls == Tls::AcmeStaging && trust_ca.is_none(),
-        })
-    };
+    let trust_ca = trust.given.clone();
+    let trust_ca = trust_ca.as_deref();
     match step {
         Step::Certificate { name, timeout_s, .. } => {
-            let site = site().await?;
+            let site = site(ctx, trial, s, user, password, trust).await?;
             let start = Instant::now();
             let last = loop {
                 match smoke::certificate(&site).await {
@@ -141,7 +164,7 @@ pub async fn run_step(
         }
         Step::WaitHealthy { require_model, .. } => {
             let timeout = std::env::var("MUNERO_HEALTH_TIMEOUT").ok().and_then(|v| v.parse().ok()).unwrap_or(600);
-            let full = smoke::wait_healthy(&site().await?, Duration::from_secs(timeout), *require_model).await?;
+            let full = smoke::wait_healthy(&site(ctx, trial, s, user, password, trust).await?, Duration::from_secs(timeout), *require_model).await?;
             ctx.out.progress(if full {
                 "      ok: /health answers 200"
             } else {
@@ -150,7 +173,7 @@ pub async fn run_step(
             Ok(json!({"ok": true, "model_missing": !full}))
         }
         Step::Smoke { require_model, .. } => {
-            let checks = smoke::smoke(&site().await?, *require_model).await?;
+            let checks = smoke::smoke(&site(ctx, trial, s, user, password, trust).await?, *require_model).await?;
             for c in &checks {
                 ctx.out.progress(format!(
                     "      {} {} -> {} {}",
@@ -197,7 +220,10 @@ pub async fn run_step(
             Ok(json!({"speed": speed}))
         }
         Step::ExposureProbe { host, open, closed } => {
-            let ports = smoke::exposure_probe(host, open, closed).await?;
+            // The probe waits on the network; the host's list of published ports is read meanwhile.
+            let ps_cmd = deploy::published_ports_cmd();
+            let (ports, ps) = tokio::join!(smoke::exposure_probe(host, open, closed), s.run(&ps_cmd));
+            let (ports, ps) = (ports?, ps?.stdout_str());
             for p in &ports {
                 ctx.out.progress(format!(
                     "      tcp {:<5} {} (expected {})",
@@ -206,7 +232,6 @@ pub async fn run_step(
                     if p.expected_open { "open" } else { "closed" }
                 ));
             }
-            let ps = s.run(&deploy::published_ports_cmd()).await?.stdout_str();
             let others = smoke::non_caddy_published(&ps);
             let exposed: Vec<String> = ports.iter().filter(|p| p.answered && !p.expected_open).map(|p| p.port.to_string()).collect();
             let missing: Vec<String> = ports.iter().filter(|p| !p.answered && p.expected_open).map(|p| p.port.to_string()).collect();

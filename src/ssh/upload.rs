@@ -84,8 +84,15 @@ pub struct RemoteState {
 
 /// One exec with few processes (each one a fork on the host, and more of them than the data
 /// took on a small redeploy): the shell reads the recorded hash and tests for `zstd` itself.
-pub fn probe_cmd(dest: &str) -> RemoteCmd {
+/// With `same` (size and sha256 of the local file, when known), a host that holds exactly that
+/// skips starting python3 (`?`): nothing will be sent, and an interpreter behind a version
+/// manager's shim can take longer to start than the rest of an unchanged deploy's step.
+pub fn probe_cmd(dest: &str, same: Option<(u64, &str)>) -> RemoteCmd {
     let d = quote(dest);
+    let holds = match same {
+        Some((size, sha)) => format!("[ \"$s $h\" = {} ] && y='?' || ", quote(&format!("{size} {sha}"))),
+        None => String::new(),
+    };
     let dir = quote(dest.rsplit_once('/').map_or(".", |(dir, _)| if dir.is_empty() { "/" } else { dir }));
     RemoteCmd::shell(format!(
         "mkdir -p -- {dir} && \
@@ -93,7 +100,7 @@ pub fn probe_cmd(dest: &str) -> RemoteCmd {
          {{ p=$(stat -c %s -- {d}.part 2>/dev/null) || p=-; }}; \
          h=-; [ -f {d}.sha256 ] && read -r h < {d}.sha256; \
          if command -v zstd >/dev/null 2>&1; then z=zstd; else z=-; fi; \
-         if python3 -c 'import hashlib, subprocess' >/dev/null 2>&1; then y=python3; else y=-; fi; \
+         {holds}if python3 -c 'import hashlib, subprocess' >/dev/null 2>&1; then y=python3; else y=-; fi; \
          echo \"$s ${{h:--}} $p $z $y\""
     ))
 }
@@ -163,7 +170,8 @@ pub async fn upload_file(
     let cache = opts.hash_cache.as_deref();
     let mut known = cached_local_sha256(local, cache);
 
-    let probe = sess.run(&probe_cmd(dest)).await?;
+    let same = known.as_deref().filter(|_| !opts.force).map(|sha| (size, sha));
+    let probe = sess.run(&probe_cmd(dest, same)).await?;
     let state = parse_probe(&probe.stdout_str())?;
     let mut report = UploadReport {
         dest: dest.to_string(),
@@ -344,6 +352,26 @@ mod tests {
         );
         assert!(missing_tools(&s).unwrap().contains("no zstd and no python3"));
         assert!(parse_probe("garbage").is_err());
+    }
+
+    #[test]
+    fn a_host_holding_the_very_file_is_not_asked_for_python3() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("client.sqlite");
+        std::fs::write(&dest, b"12345").unwrap();
+        let sha = "b".repeat(64);
+        std::fs::write(dir.path().join("client.sqlite.sha256"), format!("{sha}\n")).unwrap();
+        let run = |same: Option<(u64, &str)>| {
+            let cmd = probe_cmd(dest.to_str().unwrap(), same).to_command_line();
+            let out = std::process::Command::new("sh").arg("-c").arg(&cmd).output().unwrap();
+            String::from_utf8(out.stdout).unwrap()
+        };
+        let python = if std::process::Command::new("python3").arg("-c").arg("import hashlib, subprocess").status().is_ok_and(|s| s.success()) { "python3" } else { "-" };
+        assert_eq!(run(Some((5, &sha))).split_whitespace().nth(4), Some("?"));
+        assert_eq!(run(Some((6, &sha))).split_whitespace().nth(4), Some(python), "another size");
+        assert_eq!(run(Some((5, &"c".repeat(64)))).split_whitespace().nth(4), Some(python), "another hash");
+        assert_eq!(run(None).split_whitespace().nth(4), Some(python));
+        assert_eq!(parse_probe(&run(Some((5, &sha)))).unwrap().cached_sha256.as_deref(), Some(sha.as_str()));
     }
 
     #[test]

@@ -440,7 +440,7 @@ print(", ".join(f"{k} {v}" for k, v in s.items() if v >= 0.1))' "$OUT/deploy3.js
 check_all_skipped() {
     local line step
     line=$(grep "Skipped, unchanged since the last deploy:" "$OUT/deploy3.log") || { echo "no skipped steps named"; tail -n 20 "$OUT/deploy3.log"; return 1; }
-    for step in upload-data upload-env upload-bundle compose-up load-data; do
+    for step in upload-data upload-env upload-bundle compose-up load-data pull-model model-speed; do
         [[ $line == *"$step"* ]] || { echo "$step was not skipped: $line"; return 1; }
     done
     grep -q "skipped: the host already holds sha256" "$OUT/deploy3.log" || { echo "the data was not recognised as held"; return 1; }
@@ -448,10 +448,12 @@ check_all_skipped() {
 import json, sys
 r = json.load(open(sys.argv[1]))
 ran = r["results"]["seconds"]
-sys.exit(0 if r["ok"] and r["deployed"] and "smoke" in ran and "exposure-probe" in ran else 1)' "$OUT/deploy3.json" \
+kept = r["results"].get("model-speed", {})
+sys.exit(0 if r["ok"] and r["deployed"] and "smoke" in ran and "exposure-probe" in ran
+         and kept.get("skipped") and kept["speed"]["tokens_per_s"] > 0 else 1)' "$OUT/deploy3.json" \
         || { echo "the run did not end deployed with its smoke: $(head -c 300 "$OUT/deploy3.json")"; return 1; }
 }
-check "the unchanged redeploy skipped data, env, bundle, stack and load, and still smoked" check_all_skipped
+check "the unchanged redeploy skipped data, env, bundle, stack, load, model and its speed (the kept figure reported), and still smoked" check_all_skipped
 
 check_ssh_cmd() {
     cli sshcmd ssh "$T" -- docker ps --filter "label=com.docker.compose.project=$PROJECT" --format '{{.Names}}' || return 1
