@@ -15,7 +15,7 @@ pub async fn run(ctx: &Ctx, args: &SmokeArgs) -> Result<Report> {
     let trial = remote::load_trial(ctx, &args.trial)?;
     let site = remote::site_spec(&trial, 30)?;
     let trust_ca = validate::trust_ca(args.trust_ca.as_deref())?;
-    let speed = deploy::SpeedSpec { remote_dir: remote::remote_dir(&trial), gpu: trial.gpu, min_tps: ctx.config.min_tps()? };
+    let speed = deploy::SpeedSpec { remote_dir: remote::remote_dir(&trial), gpu: trial.gpu, min_tps: ctx.config.min_tps()?, skip_unchanged: false };
     let mut steps = deploy::smoke_plan(
         &remote::url(&trial)?,
         &site,

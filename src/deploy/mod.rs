@@ -79,7 +79,8 @@ pub enum Step {
     /// backend container): Ollama's load time and tokens/s, and on GPU trials the model's share
     /// of GPU memory and nvidia-smi. Slower than `min_tps` is a warning; a GPU trial whose model
     /// is not all in GPU memory fails.
-    ModelSpeed { gpu: bool, min_tps: f64, require_model: bool, cmd: RemoteCmd },
+    /// `skip_unchanged`: a deploy that found the stack and the model unchanged keeps the last figure.
+    ModelSpeed { gpu: bool, min_tps: f64, require_model: bool, skip_unchanged: bool, cmd: RemoteCmd },
     /// TCP from here: only 22/80/443 answer; on the host only caddy publishes ports.
     ExposureProbe { host: String, open: Vec<u16>, closed: Vec<u16> },
 }
@@ -230,13 +231,13 @@ impl fmt::Display for Step {
                 "smoke {url} with Basic Auth: /health, /api/dashboard/test, /api/chat/test, POST /api/chat/{}",
                 if *require_model { "" } else { " (a missing model is reported, not a failure)" }
             ),
-            Step::ModelSpeed { gpu, min_tps, require_model, cmd } => write!(
+            Step::ModelSpeed { gpu, min_tps, require_model, skip_unchanged, cmd } => write!(
                 f,
                 "model speed: one short generation inside the stack, Ollama's load time and tokens/s \
-                 (under {min_tps} tokens/s is a warning{}{}; skipped when this deploy found the stack and the model \
-                 unchanged and a figure of that model is kept): {cmd} < the model-speed script",
+                 (under {min_tps} tokens/s is a warning{}{}{}): {cmd} < the model-speed script",
                 if *gpu { "; the whole model must sit in GPU memory and nvidia-smi must work" } else { "" },
-                if *require_model { "; no model is a failure" } else { "" }
+                if *require_model { "; no model is a failure" } else { "" },
+                if *skip_unchanged { "; skipped when this deploy found the stack and the model unchanged and a figure of that model is kept" } else { "" }
             ),
             Step::ExposureProbe { host, open, closed } => write!(
                 f,
@@ -410,7 +411,7 @@ pub fn deploy_plan(i: &DeployInputs) -> Vec<Step> {
     if let Some(address) = &i.site.dns_expect {
         s.insert(2, Step::CheckDns { name: i.site.name.clone(), address: address.clone() });
     }
-    let speed = SpeedSpec { remote_dir: i.remote_dir.clone(), gpu: i.gpu, min_tps: i.min_tps };
+    let speed = SpeedSpec { remote_dir: i.remote_dir.clone(), gpu: i.gpu, min_tps: i.min_tps, skip_unchanged: skip };
     s.extend(smoke_plan(&i.url, &i.site, &i.probe_host, i.ssh_port, &i.forwards, i.require_model, &speed));
     s
 }
@@ -432,6 +433,8 @@ pub struct SpeedSpec {
     pub remote_dir: String,
     pub gpu: bool,
     pub min_tps: f64,
+    /// Keep the last figure when the deploy found the stack and the model unchanged.
+    pub skip_unchanged: bool,
 }
 
 /// The host's nvidia-smi (GPU trials), then the model-speed script, read from stdin by Python in
@@ -463,6 +466,7 @@ pub fn smoke_plan(
             gpu: speed.gpu,
             min_tps: speed.min_tps,
             require_model,
+            skip_unchanged: speed.skip_unchanged,
             cmd: model_speed_cmd(&speed.remote_dir, speed.gpu),
         },
         Step::ExposureProbe {
@@ -666,7 +670,7 @@ mod tests {
     }
 
     fn speed() -> SpeedSpec {
-        SpeedSpec { remote_dir: "/opt/munero".into(), gpu: false, min_tps: 8.0 }
+        SpeedSpec { remote_dir: "/opt/munero".into(), gpu: false, min_tps: 8.0, skip_unchanged: false }
     }
 
     #[test]
@@ -762,6 +766,8 @@ mod tests {
             let line = text.lines().find(|l| l.contains(&format!("[{id}]"))).unwrap();
             assert!(line.contains(".munero-deployed") && line.contains("echo") && line.contains("skipped: "), "{line}");
         }
+        let speed = text.lines().find(|l| l.contains("[model-speed]")).unwrap();
+        assert!(speed.contains("skipped when this deploy found the stack and the model unchanged"), "{speed}");
         let forced = render(&deploy_plan(&DeployInputs { force: true, ..inputs(true, false) }));
         for line in forced.lines().filter(|l| !l.contains("[write-manifest]")) {
             assert!(!line.contains(".munero-deployed") && !line.contains("skipped"), "{line}");

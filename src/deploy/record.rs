@@ -1,5 +1,6 @@
 //! The deploy record on the host (`<dir>/.munero-deployed`): one `key=value` line for each input
-//! a deploy put there (the hashes of data, env, bundle and images, the model name) and for what
+//! a deploy put there (the hashes of env, bundle and images, the model name; the data's hash is
+//! the one the upload keeps beside it, `<data>.sha256`) and for what
 //! it did with them (the stack brought up from env+bundle+images, the data loaded into the
 //! volume). A later deploy whose inputs match skips those steps and goes on to the smoke test;
 //! `--force` ignores the record. Steps that run on the host check the record in the very command

@@ -186,10 +186,6 @@ impl Executor<'_> {
                 if r.skipped {
                     self.skipped.push(step.id().to_string());
                 }
-                // What was just sent is new to the record; a skipped upload may predate it.
-                if !r.skipped || self.recorded("data").await?.as_deref() != Some(r.sha256.as_str()) {
-                    self.remember("data", &r.sha256).await?;
-                }
                 let mut v = json!(r);
                 src.annotate(&mut v);
                 self.results.insert("upload".into(), v);
@@ -271,7 +267,7 @@ impl Executor<'_> {
                 crate::site::dns_verdict(name, address, &got).map_err(|e| anyhow!(e))?;
                 ctx.out.progress(format!("      ok: {name} resolves to {address}"));
             }
-            Step::ModelSpeed { .. } if self.speed_unchanged() => {}
+            Step::ModelSpeed { skip_unchanged: true, .. } if self.speed_unchanged() => {}
             Step::Certificate { .. } | Step::WaitHealthy { .. } | Step::Smoke { .. } | Step::ModelSpeed { .. } | Step::ExposureProbe { .. } => {
                 let password = self.d.password.clone().ok_or_else(|| anyhow!("no Basic Auth credentials"))?;
                 let (trial, user) = (self.d.trial, self.d.user.clone());

@@ -189,7 +189,7 @@ pub async fn run_step(
             }
             Ok(json!(checks))
         }
-        Step::ModelSpeed { gpu, min_tps, require_model, cmd } => {
+        Step::ModelSpeed { gpu, min_tps, require_model, cmd, .. } => {
             let input = std::io::Cursor::new(model_speed::SCRIPT.as_bytes().to_vec());
             let out = s.run_with(cmd, Some(input), crate::ssh::Echo::Capture).await?.stdout_str();
             let raw = model_speed::parse(&out).ok_or_else(|| anyhow!("the model-speed script printed no result: {}", out.trim()))?;
