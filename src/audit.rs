@@ -80,12 +80,14 @@ pub fn read_local(path: &Path) -> Result<Vec<String>> {
 
 /// Appends, from stdin, each line the host's log does not have yet: the host ends up with every
 /// local line (also those of actions that could not reach it, like create) and keeps lines other
-/// operators added.
+/// operators added. One awk reads the log once (a grep per line forked as many processes as the
+/// history has lines, on every deploy).
 pub fn sync_cmd(remote_dir: &str) -> RemoteCmd {
     let f = quote(&format!("{remote_dir}/{REMOTE_FILE}"));
     RemoteCmd::shell(format!(
         "umask 077 && mkdir -p -- \"$(dirname -- {f})\" && touch {f} && \
-         while IFS= read -r l; do grep -qxF -- \"$l\" {f} || printf '%s\\n' \"$l\" >> {f}; done"
+         awk -v f={f} 'BEGIN {{ while ((getline l < f) > 0) have[l] = 1; close(f) }} \
+         $0 != \"\" && !($0 in have) {{ have[$0] = 1; print }}' >> {f}"
     ))
 }
 
@@ -251,5 +253,8 @@ mod tests {
         };
         assert_eq!(run("{\"a\":1}\n{\"b\":2}\n"), "{\"a\":1}\n{\"b\":2}\n");
         assert_eq!(run("{\"a\":1}\n{\"b\":2}\n{\"c\":3}\n"), "{\"a\":1}\n{\"b\":2}\n{\"c\":3}\n");
+        // Lines another operator added stay; a line given twice goes in once; blank lines do not.
+        std::fs::write(dir.path().join(REMOTE_FILE), "{\"a\":1}\n{\"x\":9}\n").unwrap();
+        assert_eq!(run("{\"a\":1}\n\n{\"d\":4}\n{\"d\":4}\n"), "{\"a\":1}\n{\"x\":9}\n{\"d\":4}\n");
     }
 }
