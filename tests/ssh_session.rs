@@ -191,7 +191,7 @@ async fn unchanged_file_is_skipped_and_changed_file_is_sent_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn host_side_follower_hashes_a_growing_file_and_stops_when_its_lifeline_drops() {
-    use munero_infra::ssh::sftp_put::follow_hash_cmd;
+    use munero_infra::ssh::sftp_put::{follow_hash_cmd, follower_stdin};
     use munero_infra::ssh::{Echo, RemoteCmd};
     use std::io::Write;
     let sshd = Sshd::start();
@@ -221,7 +221,7 @@ async fn host_side_follower_hashes_a_growing_file_and_stops_when_its_lifeline_dr
                 }
             })
         };
-        let out = s.exec_with(&cmd(full.len() as u64), Some(input), Echo::Capture).await.unwrap();
+        let out = s.exec_with(&cmd(full.len() as u64), Some(follower_stdin(input)), Echo::Capture).await.unwrap();
         drop(lifeline);
         writer.join().unwrap();
         assert_eq!(out.status, Some(0), "{kind}: {}", out.stderr_str());
@@ -235,7 +235,7 @@ async fn host_side_follower_hashes_a_growing_file_and_stops_when_its_lifeline_dr
             drop(lifeline);
         };
         let never = cmd(full.len() as u64 + 1);
-        let (out, ()) = tokio::join!(s.exec_with(&never, Some(input), Echo::Capture), dropper);
+        let (out, ()) = tokio::join!(s.exec_with(&never, Some(follower_stdin(input)), Echo::Capture), dropper);
         assert_ne!(out.unwrap().status, Some(0), "{kind}");
     }
 }

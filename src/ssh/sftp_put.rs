@@ -19,7 +19,7 @@ use russh_sftp::protocol::{FileAttributes, OpenFlags};
 
 
 use super::transfer::{first_hex64, human_bytes, progress_bar, remote_sha, Probe, UploadOptions};
-use super::{delta, hashcache, quote, RemoteCmd, Session};
+use super::{delta, hashcache, helper, quote, RemoteCmd, Session};
 
 pub struct Sent {
     pub sha256: String,
@@ -85,7 +85,7 @@ pub async fn upload(
     let follower = async {
         opened_rx.await.ok()?;
         let out = sess
-            .exec_with(&follow_hash_cmd(&part, size), Some(follower_input), super::Echo::Capture)
+            .exec_with(&follow_hash_cmd(&part, size), Some(follower_stdin(follower_input)), super::Echo::Capture)
             .await
             .ok()?;
         out.success().then(|| first_hex64(&out.stdout_str())).flatten()
@@ -140,46 +140,28 @@ pub async fn upload(
     Ok(Outcome::Done(Sent { sha256: sha, bytes_sent: sent, resumed_from, hashed_while_uploading, link_rate: pass.rate }))
 }
 
-/// The follower in python3 (every trial host has it): one process reading the part from the
-/// page cache into one buffer, where the shell's tail | head | openssl copies every byte through
-/// two pipes, and it starts the part's writeback behind itself so the fsync at the end waits
-/// for the last stretch only. Its stdin is the lifeline, polled while it waits for more bytes.
-const FOLLOW_PY: &str = "import hashlib,os,select,sys,time
-p,n=sys.argv[1],int(sys.argv[2])
-def gone(t):
- r=select.select([0],[],[],t)[0]
- return r and not os.read(0,1)
-while True:
- try:
-  fd=os.open(p,os.O_RDONLY);break
- except FileNotFoundError:
-  if gone(.01):sys.exit(1)
-h=hashlib.sha256();b=bytearray(1<<20);m=memoryview(b);at=w=0
-while at<n:
- k=os.readv(fd,[m[:min(len(b),n-at)]])
- if k:
-  h.update(m[:k]);at+=k
-  if at-w>=32<<20:
-   os.posix_fadvise(fd,w,at-w,os.POSIX_FADV_DONTNEED);w=at
- elif gone(.003):sys.exit(1)
-print(h.hexdigest())
-";
-
 /// Hashes `part` from its first byte while it grows, until `size` bytes were read; prints the
-/// digest. Stops (non-zero) when its stdin closes first. Without python3: coreutils + mkfifo
-/// (stdin kept on fd 3: a background job gets /dev/null as its stdin).
+/// digest. Its stdin is `follower_stdin`; it stops (non-zero) when that closes first. The helper's
+/// `follow` when the host has python3; else coreutils + mkfifo, which drain the helper's code
+/// with the rest (stdin kept on fd 3: a background job gets /dev/null as its stdin).
 pub fn follow_hash_cmd(part: &str, size: u64) -> RemoteCmd {
+    let py = helper::cmd("follow", [part.to_string(), size.to_string()]).to_command_line();
     RemoteCmd::shell(format!(
-        "p={p}; n={size}; if command -v python3 >/dev/null 2>&1; then exec python3 -c {py} \"$p\" \"$n\"; fi; \
+        "p={p}; n={size}; if command -v python3 >/dev/null 2>&1; then exec {py}; fi; \
          exec 3<&0; d=$(mktemp -d) || exit 1; trap 'rm -rf \"$d\"' EXIT; mkfifo \"$d/f\" || exit 1; \
          if command -v openssl >/dev/null 2>&1; then H='openssl dgst -sha256 -r'; else H=sha256sum; fi; \
          tail -c +1 -f -- \"$p\" > \"$d/f\" 2>/dev/null & t=$!; \
          head -c \"$n\" < \"$d/f\" | $H > \"$d/h\" & h=$!; \
          ( cat <&3 > /dev/null; kill $h $t ) > /dev/null 2>&1 & w=$!; \
          wait $h; r=$?; kill $t $w 2>/dev/null; [ $r -eq 0 ] && cat \"$d/h\"; exit $r",
-        p = quote(part),
-        py = quote(FOLLOW_PY)
+        p = quote(part)
     ))
+}
+
+/// The follower's stdin: the helper's code, then the lifeline, which the caller closes to stop it.
+pub fn follower_stdin(lifeline: impl tokio::io::AsyncRead + Unpin + Send) -> impl tokio::io::AsyncRead + Unpin + Send {
+    use tokio::io::AsyncReadExt;
+    AsyncReadExt::chain(std::io::Cursor::new(helper::prefix()), lifeline)
 }
 
 /// Sends `[offset, size)` of `local` into `<dest>.part` with many writes in flight; with a

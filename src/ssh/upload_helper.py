@@ -4,6 +4,9 @@
 #
 #   receive PART OFFSET          zstd stream on stdin -> PART from OFFSET on; prints the sha256 of
 #                                all of PART (the kept prefix included)
+#   follow PART SIZE             sha256 of PART from its first byte while an SFTP upload writes it,
+#                                until SIZE bytes were read; the rest of stdin is the caller's
+#                                lifeline: when it closes first, the follower stops (exit 1)
 #   sums DEST BLOCK              8-byte block hashes of DEST on stdout, cached in DEST.blocks
 #   rebuild DEST PART SIZE BLOCK MODE
 #                                zstd delta stream on stdin + DEST's own blocks -> PART; prints the
@@ -160,6 +163,35 @@ def receive(part, offset):
         at += len(b)
         wb.wrote(at)
     end_stream(z, fd, wb, "stream")
+    print(h.hexdigest())
+
+
+def follow(part, size):
+    """One process reading the part from the page cache into one buffer (no pipes), starting its
+    writeback behind itself so the upload's fsync waits for the last stretch only."""
+    import select
+    size = int(size)
+
+    def gone(wait):
+        ready = select.select([0], [], [], wait)[0]
+        return ready and not os.read(0, 1)
+
+    while True:
+        try:
+            fd = os.open(part, os.O_RDONLY)
+            break
+        except FileNotFoundError:
+            if gone(0.01):
+                sys.exit(1)
+    h, view, wb, at = hashlib.sha256(), memoryview(bytearray(CHUNK)), Writeback(fd, 0), 0
+    while at < size:
+        k = os.readv(fd, [view[:min(CHUNK, size - at)]])
+        if k:
+            h.update(view[:k])
+            at += k
+            wb.wrote(at)
+        elif gone(0.003):
+            sys.exit(1)
     print(h.hexdigest())
 
 
@@ -321,5 +353,5 @@ def rebuild(dest, part, size, block, mode="600"):
     print(sha)
 
 
-MODES = {"receive": receive, "sums": sums, "rebuild": rebuild}
+MODES = {"receive": receive, "follow": follow, "sums": sums, "rebuild": rebuild}
 MODES[sys.argv[1]](*sys.argv[2:])
