@@ -8,6 +8,7 @@ pub mod delta;
 pub mod hashcache;
 pub mod helper;
 pub mod hostkey;
+mod quickack;
 pub mod sftp_put;
 pub mod transfer;
 pub mod upload;
@@ -260,7 +261,7 @@ impl Session {
             expected: target.host_key.clone(),
             presented,
         };
-        let mut handle = client::connect_stream(Arc::new(config), socket, handler)
+        let mut handle = client::connect_stream(Arc::new(config), quickack::QuickAck(socket), handler)
             .await
             .with_context(|| format!("SSH handshake with {}", target.display()))?;
         authenticate(&mut handle, target).await?;
