@@ -242,9 +242,11 @@ impl Session {
             maximum_packet_size: 65535,
             channel_buffer_size: 256,
             preferred: Preferred {
+                // AES-GCM runs on the CPU's AES instructions at both ends; 128-bit keys take
+                // 10 rounds instead of 14, which a multi-GB upload on a fast link notices.
                 cipher: std::borrow::Cow::Borrowed(&[
-                    russh::cipher::AES_256_GCM,
                     russh::cipher::AES_128_GCM,
+                    russh::cipher::AES_256_GCM,
                     russh::cipher::CHACHA20_POLY1305,
                     russh::cipher::AES_256_CTR,
                 ]),

@@ -325,8 +325,12 @@ fn read_ahead(
         let mut pos = offset;
         while pos < size {
             let n = (chunk as u64).min(size - pos) as usize;
-            let mut buf = vec![0u8; n];
-            let r = f.read_exact(&mut buf).map(|_| buf);
+            // Read into spare capacity: zeroing each chunk first was one more pass over the file.
+            let mut buf = Vec::with_capacity(n);
+            let r = (&mut f).take(n as u64).read_to_end(&mut buf).and_then(|got| match got == n {
+                true => Ok(buf),
+                false => Err(std::io::ErrorKind::UnexpectedEof.into()),
+            });
             let failed = r.is_err();
             if let (Some(h), Ok(b)) = (hasher.as_mut(), r.as_ref()) {
                 h.write_all(b).expect("hashing in memory");
