@@ -210,15 +210,12 @@ async fn send_part(
     let mut answered = 0usize;
     let result: Result<()> = async {
         loop {
-            if let Some(look) = look.as_mut() {
-                if let Some(r) = look.see(started.elapsed().as_secs_f64(), acked.load(Ordering::Relaxed)) {
-                    rate = Some(r);
-                    if r < look.probe.min_rate {
-                        stopped_at = Some(pos);
-                    }
+            let seen = look.as_mut().and_then(|l| l.see(started.elapsed().as_secs_f64(), acked.load(Ordering::Relaxed)));
+            if let Some(r) = seen {
+                rate = Some(r);
+                if probe.is_some_and(|p| r < p.min_rate) {
+                    stopped_at = Some(pos);
                 }
-            }
-            if rate.is_some() {
                 look = None;
             }
             let cap = if look.is_some() { (PROBE_IN_FLIGHT + answered).min(opts.in_flight) } else { opts.in_flight };
@@ -388,7 +385,6 @@ fn read_ahead(
     });
     Ok(rx)
 }
-
 
 #[cfg(test)]
 mod tests {
